@@ -1,0 +1,18 @@
+//! The domain of gryning: the events agencies record, the rules they must follow, and the
+//! crime-code catalogue. Architecture invariant: this crate does no I/O and knows nothing of
+//! protobuf, SQLite or gRPC; the edges convert to and from these types.
+
+pub mod catalogue;
+mod date;
+mod error;
+mod event;
+pub mod lifecycle;
+pub mod personnummer;
+pub mod validate;
+
+pub use catalogue::Catalogue;
+pub use date::Date;
+pub use error::{Error, Rule};
+pub use event::*;
+pub use lifecycle::StreamState;
+pub use uuid::Uuid;

@@ -1,0 +1,266 @@
+//! Protobuf ↔ domain conversion, done once at the edge. `from_pb` is the first half of
+//! validation: it checks every field's form (UUIDs, dates, codes, enum values, required
+//! oneofs) and names the offending field in proto (snake_case) terms.
+
+use gryning_domain::{
+    AgeGroup, Body, ClosureReason, CrimeCode, Date, Error, Event, Gender, ProsecutionDecision, Subject, SupportKind,
+    TreatmentOutcome, Uuid,
+};
+use prost::Message;
+
+use crate::pb;
+
+fn uuid(field: &str, text: &str) -> Result<Uuid, Error> {
+    if text.is_empty() {
+        return Err(Error::invalid(field, text, "is required: a UUID such as 6f1c2a0e-3b7d-4c55-9a8e-1d2f3a4b5c6d"));
+    }
+    Uuid::try_parse(text).map_err(|_| Error::invalid(field, text, "must be a UUID such as 6f1c2a0e-3b7d-4c55-9a8e-1d2f3a4b5c6d"))
+}
+
+fn code(field: &str, text: &str) -> Result<CrimeCode, Error> {
+    CrimeCode::parse(text).ok_or_else(|| Error::invalid(field, text, "must be a crime code of exactly four digits"))
+}
+
+/// Reads a required enum field: 0 (UNSPECIFIED) and numbers the proto does not define are errors.
+fn required_enum<P, D>(field: &str, raw: i32, map: impl Fn(P) -> Option<D>) -> Result<D, Error>
+where
+    P: TryFrom<i32> + std::fmt::Debug,
+{
+    match P::try_from(raw) {
+        Ok(value) => map(value).ok_or_else(|| Error::invalid(field, format!("{raw}"), "is required: the UNSPECIFIED value is not allowed")),
+        Err(_) => Err(Error::invalid(field, format!("{raw}"), "is not a value of this enum")),
+    }
+}
+
+fn gender(field: &str, raw: i32) -> Result<Gender, Error> {
+    required_enum(field, raw, |g: pb::Gender| match g {
+        pb::Gender::Unspecified => None,
+        pb::Gender::Female => Some(Gender::Female),
+        pb::Gender::Male => Some(Gender::Male),
+        pb::Gender::Unknown => Some(Gender::Unknown),
+    })
+}
+
+fn age_group(field: &str, raw: i32) -> Result<AgeGroup, Error> {
+    required_enum(field, raw, |a: pb::AgeGroup| match a {
+        pb::AgeGroup::Unspecified => None,
+        pb::AgeGroup::Child => Some(AgeGroup::Child),
+        pb::AgeGroup::Adult => Some(AgeGroup::Adult),
+        pb::AgeGroup::Unknown => Some(AgeGroup::Unknown),
+    })
+}
+
+/// Converts a decoded protobuf event into a domain event, checking every field's form.
+pub fn from_pb(event: pb::Event) -> Result<Event, Error> {
+    use pb::event::Body as B;
+    let event_id = uuid("event_id", &event.event_id)?;
+    let occurred_on = Date::parse(&event.occurred_on)
+        .ok_or_else(|| Error::invalid("occurred_on", &event.occurred_on, "must be a calendar date written YYYY-MM-DD"))?;
+    let subject = match &event.subject {
+        Some(pb::event::Subject::CaseId(id)) => Subject::Case(uuid("case_id", id)?),
+        Some(pb::event::Subject::ClientId(id)) => Subject::Client(uuid("client_id", id)?),
+        None => return Err(Error::invalid("subject", "", "is required: set case_id for case events or client_id for care events")),
+    };
+    let body = match event.body {
+        None => return Err(Error::invalid("body", "", "is required: exactly one event message such as crimeReported")),
+        Some(B::CaseOpened(b)) => Body::CaseOpened {
+            lead_crime_code: code("case_opened.lead_crime_code", &b.lead_crime_code)?,
+            police_region: b.police_region,
+            local_police_area: b.local_police_area,
+        },
+        Some(B::CrimeReported(b)) => Body::CrimeReported {
+            crime_id: uuid("crime_reported.crime_id", &b.crime_id)?,
+            crime_code: code("crime_reported.crime_code", &b.crime_code)?,
+            victim_gender: gender("crime_reported.victim_gender", b.victim_gender)?,
+            victim_age_group: age_group("crime_reported.victim_age_group", b.victim_age_group)?,
+        },
+        Some(B::CrimeReclassified(b)) => Body::CrimeReclassified {
+            crime_id: uuid("crime_reclassified.crime_id", &b.crime_id)?,
+            crime_code: code("crime_reclassified.crime_code", &b.crime_code)?,
+        },
+        Some(B::CaseReclassified(b)) => {
+            Body::CaseReclassified { lead_crime_code: code("case_reclassified.lead_crime_code", &b.lead_crime_code)? }
+        }
+        Some(B::CaseReferredToProsecutor(_)) => Body::CaseReferredToProsecutor,
+        Some(B::InvestigationClosed(b)) => Body::InvestigationClosed {
+            crime_ids: b
+                .crime_ids
+                .iter()
+                .map(|id| uuid("investigation_closed.crime_ids", id))
+                .collect::<Result<_, _>>()?,
+            reason: required_enum("investigation_closed.reason", b.reason, |r: pb::ClosureReason| match r {
+                pb::ClosureReason::Unspecified => None,
+                pb::ClosureReason::NotACrime => Some(ClosureReason::NotACrime),
+                pb::ClosureReason::InsufficientEvidence => Some(ClosureReason::InsufficientEvidence),
+                pb::ClosureReason::NoSuspect => Some(ClosureReason::NoSuspect),
+                pb::ClosureReason::Other => Some(ClosureReason::Other),
+            })?,
+        },
+        Some(B::ProsecutionDecided(b)) => Body::ProsecutionDecided {
+            crime_id: uuid("prosecution_decided.crime_id", &b.crime_id)?,
+            decision: required_enum("prosecution_decided.decision", b.decision, |d: pb::ProsecutionDecision| match d {
+                pb::ProsecutionDecision::Unspecified => None,
+                pb::ProsecutionDecision::Indictment => Some(ProsecutionDecision::Indictment),
+                pb::ProsecutionDecision::SummaryPenaltyOrder => Some(ProsecutionDecision::SummaryPenaltyOrder),
+                pb::ProsecutionDecision::WaiverOfProsecution => Some(ProsecutionDecision::WaiverOfProsecution),
+                pb::ProsecutionDecision::NoProsecution => Some(ProsecutionDecision::NoProsecution),
+            })?,
+        },
+        Some(B::ContractCareProposed(_)) => Body::ContractCareProposed,
+        Some(B::ChildWelfareNotified(_)) => Body::ChildWelfareNotified,
+        Some(B::TreatmentProgrammeStarted(b)) => Body::TreatmentProgrammeStarted { programme: b.programme },
+        Some(B::TreatmentProgrammeEnded(b)) => Body::TreatmentProgrammeEnded {
+            outcome: required_enum("treatment_programme_ended.outcome", b.outcome, |o: pb::TreatmentOutcome| match o {
+                pb::TreatmentOutcome::Unspecified => None,
+                pb::TreatmentOutcome::Completed => Some(TreatmentOutcome::Completed),
+                pb::TreatmentOutcome::Discontinued => Some(TreatmentOutcome::Discontinued),
+            })?,
+        },
+        Some(B::SupportGranted(b)) => Body::SupportGranted {
+            kind: required_enum("support_granted.kind", b.kind, |k: pb::SupportKind| match k {
+                pb::SupportKind::Unspecified => None,
+                pb::SupportKind::ProtectedHousing => Some(SupportKind::ProtectedHousing),
+                pb::SupportKind::SupportTalks => Some(SupportKind::SupportTalks),
+                pb::SupportKind::Other => Some(SupportKind::Other),
+            })?,
+            gender: gender("support_granted.gender", b.gender)?,
+            age_group: age_group("support_granted.age_group", b.age_group)?,
+        },
+    };
+    Ok(Event { event_id, occurred_on, subject, body })
+}
+
+fn pb_gender(g: Gender) -> i32 {
+    (match g {
+        Gender::Female => pb::Gender::Female,
+        Gender::Male => pb::Gender::Male,
+        Gender::Unknown => pb::Gender::Unknown,
+    }) as i32
+}
+
+fn pb_age_group(a: AgeGroup) -> i32 {
+    (match a {
+        AgeGroup::Child => pb::AgeGroup::Child,
+        AgeGroup::Adult => pb::AgeGroup::Adult,
+        AgeGroup::Unknown => pb::AgeGroup::Unknown,
+    }) as i32
+}
+
+/// The protobuf form of a domain event.
+pub fn to_pb(event: &Event) -> pb::Event {
+    use pb::event::Body as B;
+    let body = match &event.body {
+        Body::CaseOpened { lead_crime_code, police_region, local_police_area } => B::CaseOpened(pb::CaseOpened {
+            lead_crime_code: lead_crime_code.to_string(),
+            police_region: police_region.clone(),
+            local_police_area: local_police_area.clone(),
+        }),
+        Body::CrimeReported { crime_id, crime_code, victim_gender, victim_age_group } => B::CrimeReported(pb::CrimeReported {
+            crime_id: crime_id.to_string(),
+            crime_code: crime_code.to_string(),
+            victim_gender: pb_gender(*victim_gender),
+            victim_age_group: pb_age_group(*victim_age_group),
+        }),
+        Body::CrimeReclassified { crime_id, crime_code } => {
+            B::CrimeReclassified(pb::CrimeReclassified { crime_id: crime_id.to_string(), crime_code: crime_code.to_string() })
+        }
+        Body::CaseReclassified { lead_crime_code } => {
+            B::CaseReclassified(pb::CaseReclassified { lead_crime_code: lead_crime_code.to_string() })
+        }
+        Body::CaseReferredToProsecutor => B::CaseReferredToProsecutor(pb::CaseReferredToProsecutor {}),
+        Body::InvestigationClosed { crime_ids, reason } => B::InvestigationClosed(pb::InvestigationClosed {
+            crime_ids: crime_ids.iter().map(Uuid::to_string).collect(),
+            reason: (match reason {
+                ClosureReason::NotACrime => pb::ClosureReason::NotACrime,
+                ClosureReason::InsufficientEvidence => pb::ClosureReason::InsufficientEvidence,
+                ClosureReason::NoSuspect => pb::ClosureReason::NoSuspect,
+                ClosureReason::Other => pb::ClosureReason::Other,
+            }) as i32,
+        }),
+        Body::ProsecutionDecided { crime_id, decision } => B::ProsecutionDecided(pb::ProsecutionDecided {
+            crime_id: crime_id.to_string(),
+            decision: (match decision {
+                ProsecutionDecision::Indictment => pb::ProsecutionDecision::Indictment,
+                ProsecutionDecision::SummaryPenaltyOrder => pb::ProsecutionDecision::SummaryPenaltyOrder,
+                ProsecutionDecision::WaiverOfProsecution => pb::ProsecutionDecision::WaiverOfProsecution,
+                ProsecutionDecision::NoProsecution => pb::ProsecutionDecision::NoProsecution,
+            }) as i32,
+        }),
+        Body::ContractCareProposed => B::ContractCareProposed(pb::ContractCareProposed {}),
+        Body::ChildWelfareNotified => B::ChildWelfareNotified(pb::ChildWelfareNotified {}),
+        Body::TreatmentProgrammeStarted { programme } => {
+            B::TreatmentProgrammeStarted(pb::TreatmentProgrammeStarted { programme: programme.clone() })
+        }
+        Body::TreatmentProgrammeEnded { outcome } => B::TreatmentProgrammeEnded(pb::TreatmentProgrammeEnded {
+            outcome: (match outcome {
+                TreatmentOutcome::Completed => pb::TreatmentOutcome::Completed,
+                TreatmentOutcome::Discontinued => pb::TreatmentOutcome::Discontinued,
+            }) as i32,
+        }),
+        Body::SupportGranted { kind, gender, age_group } => B::SupportGranted(pb::SupportGranted {
+            kind: (match kind {
+                SupportKind::ProtectedHousing => pb::SupportKind::ProtectedHousing,
+                SupportKind::SupportTalks => pb::SupportKind::SupportTalks,
+                SupportKind::Other => pb::SupportKind::Other,
+            }) as i32,
+            gender: pb_gender(*gender),
+            age_group: pb_age_group(*age_group),
+        }),
+    };
+    pb::Event {
+        event_id: event.event_id.to_string(),
+        occurred_on: event.occurred_on.to_string(),
+        subject: Some(match event.subject {
+            Subject::Case(id) => pb::event::Subject::CaseId(id.to_string()),
+            Subject::Client(id) => pb::event::Subject::ClientId(id.to_string()),
+        }),
+        body: Some(body),
+    }
+}
+
+/// The stored form of an event: its protobuf encoding. Deterministic, so equal events encode to
+/// equal bytes and idempotency can compare bytes.
+pub fn encode_event(event: &Event) -> Vec<u8> {
+    to_pb(event).encode_to_vec()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("stored event is not a valid gryning.v1.Event: {0}")]
+    Protobuf(#[from] prost::DecodeError),
+    #[error("stored event breaks the contract: {0}")]
+    Invalid(#[from] Error),
+}
+
+/// Decodes a stored event.
+pub fn decode_event(bytes: &[u8]) -> Result<Event, DecodeError> {
+    Ok(from_pb(pb::Event::decode(bytes)?)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unspecified_and_unknown_enum_values_name_the_field() {
+        let mut event = to_pb(&Event {
+            event_id: Uuid::from_u128(1),
+            occurred_on: Date::parse("2020-03-02").unwrap(),
+            subject: Subject::Case(Uuid::from_u128(2)),
+            body: Body::CrimeReported {
+                crime_id: Uuid::from_u128(3),
+                crime_code: CrimeCode::parse("4024").unwrap(),
+                victim_gender: Gender::Female,
+                victim_age_group: AgeGroup::Adult,
+            },
+        });
+        let Some(pb::event::Body::CrimeReported(body)) = event.body.as_mut() else { unreachable!() };
+        body.victim_gender = 0;
+        let err = from_pb(event.clone()).unwrap_err();
+        assert_eq!(err.field(), "crime_reported.victim_gender");
+        assert!(err.to_string().contains("UNSPECIFIED"), "{err}");
+        let Some(pb::event::Body::CrimeReported(body)) = event.body.as_mut() else { unreachable!() };
+        body.victim_gender = 17;
+        assert!(from_pb(event).unwrap_err().to_string().contains("not a value of this enum"));
+    }
+}

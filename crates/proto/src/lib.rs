@@ -1,0 +1,18 @@
+//! The wire format of gryning: protobuf types generated from `proto/gryning/v1`, their proto3
+//! canonical JSON mapping (NDJSON interchange), and the conversions between them and the domain
+//! types. Architecture invariant: only this crate knows protobuf; the domain never derives prost.
+
+pub mod convert;
+pub mod ndjson;
+
+/// Generated code of package `gryning.v1`.
+pub mod pb {
+    #![allow(clippy::all, missing_docs)]
+    include!(concat!(env!("OUT_DIR"), "/gryning.v1.rs"));
+    include!(concat!(env!("OUT_DIR"), "/gryning.v1.serde.rs"));
+}
+
+/// The encoded `FileDescriptorSet` of every gryning proto, for gRPC reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/gryning_descriptor.bin"));
+
+pub use convert::{decode_event, encode_event, from_pb, to_pb};
