@@ -1,0 +1,714 @@
+//! The embedded event store: one SQLite file (`events.sqlite3`) in a directory of its own.
+//!
+//! **Fsync policy.** The database runs in WAL mode with `synchronous=FULL`: every commit
+//! fsyncs the write-ahead log before it returns. An append is acknowledged only after the
+//! commit holding it has returned, so an acknowledged event is on disk and survives a killed
+//! process or a lost machine. To make that affordable, appends are group-committed: one writer
+//! thread takes every append waiting for it, writes them all in one transaction and pays one
+//! fsync for the lot, so concurrent appenders share transactions.
+//!
+//! **Layout.** One append-only table, `events`, keyed by position, with no secondary index: an
+//! index per lookup would multiply the pages written per event. The lookups the store needs
+//! (stream → positions, event id → position) live in memory instead and are rebuilt at open by
+//! one sequential scan, which also checks that each stream's versions run 1, 2, 3… without a gap.
+//!
+//! **Visibility.** The in-memory index is changed only by the writer thread and only after the
+//! commit has returned, so a reader never finds an index entry whose row is not committed, and
+//! `read_all` never returns an event above the head that the index publishes.
+//!
+//! One directory must be opened by one `SqliteStore` at a time (clones share it): two would
+//! each keep their own index and hand out the same positions.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::thread::JoinHandle;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use tokio::sync::{oneshot, watch};
+use uuid::Uuid;
+
+use crate::{
+    AppendRequest, Appended, Error, EventStore, ExpectedVersion, Position, RecordedEvent, Version,
+};
+
+/// The database file inside the store's directory.
+pub const DB_FILE: &str = "events.sqlite3";
+
+/// The writer stops taking more waiting jobs into a transaction once it holds this many events
+/// (a single larger job still goes whole into one transaction: a request is all or none).
+const MAX_EVENTS_PER_TRANSACTION: usize = 50_000;
+
+/// Read connections kept for reuse; more are opened when needed and closed after use.
+const MAX_IDLE_READERS: usize = 4;
+
+/// SQLite's page cache per connection, in KiB (negative `cache_size` means KiB).
+const WRITER_CACHE_KIB: i64 = 32 * 1024;
+const READER_CACHE_KIB: i64 = 8 * 1024;
+
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS events (
+    position INTEGER PRIMARY KEY,
+    stream   TEXT    NOT NULL,
+    version  INTEGER NOT NULL,
+    event_id BLOB    NOT NULL,
+    payload  BLOB    NOT NULL,
+    metadata BLOB    NOT NULL
+)";
+
+const INSERT: &str = "INSERT INTO events (position, stream, version, event_id, payload, metadata)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+const SELECT_ONE: &str =
+    "SELECT position, stream, version, event_id, payload, metadata FROM events WHERE position = ?1";
+const SELECT_RANGE: &str = "SELECT position, stream, version, event_id, payload, metadata
+    FROM events WHERE position > ?1 AND position <= ?2 ORDER BY position LIMIT ?3";
+
+/// The event store on an embedded SQLite database. Cheap to clone: clones share the database,
+/// the writer thread and the index. The writer stops when the last clone is dropped, after
+/// finishing the appends already handed to it.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    /// `None` only while dropping: closing the channel is what stops the writer.
+    jobs: Option<mpsc::Sender<Job>>,
+    writer: Option<JoinHandle<()>>,
+    shared: Arc<Shared>,
+    head: watch::Receiver<Position>,
+}
+
+/// What the writer thread and the readers share.
+struct Shared {
+    index: RwLock<Index>,
+    readers: ReaderPool,
+}
+
+/// The in-memory lookups, holding committed events only.
+#[derive(Default)]
+struct Index {
+    /// Each stream's event positions in version order: `positions[v - 1]` holds version `v`.
+    streams: HashMap<String, Vec<Position>>,
+    /// Where each event id is stored.
+    events: HashMap<Uuid, Position>,
+    head: Position,
+}
+
+/// One `append_batch` call waiting for the writer.
+struct Job {
+    requests: Vec<AppendRequest>,
+    reply: oneshot::Sender<Vec<Result<Appended, Error>>>,
+}
+
+impl SqliteStore {
+    /// Opens the store in `dir`, creating the directory and the database if needed. Reads the
+    /// whole log once to rebuild the in-memory index (about 0.6 s per million events) and
+    /// fails if a stream's versions are not contiguous.
+    pub fn open(dir: &Path) -> Result<SqliteStore, Error> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Error::Unavailable(format!(
+                "cannot create store directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let path = dir.join(DB_FILE);
+        let conn = open_writer(&path)?;
+        // The scan runs on a connection of its own, closed after it, so that the pages it reads
+        // do not stay in the writer's cache.
+        let index = {
+            let scan = ReaderPool::open(&path)?;
+            load_index(&scan, &path)?
+        };
+        let (head_tx, head_rx) = watch::channel(index.head);
+        let shared = Arc::new(Shared {
+            index: RwLock::new(index),
+            readers: ReaderPool {
+                path: path.clone(),
+                idle: Mutex::new(Vec::new()),
+            },
+        });
+        let (jobs_tx, jobs_rx) = mpsc::channel();
+        let writer = Writer {
+            conn,
+            shared: Arc::clone(&shared),
+            head: head_tx,
+        };
+        let handle = std::thread::Builder::new()
+            .name("gryning-store-writer".into())
+            .spawn(move || writer.run(jobs_rx))
+            .map_err(|e| Error::Unavailable(format!("cannot start the writer thread: {e}")))?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                dir: dir.to_path_buf(),
+                jobs: Some(jobs_tx),
+                writer: Some(handle),
+                shared,
+                head: head_rx,
+            }),
+        })
+    }
+
+    /// The directory the store lives in.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Runs blocking read work on a pooled read connection, off the async executor.
+    async fn with_reader<T, F>(&self, work: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Shared, &Connection) -> Result<T, Error> + Send + 'static,
+    {
+        let shared = Arc::clone(&self.inner.shared);
+        tokio::task::spawn_blocking(move || {
+            let conn = shared.readers.take()?;
+            let result = work(&shared, &conn);
+            shared.readers.give_back(conn);
+            result
+        })
+        .await
+        .map_err(|e| Error::Unavailable(format!("read task failed: {e}")))?
+    }
+
+    fn index(&self) -> RwLockReadGuard<'_, Index> {
+        read_index(&self.inner.shared.index)
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the channel lets the writer finish what is queued and return.
+        drop(self.jobs.take());
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn append_batch(&self, requests: Vec<AppendRequest>) -> Vec<Result<Appended, Error>> {
+        let count = requests.len();
+        let (reply, answer) = oneshot::channel();
+        let sent = match &self.inner.jobs {
+            Some(jobs) => jobs.send(Job { requests, reply }).is_ok(),
+            None => false,
+        };
+        if sent {
+            if let Ok(results) = answer.await {
+                return results;
+            }
+        }
+        (0..count)
+            .map(|_| {
+                Err(Error::Unavailable(
+                    "the store's writer thread has stopped".into(),
+                ))
+            })
+            .collect()
+    }
+
+    async fn read_stream(&self, stream: &str) -> Result<Vec<RecordedEvent>, Error> {
+        let positions = match self.index().streams.get(stream) {
+            Some(positions) => positions.clone(),
+            None => return Ok(Vec::new()),
+        };
+        self.with_reader(move |_, conn| {
+            // One read transaction: one snapshot and one lock for all the point lookups.
+            conn.execute_batch("BEGIN").map_err(sql("begin a read"))?;
+            let events = positions.iter().map(|&p| read_event(conn, p)).collect();
+            conn.execute_batch("COMMIT").map_err(sql("end a read"))?;
+            events
+        })
+        .await
+    }
+
+    async fn stream_version(&self, stream: &str) -> Result<Version, Error> {
+        Ok(self
+            .index()
+            .streams
+            .get(stream)
+            .map_or(0, |p| p.len() as Version))
+    }
+
+    async fn find_event(&self, event_id: Uuid) -> Result<Option<RecordedEvent>, Error> {
+        let Some(position) = self.index().events.get(&event_id).copied() else {
+            return Ok(None);
+        };
+        self.with_reader(move |_, conn| read_event(conn, position).map(Some))
+            .await
+    }
+
+    async fn read_all(&self, after: Position, limit: usize) -> Result<Vec<RecordedEvent>, Error> {
+        let head = self.index().head;
+        if limit == 0 || after >= head {
+            return Ok(Vec::new());
+        }
+        self.with_reader(move |_, conn| {
+            let mut statement = conn
+                .prepare_cached(SELECT_RANGE)
+                .map_err(sql("prepare read_all"))?;
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let rows = statement
+                .query_map((to_sql(after), to_sql(head), limit), row_to_event)
+                .map_err(sql("read_all"))?;
+            rows.map(|row| row.map_err(sql("read_all"))?).collect()
+        })
+        .await
+    }
+
+    async fn head(&self) -> Result<Position, Error> {
+        Ok(self.index().head)
+    }
+
+    fn watch_head(&self) -> watch::Receiver<Position> {
+        let mut head = self.inner.head.clone();
+        head.mark_unchanged();
+        head
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The writer thread
+
+/// Owns the only write connection; runs group commits until every store handle is gone.
+struct Writer {
+    conn: Connection,
+    shared: Arc<Shared>,
+    head: watch::Sender<Position>,
+}
+
+/// A committed transaction: what to apply to the index, and one result per request.
+type GroupOutcome = (Tentative, Vec<Result<Appended, Error>>);
+
+/// What one transaction has written so far, applied to the shared index after the commit.
+#[derive(Default)]
+struct Tentative {
+    /// Positions appended per stream in this transaction (after those already committed).
+    streams: HashMap<String, Vec<Position>>,
+    events: HashMap<Uuid, Position>,
+    head: Position,
+}
+
+impl Writer {
+    fn run(mut self, jobs: mpsc::Receiver<Job>) {
+        // `recv` fails only once every sender is gone and the queue is empty.
+        while let Ok(first) = jobs.recv() {
+            let mut batch = vec![first];
+            let mut events: usize = batch[0].requests.iter().map(|r| r.events.len()).sum();
+            while events < MAX_EVENTS_PER_TRANSACTION {
+                match jobs.try_recv() {
+                    Ok(job) => {
+                        events += job.requests.iter().map(|r| r.events.len()).sum::<usize>();
+                        batch.push(job);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit_group(batch);
+        }
+    }
+
+    /// Processes every request of `jobs` in one transaction, commits, publishes, answers.
+    fn commit_group(&mut self, jobs: Vec<Job>) {
+        let outcome = self.write_group(&jobs);
+        match outcome {
+            Ok((tentative, results)) => {
+                // The rows are durable: only now may readers find them.
+                let new_head = {
+                    let mut index = self.shared.index.write().unwrap_or_else(|e| e.into_inner());
+                    index.apply(tentative);
+                    index.head
+                };
+                self.head.send_if_modified(|head| {
+                    let changed = *head != new_head;
+                    *head = new_head;
+                    changed
+                });
+                let mut results = results.into_iter();
+                for job in jobs {
+                    let answers = results.by_ref().take(job.requests.len()).collect();
+                    let _ = job.reply.send(answers);
+                }
+            }
+            Err(error) => {
+                let message = error.to_string();
+                for job in jobs {
+                    let answers = (0..job.requests.len())
+                        .map(|_| Err(Error::Unavailable(message.clone())))
+                        .collect();
+                    let _ = job.reply.send(answers);
+                }
+            }
+        }
+    }
+
+    /// Runs the transaction; an `Err` means nothing of it was committed.
+    fn write_group(&mut self, jobs: &[Job]) -> Result<GroupOutcome, Error> {
+        let shared = Arc::clone(&self.shared);
+        // Only this thread changes the index, so holding a read guard for the whole
+        // transaction is safe and spares a lock per lookup.
+        let index = read_index(&shared.index);
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(sql("begin a transaction"))?;
+        let mut tentative = Tentative {
+            head: index.head,
+            ..Tentative::default()
+        };
+        let mut results = Vec::with_capacity(jobs.iter().map(|j| j.requests.len()).sum());
+        {
+            let mut insert = tx
+                .prepare_cached(INSERT)
+                .map_err(sql("prepare the insert"))?;
+            for request in jobs.iter().flat_map(|job| &job.requests) {
+                let result = append_one(&tx, &mut insert, &index, &mut tentative, request)?;
+                results.push(result);
+            }
+        }
+        tx.commit().map_err(sql("commit"))?;
+        Ok((tentative, results))
+    }
+}
+
+/// Decides and writes one request. The outer `Err` is a database failure that sinks the whole
+/// transaction; the inner one is this request's own refusal.
+fn append_one(
+    conn: &Connection,
+    insert: &mut rusqlite::CachedStatement<'_>,
+    index: &Index,
+    tentative: &mut Tentative,
+    request: &AppendRequest,
+) -> Result<Result<Appended, Error>, Error> {
+    let stream = request.stream.as_str();
+    if request.events.is_empty() {
+        return Ok(Err(Error::EmptyAppend {
+            stream: stream.to_owned(),
+        }));
+    }
+    let committed = index.streams.get(stream).map_or(&[][..], Vec::as_slice);
+    let pending = tentative.streams.get(stream).map_or(&[][..], Vec::as_slice);
+    let current = (committed.len() + pending.len()) as Version;
+
+    // Idempotency: look every id up before deciding anything.
+    let mut stored = Vec::with_capacity(request.events.len());
+    let mut first_stored = None;
+    let mut first_new = None;
+    let mut seen = HashSet::new();
+    for event in &request.events {
+        let found = tentative
+            .events
+            .get(&event.event_id)
+            .or_else(|| index.events.get(&event.event_id));
+        match found {
+            Some(&position) => {
+                let (stored_stream, stored_payload) = read_identity(conn, position)?;
+                if stored_stream != stream || stored_payload != event.payload {
+                    return Ok(Err(Error::EventIdReused {
+                        event_id: event.event_id,
+                        stream: stream.to_owned(),
+                    }));
+                }
+                stored.push(position);
+                first_stored.get_or_insert(event.event_id);
+            }
+            None => {
+                // One new event id named twice in one request would be two events under one id.
+                if request.events.len() > 1 && !seen.insert(event.event_id) {
+                    return Ok(Err(Error::EventIdReused {
+                        event_id: event.event_id,
+                        stream: stream.to_owned(),
+                    }));
+                }
+                first_new.get_or_insert(event.event_id);
+            }
+        }
+    }
+    if first_new.is_none() {
+        return Ok(Ok(Appended {
+            positions: stored,
+            version: current,
+            duplicate: true,
+        }));
+    }
+    if let Some(event_id) = first_stored {
+        return Ok(Err(Error::PartialDuplicate {
+            event_id,
+            stream: stream.to_owned(),
+        }));
+    }
+
+    if let ExpectedVersion::Exact(expected) = request.expected_version {
+        if expected != current {
+            return Ok(Err(Error::Conflict {
+                stream: stream.to_owned(),
+                expected,
+                actual: current,
+            }));
+        }
+    }
+
+    let mut positions = Vec::with_capacity(request.events.len());
+    let mut version = current;
+    for event in &request.events {
+        let position = tentative.head + 1;
+        version += 1;
+        insert
+            .execute((
+                to_sql(position),
+                stream,
+                to_sql(version),
+                event.event_id.as_bytes().as_slice(),
+                event.payload.as_slice(),
+                event.metadata.as_slice(),
+            ))
+            .map_err(sql("insert an event"))?;
+        tentative.head = position;
+        tentative.events.insert(event.event_id, position);
+        positions.push(position);
+    }
+    match tentative.streams.get_mut(stream) {
+        Some(pending) => pending.extend_from_slice(&positions),
+        None => {
+            tentative
+                .streams
+                .insert(stream.to_owned(), positions.clone());
+        }
+    }
+    Ok(Ok(Appended {
+        positions,
+        version,
+        duplicate: false,
+    }))
+}
+
+impl Index {
+    fn apply(&mut self, tentative: Tentative) {
+        for (stream, positions) in tentative.streams {
+            match self.streams.get_mut(&stream) {
+                Some(existing) => existing.extend(positions),
+                None => {
+                    self.streams.insert(stream, positions);
+                }
+            }
+        }
+        self.events.extend(tentative.events);
+        self.head = tentative.head;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Opening
+
+fn open_writer(path: &Path) -> Result<Connection, Error> {
+    let conn = Connection::open(path)
+        .map_err(|e| Error::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(sql("set journal_mode"))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Error::Unavailable(format!(
+            "{}: journal_mode is {mode}, WAL is required",
+            path.display()
+        )));
+    }
+    // FULL in WAL mode: the log is fsynced at every commit, so a commit that returned is durable.
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(sql("set synchronous"))?;
+    conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
+        .map_err(sql("set cache_size"))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(sql("set busy_timeout"))?;
+    conn.execute_batch(SCHEMA)
+        .map_err(sql("create the events table"))?;
+    conn.set_prepared_statement_cache_capacity(16);
+    Ok(conn)
+}
+
+/// Rebuilds the index with one scan of the log, checking positions and versions as it goes.
+fn load_index(conn: &Connection, path: &Path) -> Result<Index, Error> {
+    let corrupt =
+        |what: String| Error::Unavailable(format!("{} is inconsistent: {what}", path.display()));
+    // Positions run 1..=n, so the last one sizes the id map and spares its regrowth.
+    let last: Option<i64> = conn
+        .query_row("SELECT max(position) FROM events", [], |row| row.get(0))
+        .map_err(sql("read the last position"))?;
+    let expected_events = usize::try_from(last.unwrap_or(0)).unwrap_or(0);
+    let mut index = Index {
+        events: HashMap::with_capacity(expected_events),
+        ..Index::default()
+    };
+    let mut statement = conn
+        .prepare("SELECT position, stream, version, event_id FROM events ORDER BY position")
+        .map_err(sql("prepare the index scan"))?;
+    let mut rows = statement.query([]).map_err(sql("scan the log"))?;
+    while let Some(row) = rows.next().map_err(sql("scan the log"))? {
+        let position = from_sql(
+            row.get_ref(0)
+                .and_then(|v| Ok(v.as_i64()?))
+                .map_err(sql("scan the log"))?,
+        )?;
+        let stream = row
+            .get_ref(1)
+            .and_then(|v| Ok(v.as_str()?))
+            .map_err(sql("scan the log"))?;
+        let version = from_sql(
+            row.get_ref(2)
+                .and_then(|v| Ok(v.as_i64()?))
+                .map_err(sql("scan the log"))?,
+        )?;
+        let id = row
+            .get_ref(3)
+            .and_then(|v| Ok(v.as_blob()?))
+            .map_err(sql("scan the log"))?;
+        let event_id = uuid_from(id, position)?;
+
+        if position != index.head + 1 {
+            return Err(corrupt(format!(
+                "position {position} follows position {}",
+                index.head
+            )));
+        }
+        let positions = match index.streams.get_mut(stream) {
+            Some(positions) => positions,
+            None => index.streams.entry(stream.to_owned()).or_default(),
+        };
+        let expected = positions.len() as Version + 1;
+        if version != expected {
+            return Err(corrupt(format!(
+                "stream {stream} has version {version} at position {position} where version {expected} was due"
+            )));
+        }
+        positions.push(position);
+        if let Some(first) = index.events.insert(event_id, position) {
+            return Err(corrupt(format!(
+                "event_id {event_id} is stored at positions {first} and {position}"
+            )));
+        }
+        index.head = position;
+    }
+    Ok(index)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading
+
+struct ReaderPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReaderPool {
+    fn take(&self) -> Result<Connection, Error> {
+        if let Some(conn) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            return Ok(conn);
+        }
+        let conn = ReaderPool::open(&self.path)?;
+        conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)
+            .map_err(sql("set cache_size"))?;
+        Ok(conn)
+    }
+
+    /// A read-only connection with SQLite's default (small) page cache.
+    fn open(path: &Path) -> Result<Connection, Error> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| {
+            Error::Unavailable(format!("cannot open {} for reading: {e}", path.display()))
+        })?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(sql("set busy_timeout"))?;
+        Ok(conn)
+    }
+
+    fn give_back(&self, conn: Connection) {
+        // A connection left inside a transaction by a failed read is not reused.
+        if !conn.is_autocommit() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+    }
+}
+
+fn read_event(conn: &Connection, position: Position) -> Result<RecordedEvent, Error> {
+    let mut statement = conn
+        .prepare_cached(SELECT_ONE)
+        .map_err(sql("prepare a point read"))?;
+    statement
+        .query_row([to_sql(position)], row_to_event)
+        .optional()
+        .map_err(sql("read an event"))?
+        .ok_or_else(|| Error::Unavailable(format!("the event at position {position} is missing")))?
+}
+
+/// The stream and payload stored at `position`, for the idempotency check (rare: only when an
+/// id is met again). Reads through the writer's own transaction, so it sees its own rows.
+fn read_identity(conn: &Connection, position: Position) -> Result<(String, Vec<u8>), Error> {
+    let mut statement = conn
+        .prepare_cached("SELECT stream, payload FROM events WHERE position = ?1")
+        .map_err(sql("prepare an identity read"))?;
+    statement
+        .query_row([to_sql(position)], |row| Ok((row.get(0)?, row.get(1)?)))
+        .map_err(sql("read a stored event"))
+}
+
+/// Decodes a row of `SELECT position, stream, version, event_id, payload, metadata`. The outer
+/// result is SQLite's, the inner one a value that does not fit the model.
+fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<RecordedEvent, Error>> {
+    let position: i64 = row.get(0)?;
+    let stream: String = row.get(1)?;
+    let version: i64 = row.get(2)?;
+    let event_id: Vec<u8> = row.get(3)?;
+    let payload: Vec<u8> = row.get(4)?;
+    let metadata: Vec<u8> = row.get(5)?;
+    Ok((|| {
+        let position = from_sql(position)?;
+        Ok(RecordedEvent {
+            position,
+            stream,
+            version: from_sql(version)?,
+            event_id: uuid_from(&event_id, position)?,
+            payload,
+            metadata,
+        })
+    })())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small conversions
+
+fn read_index(index: &RwLock<Index>) -> RwLockReadGuard<'_, Index> {
+    // The index is only changed by whole `apply` calls, so a panic elsewhere cannot leave it
+    // half-changed; a poisoned lock is still usable.
+    index.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Positions and versions are far below `i64::MAX`; SQLite integers are signed.
+fn to_sql(value: u64) -> i64 {
+    i64::try_from(value).expect("positions and versions fit in an i64")
+}
+
+fn from_sql(value: i64) -> Result<u64, Error> {
+    u64::try_from(value)
+        .map_err(|_| Error::Unavailable(format!("negative position or version {value} in the log")))
+}
+
+fn uuid_from(bytes: &[u8], position: Position) -> Result<Uuid, Error> {
+    Uuid::from_slice(bytes).map_err(|_| {
+        Error::Unavailable(format!(
+            "the event at position {position} has a malformed event_id ({} bytes)",
+            bytes.len()
+        ))
+    })
+}
+
+/// Wraps a SQLite failure as `Unavailable`, saying what the store was doing.
+fn sql(doing: &'static str) -> impl Fn(rusqlite::Error) -> Error {
+    move |e| Error::Unavailable(format!("sqlite failed to {doing}: {e}"))
+}
