@@ -14,7 +14,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     protos.sort();
-    println!("cargo:rerun-if-changed={}", root.join("gryning/v1").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("gryning/v1").display()
+    );
 
     // SAFETY: build scripts are single-threaded; protoc-bin-vendored gives an absolute path.
     unsafe { std::env::set_var("PROTOC", protoc_bin_vendored::protoc_bin_path()?) };
@@ -25,6 +28,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .compile_protos(&protos, &[root])?;
 
     let descriptors = std::fs::read(&descriptor_path)?;
-    pbjson_build::Builder::new().register_descriptors(&descriptors)?.build(&[".gryning"])?;
+    pbjson_build::Builder::new()
+        .register_descriptors(&descriptors)?
+        .build(&[".gryning"])?;
     Ok(())
 }

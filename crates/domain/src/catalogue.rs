@@ -73,7 +73,9 @@ impl Catalogue {
         let file: File = toml::from_str(text)?;
         let mut codes = BTreeMap::new();
         for entry in file.codes {
-            let code = CrimeCode::parse(&entry.code).ok_or_else(|| Error::BadCode { code: entry.code.clone() })?;
+            let code = CrimeCode::parse(&entry.code).ok_or_else(|| Error::BadCode {
+                code: entry.code.clone(),
+            })?;
             if codes.insert(code, entry.text).is_some() {
                 return Err(Error::DuplicateCode { code: entry.code });
             }
@@ -88,15 +90,27 @@ impl Catalogue {
             for text in &entry.codes {
                 let code = CrimeCode::parse(text)
                     .filter(|c| codes.contains_key(c))
-                    .ok_or_else(|| Error::UnknownGroupCode { group: entry.name.clone(), code: text.clone() })?;
+                    .ok_or_else(|| Error::UnknownGroupCode {
+                        group: entry.name.clone(),
+                        code: text.clone(),
+                    })?;
                 if !members.contains(&code) {
                     members.push(code);
                     groups_of.entry(code).or_default().push(groups.len());
                 }
             }
-            groups.push(Group { name: entry.name, codes: members, note: entry.note });
+            groups.push(Group {
+                name: entry.name,
+                codes: members,
+                note: entry.note,
+            });
         }
-        Ok(Catalogue { version: file.version, codes, groups, groups_of })
+        Ok(Catalogue {
+            version: file.version,
+            codes,
+            groups,
+            groups_of,
+        })
     }
 
     /// The catalogue shipped with gryning.
@@ -142,23 +156,38 @@ mod tests {
     #[test]
     fn default_catalogue_holds_the_contract_codes_and_groups() {
         let cat = Catalogue::default_catalogue();
-        for code in ["9365", "9381", "9382", "4012", "0418", "0419", "0609", "0610", "0611", "4024"] {
+        for code in [
+            "9365", "9381", "9382", "4012", "0418", "0419", "0609", "0610", "0611", "4024",
+        ] {
             assert!(cat.contains(CrimeCode::parse(code).unwrap()), "{code}");
         }
-        let close: Vec<String> = cat.group("Brott i nära relation").unwrap().codes.iter().map(|c| c.to_string()).collect();
+        let close: Vec<String> = cat
+            .group("Brott i nära relation")
+            .unwrap()
+            .codes
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
         assert_eq!(close, ["9365", "9381", "9382", "4012"]);
         for group in ["Brott mot barn", "Sexualbrott", "Sexualbrott mot barn"] {
             assert!(cat.group(group).is_some(), "{group}");
         }
-        assert_eq!(cat.text(CrimeCode::parse("4024").unwrap()), Some("Köp av sexuell tjänst"));
+        assert_eq!(
+            cat.text(CrimeCode::parse("4024").unwrap()),
+            Some("Köp av sexuell tjänst")
+        );
     }
 
     #[test]
     fn rejects_groups_naming_unlisted_codes() {
         let err = Catalogue::from_toml("version = \"t\"\n[[code]]\ncode = \"0001\"\ntext = \"a\"\n[[group]]\nname = \"g\"\ncodes = [\"0002\"]\n")
             .unwrap_err();
-        assert_eq!(err.to_string(), "catalogue group \"g\" names code \"0002\", which the catalogue does not list");
-        let err = Catalogue::from_toml("version = \"t\"\n[[code]]\ncode = \"12\"\ntext = \"a\"\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "catalogue group \"g\" names code \"0002\", which the catalogue does not list"
+        );
+        let err = Catalogue::from_toml("version = \"t\"\n[[code]]\ncode = \"12\"\ntext = \"a\"\n")
+            .unwrap_err();
         assert!(err.to_string().contains("exactly four digits"), "{err}");
     }
 }

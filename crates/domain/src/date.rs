@@ -126,16 +126,32 @@ mod tests {
             let date = Date::from_days(days);
             let (y, m, d) = date.ymd();
             assert_eq!(Date::from_ymd(y, m, d), Some(date));
-            assert_eq!(Date::parse(&date.to_string()).filter(|_| (0..=9999).contains(&y)), (0..=9999).contains(&y).then_some(date));
+            assert_eq!(
+                Date::parse(&date.to_string()).filter(|_| (0..=9999).contains(&y)),
+                (0..=9999).contains(&y).then_some(date)
+            );
         }
     }
 
     #[test]
     fn parse_rejects_malformed_and_impossible_dates() {
-        for bad in ["2020-02-30", "2019-02-29", "2020-13-01", "2020-00-10", "20-01-01", "2020/01/01", "2020-1-01", "2020-01-01 ", ""] {
+        for bad in [
+            "2020-02-30",
+            "2019-02-29",
+            "2020-13-01",
+            "2020-00-10",
+            "20-01-01",
+            "2020/01/01",
+            "2020-1-01",
+            "2020-01-01 ",
+            "",
+        ] {
             assert_eq!(Date::parse(bad), None, "{bad}");
         }
-        assert_eq!(Date::parse("2020-02-29").map(|d| d.to_string()), Some("2020-02-29".into()));
+        assert_eq!(
+            Date::parse("2020-02-29").map(|d| d.to_string()),
+            Some("2020-02-29".into())
+        );
         assert_eq!(Date::parse("1970-01-01"), Some(Date::from_days(0)));
         assert_eq!(Date::parse("2020-05-17").unwrap().quarter(), 2);
     }

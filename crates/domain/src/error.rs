@@ -62,19 +62,46 @@ impl fmt::Display for Rule {
 pub enum Error {
     /// A field is missing or malformed, or breaks a rule that needs no stream state.
     #[error("field {field}: {problem} (value {value:?})")]
-    InvalidField { field: String, value: String, problem: String },
+    InvalidField {
+        field: String,
+        value: String,
+        problem: String,
+    },
     /// The event breaks a lifecycle rule given the stream's current state.
     #[error("rule {rule}: {problem} (field {field}, value {value:?})")]
-    Lifecycle { rule: Rule, field: String, value: String, problem: String },
+    Lifecycle {
+        rule: Rule,
+        field: String,
+        value: String,
+        problem: String,
+    },
 }
 
 impl Error {
-    pub fn invalid(field: impl Into<String>, value: impl Into<String>, problem: impl Into<String>) -> Error {
-        Error::InvalidField { field: field.into(), value: value.into(), problem: problem.into() }
+    pub fn invalid(
+        field: impl Into<String>,
+        value: impl Into<String>,
+        problem: impl Into<String>,
+    ) -> Error {
+        Error::InvalidField {
+            field: field.into(),
+            value: value.into(),
+            problem: problem.into(),
+        }
     }
 
-    pub fn lifecycle(rule: Rule, field: impl Into<String>, value: impl Into<String>, problem: impl Into<String>) -> Error {
-        Error::Lifecycle { rule, field: field.into(), value: value.into(), problem: problem.into() }
+    pub fn lifecycle(
+        rule: Rule,
+        field: impl Into<String>,
+        value: impl Into<String>,
+        problem: impl Into<String>,
+    ) -> Error {
+        Error::Lifecycle {
+            rule,
+            field: field.into(),
+            value: value.into(),
+            problem: problem.into(),
+        }
     }
 
     /// The field the error is about, in proto (snake_case) naming.

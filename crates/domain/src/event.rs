@@ -19,7 +19,9 @@ impl CrimeCode {
         if b.len() != 4 || !b.iter().all(u8::is_ascii_digit) {
             return None;
         }
-        Some(CrimeCode(b.iter().fold(0u16, |n, &c| n * 10 + u16::from(c - b'0'))))
+        Some(CrimeCode(
+            b.iter().fold(0u16, |n, &c| n * 10 + u16::from(c - b'0')),
+        ))
     }
 
     pub const fn from_number(n: u16) -> Option<CrimeCode> {
@@ -65,7 +67,9 @@ impl Subject {
         if let Some(id) = name.strip_prefix("case-") {
             return Uuid::try_parse(id).ok().map(Subject::Case);
         }
-        name.strip_prefix("client-").and_then(|id| Uuid::try_parse(id).ok()).map(Subject::Client)
+        name.strip_prefix("client-")
+            .and_then(|id| Uuid::try_parse(id).ok())
+            .map(Subject::Client)
     }
 }
 
@@ -144,18 +148,46 @@ pub enum SupportKind {
 /// What happened. Case bodies go with [`Subject::Case`], care bodies with [`Subject::Client`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Body {
-    CaseOpened { lead_crime_code: CrimeCode, police_region: String, local_police_area: String },
-    CrimeReported { crime_id: Uuid, crime_code: CrimeCode, victim_gender: Gender, victim_age_group: AgeGroup },
-    CrimeReclassified { crime_id: Uuid, crime_code: CrimeCode },
-    CaseReclassified { lead_crime_code: CrimeCode },
+    CaseOpened {
+        lead_crime_code: CrimeCode,
+        police_region: String,
+        local_police_area: String,
+    },
+    CrimeReported {
+        crime_id: Uuid,
+        crime_code: CrimeCode,
+        victim_gender: Gender,
+        victim_age_group: AgeGroup,
+    },
+    CrimeReclassified {
+        crime_id: Uuid,
+        crime_code: CrimeCode,
+    },
+    CaseReclassified {
+        lead_crime_code: CrimeCode,
+    },
     CaseReferredToProsecutor,
-    InvestigationClosed { crime_ids: Vec<Uuid>, reason: ClosureReason },
-    ProsecutionDecided { crime_id: Uuid, decision: ProsecutionDecision },
+    InvestigationClosed {
+        crime_ids: Vec<Uuid>,
+        reason: ClosureReason,
+    },
+    ProsecutionDecided {
+        crime_id: Uuid,
+        decision: ProsecutionDecision,
+    },
     ContractCareProposed,
     ChildWelfareNotified,
-    TreatmentProgrammeStarted { programme: String },
-    TreatmentProgrammeEnded { outcome: TreatmentOutcome },
-    SupportGranted { kind: SupportKind, gender: Gender, age_group: AgeGroup },
+    TreatmentProgrammeStarted {
+        programme: String,
+    },
+    TreatmentProgrammeEnded {
+        outcome: TreatmentOutcome,
+    },
+    SupportGranted {
+        kind: SupportKind,
+        gender: Gender,
+        age_group: AgeGroup,
+    },
 }
 
 impl Body {
@@ -181,7 +213,9 @@ impl Body {
     pub fn is_care(&self) -> bool {
         matches!(
             self,
-            Body::TreatmentProgrammeStarted { .. } | Body::TreatmentProgrammeEnded { .. } | Body::SupportGranted { .. }
+            Body::TreatmentProgrammeStarted { .. }
+                | Body::TreatmentProgrammeEnded { .. }
+                | Body::SupportGranted { .. }
         )
     }
 }

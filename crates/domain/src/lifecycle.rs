@@ -56,7 +56,10 @@ impl StreamState {
                 Rule::CaseMustBeOpened,
                 "case_id",
                 event.subject.id().to_string(),
-                format!("{} needs an opened case; record CaseOpened first", body.type_name()),
+                format!(
+                    "{} needs an opened case; record CaseOpened first",
+                    body.type_name()
+                ),
             )),
             (StreamState::Case(case), _) => case.check(event),
             // Subject and body pairing is a field rule; a mismatch never reaches a stream.
@@ -64,7 +67,10 @@ impl StreamState {
                 Rule::CaseMustBeOpened,
                 "client_id",
                 event.subject.id().to_string(),
-                format!("{} is a case event but this stream is a client", body.type_name()),
+                format!(
+                    "{} is a case event but this stream is a client",
+                    body.type_name()
+                ),
             )),
         }
     }
@@ -72,7 +78,9 @@ impl StreamState {
     /// Moves the state past `event`, which must have passed [`StreamState::check`].
     pub fn apply(&mut self, event: &Event) {
         match self {
-            StreamState::New if event.body.is_care() => *self = StreamState::Client(ClientState::default()),
+            StreamState::New if event.body.is_care() => {
+                *self = StreamState::Client(ClientState::default())
+            }
             StreamState::New => *self = StreamState::Case(CaseState::default()),
             _ => {}
         }
@@ -94,7 +102,10 @@ impl CaseState {
                     Rule::CrimeMustBeReportedInCase,
                     field,
                     crime_id.to_string(),
-                    format!("no crime with this id is reported in case {}", event.subject.id()),
+                    format!(
+                        "no crime with this id is reported in case {}",
+                        event.subject.id()
+                    ),
                 ))
             }
         };
@@ -105,16 +116,20 @@ impl CaseState {
                 event.subject.id().to_string(),
                 "the case is already opened; CaseOpened is its first event, once",
             )),
-            Body::CrimeReported { crime_id, .. } if self.crimes.contains(crime_id) => Err(Error::lifecycle(
-                Rule::CrimeIdNewInCase,
-                "crime_reported.crime_id",
-                crime_id.to_string(),
-                "a crime with this id is already reported in the case",
-            )),
-            Body::CrimeReclassified { crime_id, .. } => must_know("crime_reclassified.crime_id", crime_id),
-            Body::InvestigationClosed { crime_ids, .. } => {
-                crime_ids.iter().try_for_each(|id| must_know("investigation_closed.crime_ids", id))
+            Body::CrimeReported { crime_id, .. } if self.crimes.contains(crime_id) => {
+                Err(Error::lifecycle(
+                    Rule::CrimeIdNewInCase,
+                    "crime_reported.crime_id",
+                    crime_id.to_string(),
+                    "a crime with this id is already reported in the case",
+                ))
             }
+            Body::CrimeReclassified { crime_id, .. } => {
+                must_know("crime_reclassified.crime_id", crime_id)
+            }
+            Body::InvestigationClosed { crime_ids, .. } => crime_ids
+                .iter()
+                .try_for_each(|id| must_know("investigation_closed.crime_ids", id)),
             Body::ProsecutionDecided { crime_id, .. } => {
                 if !self.referred {
                     return Err(Error::lifecycle(
@@ -157,12 +172,16 @@ impl ClientState {
                 client(),
                 "the client has no programme running",
             )),
-            (Body::TreatmentProgrammeEnded { .. }, Some(since)) if event.occurred_on < since => Err(Error::lifecycle(
-                Rule::ProgrammeEndNotBeforeStart,
-                "occurred_on",
-                event.occurred_on.to_string(),
-                format!("the programme started on {since}; its end cannot be dated before that"),
-            )),
+            (Body::TreatmentProgrammeEnded { .. }, Some(since)) if event.occurred_on < since => {
+                Err(Error::lifecycle(
+                    Rule::ProgrammeEndNotBeforeStart,
+                    "occurred_on",
+                    event.occurred_on.to_string(),
+                    format!(
+                        "the programme started on {since}; its end cannot be dated before that"
+                    ),
+                ))
+            }
             _ => Ok(()),
         }
     }

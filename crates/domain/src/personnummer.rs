@@ -31,7 +31,9 @@ pub fn find(text: &str) -> Option<&str> {
 /// last four digits, not followed by a further digit.
 fn candidate_end(b: &[u8], start: usize, len: usize) -> Option<usize> {
     let head = len - 4;
-    let digits = |from: usize, n: usize| b.len() >= from + n && b[from..from + n].iter().all(u8::is_ascii_digit);
+    let digits = |from: usize, n: usize| {
+        b.len() >= from + n && b[from..from + n].iter().all(u8::is_ascii_digit)
+    };
     if !digits(start, head) {
         return None;
     }
@@ -50,7 +52,11 @@ fn candidate_end(b: &[u8], start: usize, len: usize) -> Option<usize> {
 }
 
 fn is_valid(candidate: &[u8]) -> bool {
-    let digits: Vec<u8> = candidate.iter().filter(|c| c.is_ascii_digit()).map(|c| c - b'0').collect();
+    let digits: Vec<u8> = candidate
+        .iter()
+        .filter(|c| c.is_ascii_digit())
+        .map(|c| c - b'0')
+        .collect();
     let ten = &digits[digits.len() - 10..];
     let month = ten[2] * 10 + ten[3];
     let mut day = ten[4] * 10 + ten[5];
@@ -108,9 +114,9 @@ mod tests {
     #[test]
     fn ignores_numbers_that_are_not_identity_numbers() {
         for text in [
-            "811218-9875",     // wrong check digit
-            "811318-9876",     // month 13
-            "8112189876123",   // part of a longer digit run
+            "811218-9875",   // wrong check digit
+            "811318-9876",   // month 13
+            "8112189876123", // part of a longer digit run
             "Polisregion Stockholm",
             "Lokalpolisområde Södermalm 2020",
             "0418",

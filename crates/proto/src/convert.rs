@@ -3,8 +3,8 @@
 //! oneofs) and names the offending field in proto (snake_case) terms.
 
 use gryning_domain::{
-    AgeGroup, Body, ClosureReason, CrimeCode, Date, Error, Event, Gender, ProsecutionDecision, Subject, SupportKind,
-    TreatmentOutcome, Uuid,
+    AgeGroup, Body, ClosureReason, CrimeCode, Date, Error, Event, Gender, ProsecutionDecision,
+    Subject, SupportKind, TreatmentOutcome, Uuid,
 };
 use prost::Message;
 
@@ -12,13 +12,24 @@ use crate::pb;
 
 fn uuid(field: &str, text: &str) -> Result<Uuid, Error> {
     if text.is_empty() {
-        return Err(Error::invalid(field, text, "is required: a UUID such as 6f1c2a0e-3b7d-4c55-9a8e-1d2f3a4b5c6d"));
+        return Err(Error::invalid(
+            field,
+            text,
+            "is required: a UUID such as 6f1c2a0e-3b7d-4c55-9a8e-1d2f3a4b5c6d",
+        ));
     }
-    Uuid::try_parse(text).map_err(|_| Error::invalid(field, text, "must be a UUID such as 6f1c2a0e-3b7d-4c55-9a8e-1d2f3a4b5c6d"))
+    Uuid::try_parse(text).map_err(|_| {
+        Error::invalid(
+            field,
+            text,
+            "must be a UUID such as 6f1c2a0e-3b7d-4c55-9a8e-1d2f3a4b5c6d",
+        )
+    })
 }
 
 fn code(field: &str, text: &str) -> Result<CrimeCode, Error> {
-    CrimeCode::parse(text).ok_or_else(|| Error::invalid(field, text, "must be a crime code of exactly four digits"))
+    CrimeCode::parse(text)
+        .ok_or_else(|| Error::invalid(field, text, "must be a crime code of exactly four digits"))
 }
 
 /// Reads a required enum field: 0 (UNSPECIFIED) and numbers the proto does not define are errors.
@@ -27,8 +38,18 @@ where
     P: TryFrom<i32> + std::fmt::Debug,
 {
     match P::try_from(raw) {
-        Ok(value) => map(value).ok_or_else(|| Error::invalid(field, format!("{raw}"), "is required: the UNSPECIFIED value is not allowed")),
-        Err(_) => Err(Error::invalid(field, format!("{raw}"), "is not a value of this enum")),
+        Ok(value) => map(value).ok_or_else(|| {
+            Error::invalid(
+                field,
+                format!("{raw}"),
+                "is required: the UNSPECIFIED value is not allowed",
+            )
+        }),
+        Err(_) => Err(Error::invalid(
+            field,
+            format!("{raw}"),
+            "is not a value of this enum",
+        )),
     }
 }
 
@@ -54,15 +75,32 @@ fn age_group(field: &str, raw: i32) -> Result<AgeGroup, Error> {
 pub fn from_pb(event: pb::Event) -> Result<Event, Error> {
     use pb::event::Body as B;
     let event_id = uuid("event_id", &event.event_id)?;
-    let occurred_on = Date::parse(&event.occurred_on)
-        .ok_or_else(|| Error::invalid("occurred_on", &event.occurred_on, "must be a calendar date written YYYY-MM-DD"))?;
+    let occurred_on = Date::parse(&event.occurred_on).ok_or_else(|| {
+        Error::invalid(
+            "occurred_on",
+            &event.occurred_on,
+            "must be a calendar date written YYYY-MM-DD",
+        )
+    })?;
     let subject = match &event.subject {
         Some(pb::event::Subject::CaseId(id)) => Subject::Case(uuid("case_id", id)?),
         Some(pb::event::Subject::ClientId(id)) => Subject::Client(uuid("client_id", id)?),
-        None => return Err(Error::invalid("subject", "", "is required: set case_id for case events or client_id for care events")),
+        None => {
+            return Err(Error::invalid(
+                "subject",
+                "",
+                "is required: set case_id for case events or client_id for care events",
+            ))
+        }
     };
     let body = match event.body {
-        None => return Err(Error::invalid("body", "", "is required: exactly one event message such as crimeReported")),
+        None => {
+            return Err(Error::invalid(
+                "body",
+                "",
+                "is required: exactly one event message such as crimeReported",
+            ))
+        }
         Some(B::CaseOpened(b)) => Body::CaseOpened {
             lead_crime_code: code("case_opened.lead_crime_code", &b.lead_crime_code)?,
             police_region: b.police_region,
@@ -78,9 +116,9 @@ pub fn from_pb(event: pb::Event) -> Result<Event, Error> {
             crime_id: uuid("crime_reclassified.crime_id", &b.crime_id)?,
             crime_code: code("crime_reclassified.crime_code", &b.crime_code)?,
         },
-        Some(B::CaseReclassified(b)) => {
-            Body::CaseReclassified { lead_crime_code: code("case_reclassified.lead_crime_code", &b.lead_crime_code)? }
-        }
+        Some(B::CaseReclassified(b)) => Body::CaseReclassified {
+            lead_crime_code: code("case_reclassified.lead_crime_code", &b.lead_crime_code)?,
+        },
         Some(B::CaseReferredToProsecutor(_)) => Body::CaseReferredToProsecutor,
         Some(B::InvestigationClosed(b)) => Body::InvestigationClosed {
             crime_ids: b
@@ -88,46 +126,77 @@ pub fn from_pb(event: pb::Event) -> Result<Event, Error> {
                 .iter()
                 .map(|id| uuid("investigation_closed.crime_ids", id))
                 .collect::<Result<_, _>>()?,
-            reason: required_enum("investigation_closed.reason", b.reason, |r: pb::ClosureReason| match r {
-                pb::ClosureReason::Unspecified => None,
-                pb::ClosureReason::NotACrime => Some(ClosureReason::NotACrime),
-                pb::ClosureReason::InsufficientEvidence => Some(ClosureReason::InsufficientEvidence),
-                pb::ClosureReason::NoSuspect => Some(ClosureReason::NoSuspect),
-                pb::ClosureReason::Other => Some(ClosureReason::Other),
-            })?,
+            reason: required_enum(
+                "investigation_closed.reason",
+                b.reason,
+                |r: pb::ClosureReason| match r {
+                    pb::ClosureReason::Unspecified => None,
+                    pb::ClosureReason::NotACrime => Some(ClosureReason::NotACrime),
+                    pb::ClosureReason::InsufficientEvidence => {
+                        Some(ClosureReason::InsufficientEvidence)
+                    }
+                    pb::ClosureReason::NoSuspect => Some(ClosureReason::NoSuspect),
+                    pb::ClosureReason::Other => Some(ClosureReason::Other),
+                },
+            )?,
         },
         Some(B::ProsecutionDecided(b)) => Body::ProsecutionDecided {
             crime_id: uuid("prosecution_decided.crime_id", &b.crime_id)?,
-            decision: required_enum("prosecution_decided.decision", b.decision, |d: pb::ProsecutionDecision| match d {
-                pb::ProsecutionDecision::Unspecified => None,
-                pb::ProsecutionDecision::Indictment => Some(ProsecutionDecision::Indictment),
-                pb::ProsecutionDecision::SummaryPenaltyOrder => Some(ProsecutionDecision::SummaryPenaltyOrder),
-                pb::ProsecutionDecision::WaiverOfProsecution => Some(ProsecutionDecision::WaiverOfProsecution),
-                pb::ProsecutionDecision::NoProsecution => Some(ProsecutionDecision::NoProsecution),
-            })?,
+            decision: required_enum(
+                "prosecution_decided.decision",
+                b.decision,
+                |d: pb::ProsecutionDecision| match d {
+                    pb::ProsecutionDecision::Unspecified => None,
+                    pb::ProsecutionDecision::Indictment => Some(ProsecutionDecision::Indictment),
+                    pb::ProsecutionDecision::SummaryPenaltyOrder => {
+                        Some(ProsecutionDecision::SummaryPenaltyOrder)
+                    }
+                    pb::ProsecutionDecision::WaiverOfProsecution => {
+                        Some(ProsecutionDecision::WaiverOfProsecution)
+                    }
+                    pb::ProsecutionDecision::NoProsecution => {
+                        Some(ProsecutionDecision::NoProsecution)
+                    }
+                },
+            )?,
         },
         Some(B::ContractCareProposed(_)) => Body::ContractCareProposed,
         Some(B::ChildWelfareNotified(_)) => Body::ChildWelfareNotified,
-        Some(B::TreatmentProgrammeStarted(b)) => Body::TreatmentProgrammeStarted { programme: b.programme },
+        Some(B::TreatmentProgrammeStarted(b)) => Body::TreatmentProgrammeStarted {
+            programme: b.programme,
+        },
         Some(B::TreatmentProgrammeEnded(b)) => Body::TreatmentProgrammeEnded {
-            outcome: required_enum("treatment_programme_ended.outcome", b.outcome, |o: pb::TreatmentOutcome| match o {
-                pb::TreatmentOutcome::Unspecified => None,
-                pb::TreatmentOutcome::Completed => Some(TreatmentOutcome::Completed),
-                pb::TreatmentOutcome::Discontinued => Some(TreatmentOutcome::Discontinued),
-            })?,
+            outcome: required_enum(
+                "treatment_programme_ended.outcome",
+                b.outcome,
+                |o: pb::TreatmentOutcome| match o {
+                    pb::TreatmentOutcome::Unspecified => None,
+                    pb::TreatmentOutcome::Completed => Some(TreatmentOutcome::Completed),
+                    pb::TreatmentOutcome::Discontinued => Some(TreatmentOutcome::Discontinued),
+                },
+            )?,
         },
         Some(B::SupportGranted(b)) => Body::SupportGranted {
-            kind: required_enum("support_granted.kind", b.kind, |k: pb::SupportKind| match k {
-                pb::SupportKind::Unspecified => None,
-                pb::SupportKind::ProtectedHousing => Some(SupportKind::ProtectedHousing),
-                pb::SupportKind::SupportTalks => Some(SupportKind::SupportTalks),
-                pb::SupportKind::Other => Some(SupportKind::Other),
-            })?,
+            kind: required_enum(
+                "support_granted.kind",
+                b.kind,
+                |k: pb::SupportKind| match k {
+                    pb::SupportKind::Unspecified => None,
+                    pb::SupportKind::ProtectedHousing => Some(SupportKind::ProtectedHousing),
+                    pb::SupportKind::SupportTalks => Some(SupportKind::SupportTalks),
+                    pb::SupportKind::Other => Some(SupportKind::Other),
+                },
+            )?,
             gender: gender("support_granted.gender", b.gender)?,
             age_group: age_group("support_granted.age_group", b.age_group)?,
         },
     };
-    Ok(Event { event_id, occurred_on, subject, body })
+    Ok(Event {
+        event_id,
+        occurred_on,
+        subject,
+        body,
+    })
 }
 
 fn pb_gender(g: Gender) -> i32 {
@@ -150,54 +219,85 @@ fn pb_age_group(a: AgeGroup) -> i32 {
 pub fn to_pb(event: &Event) -> pb::Event {
     use pb::event::Body as B;
     let body = match &event.body {
-        Body::CaseOpened { lead_crime_code, police_region, local_police_area } => B::CaseOpened(pb::CaseOpened {
+        Body::CaseOpened {
+            lead_crime_code,
+            police_region,
+            local_police_area,
+        } => B::CaseOpened(pb::CaseOpened {
             lead_crime_code: lead_crime_code.to_string(),
             police_region: police_region.clone(),
             local_police_area: local_police_area.clone(),
         }),
-        Body::CrimeReported { crime_id, crime_code, victim_gender, victim_age_group } => B::CrimeReported(pb::CrimeReported {
+        Body::CrimeReported {
+            crime_id,
+            crime_code,
+            victim_gender,
+            victim_age_group,
+        } => B::CrimeReported(pb::CrimeReported {
             crime_id: crime_id.to_string(),
             crime_code: crime_code.to_string(),
             victim_gender: pb_gender(*victim_gender),
             victim_age_group: pb_age_group(*victim_age_group),
         }),
-        Body::CrimeReclassified { crime_id, crime_code } => {
-            B::CrimeReclassified(pb::CrimeReclassified { crime_id: crime_id.to_string(), crime_code: crime_code.to_string() })
-        }
-        Body::CaseReclassified { lead_crime_code } => {
-            B::CaseReclassified(pb::CaseReclassified { lead_crime_code: lead_crime_code.to_string() })
-        }
-        Body::CaseReferredToProsecutor => B::CaseReferredToProsecutor(pb::CaseReferredToProsecutor {}),
-        Body::InvestigationClosed { crime_ids, reason } => B::InvestigationClosed(pb::InvestigationClosed {
-            crime_ids: crime_ids.iter().map(Uuid::to_string).collect(),
-            reason: (match reason {
-                ClosureReason::NotACrime => pb::ClosureReason::NotACrime,
-                ClosureReason::InsufficientEvidence => pb::ClosureReason::InsufficientEvidence,
-                ClosureReason::NoSuspect => pb::ClosureReason::NoSuspect,
-                ClosureReason::Other => pb::ClosureReason::Other,
-            }) as i32,
-        }),
-        Body::ProsecutionDecided { crime_id, decision } => B::ProsecutionDecided(pb::ProsecutionDecided {
+        Body::CrimeReclassified {
+            crime_id,
+            crime_code,
+        } => B::CrimeReclassified(pb::CrimeReclassified {
             crime_id: crime_id.to_string(),
-            decision: (match decision {
-                ProsecutionDecision::Indictment => pb::ProsecutionDecision::Indictment,
-                ProsecutionDecision::SummaryPenaltyOrder => pb::ProsecutionDecision::SummaryPenaltyOrder,
-                ProsecutionDecision::WaiverOfProsecution => pb::ProsecutionDecision::WaiverOfProsecution,
-                ProsecutionDecision::NoProsecution => pb::ProsecutionDecision::NoProsecution,
-            }) as i32,
+            crime_code: crime_code.to_string(),
         }),
+        Body::CaseReclassified { lead_crime_code } => B::CaseReclassified(pb::CaseReclassified {
+            lead_crime_code: lead_crime_code.to_string(),
+        }),
+        Body::CaseReferredToProsecutor => {
+            B::CaseReferredToProsecutor(pb::CaseReferredToProsecutor {})
+        }
+        Body::InvestigationClosed { crime_ids, reason } => {
+            B::InvestigationClosed(pb::InvestigationClosed {
+                crime_ids: crime_ids.iter().map(Uuid::to_string).collect(),
+                reason: (match reason {
+                    ClosureReason::NotACrime => pb::ClosureReason::NotACrime,
+                    ClosureReason::InsufficientEvidence => pb::ClosureReason::InsufficientEvidence,
+                    ClosureReason::NoSuspect => pb::ClosureReason::NoSuspect,
+                    ClosureReason::Other => pb::ClosureReason::Other,
+                }) as i32,
+            })
+        }
+        Body::ProsecutionDecided { crime_id, decision } => {
+            B::ProsecutionDecided(pb::ProsecutionDecided {
+                crime_id: crime_id.to_string(),
+                decision: (match decision {
+                    ProsecutionDecision::Indictment => pb::ProsecutionDecision::Indictment,
+                    ProsecutionDecision::SummaryPenaltyOrder => {
+                        pb::ProsecutionDecision::SummaryPenaltyOrder
+                    }
+                    ProsecutionDecision::WaiverOfProsecution => {
+                        pb::ProsecutionDecision::WaiverOfProsecution
+                    }
+                    ProsecutionDecision::NoProsecution => pb::ProsecutionDecision::NoProsecution,
+                }) as i32,
+            })
+        }
         Body::ContractCareProposed => B::ContractCareProposed(pb::ContractCareProposed {}),
         Body::ChildWelfareNotified => B::ChildWelfareNotified(pb::ChildWelfareNotified {}),
         Body::TreatmentProgrammeStarted { programme } => {
-            B::TreatmentProgrammeStarted(pb::TreatmentProgrammeStarted { programme: programme.clone() })
+            B::TreatmentProgrammeStarted(pb::TreatmentProgrammeStarted {
+                programme: programme.clone(),
+            })
         }
-        Body::TreatmentProgrammeEnded { outcome } => B::TreatmentProgrammeEnded(pb::TreatmentProgrammeEnded {
-            outcome: (match outcome {
-                TreatmentOutcome::Completed => pb::TreatmentOutcome::Completed,
-                TreatmentOutcome::Discontinued => pb::TreatmentOutcome::Discontinued,
-            }) as i32,
-        }),
-        Body::SupportGranted { kind, gender, age_group } => B::SupportGranted(pb::SupportGranted {
+        Body::TreatmentProgrammeEnded { outcome } => {
+            B::TreatmentProgrammeEnded(pb::TreatmentProgrammeEnded {
+                outcome: (match outcome {
+                    TreatmentOutcome::Completed => pb::TreatmentOutcome::Completed,
+                    TreatmentOutcome::Discontinued => pb::TreatmentOutcome::Discontinued,
+                }) as i32,
+            })
+        }
+        Body::SupportGranted {
+            kind,
+            gender,
+            age_group,
+        } => B::SupportGranted(pb::SupportGranted {
             kind: (match kind {
                 SupportKind::ProtectedHousing => pb::SupportKind::ProtectedHousing,
                 SupportKind::SupportTalks => pb::SupportKind::SupportTalks,
@@ -254,13 +354,20 @@ mod tests {
                 victim_age_group: AgeGroup::Adult,
             },
         });
-        let Some(pb::event::Body::CrimeReported(body)) = event.body.as_mut() else { unreachable!() };
+        let Some(pb::event::Body::CrimeReported(body)) = event.body.as_mut() else {
+            unreachable!()
+        };
         body.victim_gender = 0;
         let err = from_pb(event.clone()).unwrap_err();
         assert_eq!(err.field(), "crime_reported.victim_gender");
         assert!(err.to_string().contains("UNSPECIFIED"), "{err}");
-        let Some(pb::event::Body::CrimeReported(body)) = event.body.as_mut() else { unreachable!() };
+        let Some(pb::event::Body::CrimeReported(body)) = event.body.as_mut() else {
+            unreachable!()
+        };
         body.victim_gender = 17;
-        assert!(from_pb(event).unwrap_err().to_string().contains("not a value of this enum"));
+        assert!(from_pb(event)
+            .unwrap_err()
+            .to_string()
+            .contains("not a value of this enum"));
     }
 }

@@ -13,6 +13,7 @@ pub mod pb {
 }
 
 /// The encoded `FileDescriptorSet` of every gryning proto, for gRPC reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/gryning_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/gryning_descriptor.bin"));
 
 pub use convert::{decode_event, encode_event, from_pb, to_pb};
