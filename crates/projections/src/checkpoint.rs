@@ -1,0 +1,460 @@
+//! Checkpoints: the whole state and its position in one file, so a restart reads only the
+//! events after it. Written atomically and durably (temporary file, fsync, rename, fsync of the
+//! directory), so a crash leaves either the old or the new checkpoint, never a torn one.
+//!
+//! Format (all integers little-endian): the magic `GRYNPROJ`, a `u32` format version, a `u64`
+//! payload length, the payload, and a `u64` FNV-1a hash of the payload that catches a damaged
+//! file. The payload lists the position, the date span, cases, crimes, referral quarters, the
+//! per-(quarter, code) tallies in key order, the yearly referral counts and the care counts.
+//! The id indexes are not stored: they are rebuilt from the vectors on load.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use gryning_domain::Uuid;
+
+use crate::index::IdIndex;
+use crate::state::{CareTally, Case, Crime, FxMap, Projections, Referral, Tally, NIL, NO_DAY};
+use crate::Error;
+
+const MAGIC: &[u8; 8] = b"GRYNPROJ";
+/// The checkpoint format this build writes and reads. A checkpoint of another version is
+/// refused with [`Error::FormatVersion`]; the caller rebuilds from the event log.
+pub const FORMAT_VERSION: u32 = 1;
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for &b in bytes {
+        hash = (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    fn u16(&mut self, v: u16) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn i32(&mut self, v: i32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn i64(&mut self, v: i64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn len(&mut self, n: usize) {
+        self.u64(n as u64);
+    }
+    fn hist(&mut self, hist: &BTreeMap<i32, u32>) {
+        self.len(hist.len());
+        for (&v, &n) in hist {
+            self.i32(v);
+            self.u32(n);
+        }
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+type Fail = String;
+
+impl<'a> Reader<'a> {
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], Fail> {
+        if self.bytes.len() < N {
+            return Err("payload ends early".into());
+        }
+        let (head, rest) = self.bytes.split_at(N);
+        self.bytes = rest;
+        Ok(head.try_into().expect("split at N"))
+    }
+    fn u8(&mut self) -> Result<u8, Fail> {
+        Ok(self.take::<1>()?[0])
+    }
+    fn u16(&mut self) -> Result<u16, Fail> {
+        self.take().map(u16::from_le_bytes)
+    }
+    fn u32(&mut self) -> Result<u32, Fail> {
+        self.take().map(u32::from_le_bytes)
+    }
+    fn i32(&mut self) -> Result<i32, Fail> {
+        self.take().map(i32::from_le_bytes)
+    }
+    fn i64(&mut self) -> Result<i64, Fail> {
+        self.take().map(i64::from_le_bytes)
+    }
+    fn u64(&mut self) -> Result<u64, Fail> {
+        self.take().map(u64::from_le_bytes)
+    }
+    /// A count of items of at least `item_size` bytes each, checked against what is left, so a
+    /// damaged count cannot make us allocate wildly.
+    fn len(&mut self, item_size: usize) -> Result<usize, Fail> {
+        let n = self.u64()?;
+        if n > (self.bytes.len() / item_size.max(1)) as u64 {
+            return Err(format!("a count of {n} items exceeds the rest of the file"));
+        }
+        Ok(n as usize)
+    }
+    fn uuid(&mut self) -> Result<Uuid, Fail> {
+        self.take().map(Uuid::from_bytes)
+    }
+    fn hist(&mut self) -> Result<BTreeMap<i32, u32>, Fail> {
+        let n = self.len(8)?;
+        let mut hist = BTreeMap::new();
+        for _ in 0..n {
+            let value = self.i32()?;
+            hist.insert(value, self.u32()?);
+        }
+        Ok(hist)
+    }
+}
+
+fn encode(p: &Projections) -> Vec<u8> {
+    let mut w = Writer(Vec::with_capacity(
+        64 + p.crimes.len() * 40 + p.cases.len() * 32,
+    ));
+    w.u64(p.position);
+    match p.span {
+        None => w.u8(0),
+        Some((first, last)) => {
+            w.u8(1);
+            w.i32(first);
+            w.i32(last);
+        }
+    }
+    w.len(p.cases.len());
+    for c in &p.cases {
+        w.0.extend_from_slice(c.id.as_bytes());
+        w.i32(c.opened_on);
+        w.u32(c.crimes);
+        w.u32(c.referrals);
+        w.u16(c.lead);
+    }
+    w.len(p.crimes.len());
+    for c in &p.crimes {
+        w.0.extend_from_slice(c.id.as_bytes());
+        w.u32(c.case);
+        w.u32(c.next_in_case);
+        w.i32(c.reported_on);
+        w.i32(c.referred_on);
+        w.i32(c.decided_on);
+        w.u16(c.code);
+        w.u8(c.flags);
+    }
+    w.len(p.referrals.len());
+    for r in &p.referrals {
+        w.i32(r.quarter);
+        w.u32(r.next);
+    }
+    // Key order, so equal states write equal bytes.
+    let mut keys: Vec<&(i32, u16)> = p.tallies.keys().collect();
+    keys.sort();
+    w.len(keys.len());
+    for key in keys {
+        let t = &p.tallies[key];
+        w.i32(key.0);
+        w.u16(key.1);
+        for v in [
+            t.reported,
+            t.cases,
+            t.referred_cases,
+            t.cohort_referred,
+            t.cohort_decided,
+            t.cohort_cleared,
+        ] {
+            w.i64(v);
+        }
+        for v in t.handled.iter().chain(&t.cleared) {
+            w.i64(*v);
+        }
+        w.hist(&t.to_referral);
+        w.hist(&t.to_decision);
+    }
+    let mut years: Vec<(&(i32, u16), &i64)> = p.referred_by_year.iter().collect();
+    years.sort();
+    w.len(years.len());
+    for (&(year, code), &n) in years {
+        w.i32(year);
+        w.u16(code);
+        w.i64(n);
+    }
+    w.len(p.care.len());
+    for (&quarter, c) in &p.care {
+        w.i32(quarter);
+        for v in [c.proposed, c.started, c.completed, c.discontinued] {
+            w.i64(v);
+        }
+    }
+    w.0
+}
+
+fn decode(bytes: &[u8]) -> Result<Projections, Fail> {
+    let mut r = Reader { bytes };
+    let mut p = Projections {
+        position: r.u64()?,
+        ..Projections::default()
+    };
+    p.span = match r.u8()? {
+        0 => None,
+        1 => Some((r.i32()?, r.i32()?)),
+        other => return Err(format!("bad date-span marker {other}")),
+    };
+    let n = r.len(30)?;
+    p.cases.reserve_exact(n);
+    for _ in 0..n {
+        p.cases.push(Case {
+            id: r.uuid()?,
+            opened_on: r.i32()?,
+            crimes: r.u32()?,
+            referrals: r.u32()?,
+            lead: r.u16()?,
+        });
+    }
+    let n = r.len(39)?;
+    p.crimes.reserve_exact(n);
+    for _ in 0..n {
+        p.crimes.push(Crime {
+            id: r.uuid()?,
+            case: r.u32()?,
+            next_in_case: r.u32()?,
+            reported_on: r.i32()?,
+            referred_on: r.i32()?,
+            decided_on: r.i32()?,
+            code: r.u16()?,
+            flags: r.u8()?,
+        });
+    }
+    let n = r.len(8)?;
+    p.referrals.reserve_exact(n);
+    for _ in 0..n {
+        p.referrals.push(Referral {
+            quarter: r.i32()?,
+            next: r.u32()?,
+        });
+    }
+    let n = r.len(6 + 12 * 8)?;
+    let mut tallies = FxMap::default();
+    for _ in 0..n {
+        let key = (r.i32()?, r.u16()?);
+        let mut t = Tally::default();
+        for field in [
+            &mut t.reported,
+            &mut t.cases,
+            &mut t.referred_cases,
+            &mut t.cohort_referred,
+            &mut t.cohort_decided,
+            &mut t.cohort_cleared,
+        ] {
+            *field = r.i64()?;
+        }
+        for g in 0..3 {
+            t.handled[g] = r.i64()?;
+        }
+        for g in 0..3 {
+            t.cleared[g] = r.i64()?;
+        }
+        t.to_referral = r.hist()?;
+        t.to_decision = r.hist()?;
+        tallies.insert(key, t);
+    }
+    p.tallies = tallies;
+    let n = r.len(14)?;
+    for _ in 0..n {
+        let key = (r.i32()?, r.u16()?);
+        p.referred_by_year.insert(key, r.i64()?);
+    }
+    let n = r.len(36)?;
+    for _ in 0..n {
+        let quarter = r.i32()?;
+        p.care.insert(
+            quarter,
+            CareTally {
+                proposed: r.i64()?,
+                started: r.i64()?,
+                completed: r.i64()?,
+                discontinued: r.i64()?,
+            },
+        );
+    }
+    if !r.bytes.is_empty() {
+        return Err(format!(
+            "{} unexpected bytes after the state",
+            r.bytes.len()
+        ));
+    }
+    check_links(&p)?;
+    p.case_index = IdIndex::rebuild(p.cases.len(), |i| p.case_hash(i));
+    p.crime_index = IdIndex::rebuild(p.crimes.len(), |i| p.crime_hash(i));
+    Ok(p)
+}
+
+/// Every link points inside its vector, so a damaged file that slipped past the hash still
+/// cannot make a later `apply` index out of bounds.
+fn check_links(p: &Projections) -> Result<(), Fail> {
+    let ok = |link: u32, len: usize| link == NIL || (link as usize) < len;
+    for (i, c) in p.cases.iter().enumerate() {
+        if !ok(c.crimes, p.crimes.len()) || !ok(c.referrals, p.referrals.len()) {
+            return Err(format!("case {i} links outside the state"));
+        }
+    }
+    for (i, c) in p.crimes.iter().enumerate() {
+        if (c.case as usize) >= p.cases.len()
+            || !ok(c.next_in_case, p.crimes.len())
+            || c.flags & 3 == 3
+            || c.flags > 15
+        {
+            return Err(format!("crime {i} is malformed"));
+        }
+        if c.reported_on == NO_DAY {
+            return Err(format!("crime {i} has no report date"));
+        }
+    }
+    if p.referrals.iter().any(|r| !ok(r.next, p.referrals.len())) {
+        return Err("a referral links outside the state".into());
+    }
+    Ok(())
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn temporary_path(path: &Path) -> PathBuf {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+impl Projections {
+    /// Writes the state and its position to `path`, atomically and durably: `path.tmp` is
+    /// written and fsynced, renamed over `path`, and the directory is fsynced.
+    pub fn save_checkpoint(&self, path: &Path) -> Result<(), Error> {
+        let payload = encode(self);
+        let mut bytes = Vec::with_capacity(payload.len() + 28);
+        bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&payload);
+        bytes.extend_from_slice(&fnv1a(&payload).to_le_bytes());
+        let tmp = temporary_path(path);
+        let mut file = File::create(&tmp).map_err(io(&tmp))?;
+        file.write_all(&bytes).map_err(io(&tmp))?;
+        file.sync_all().map_err(io(&tmp))?;
+        drop(file);
+        fs::rename(&tmp, path).map_err(io(path))?;
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        // The rename is durable only once the directory entry is on disk.
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(dir))?;
+        Ok(())
+    }
+}
+
+/// Reads a checkpoint written by [`Projections::save_checkpoint`]: `None` if there is none,
+/// an error if the file is damaged or of another format version.
+pub fn load_checkpoint(path: &Path) -> Result<Option<Projections>, Error> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(path)(e)),
+    };
+    let corrupt = |reason: String| Error::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if bytes.len() < 12 || &bytes[..8] != MAGIC {
+        return Err(Error::NotACheckpoint {
+            path: path.to_path_buf(),
+        });
+    }
+    let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+    if version != FORMAT_VERSION {
+        return Err(Error::FormatVersion {
+            path: path.to_path_buf(),
+            found: version,
+            expected: FORMAT_VERSION,
+        });
+    }
+    if bytes.len() < 28 {
+        return Err(corrupt("the file is truncated".into()));
+    }
+    let len = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
+    if len != (bytes.len() - 28) as u64 {
+        return Err(corrupt(format!(
+            "the header says {len} payload bytes but the file holds {}",
+            bytes.len() - 28
+        )));
+    }
+    let (payload, hash) = bytes[20..].split_at(bytes.len() - 28);
+    if fnv1a(payload).to_le_bytes() != hash {
+        return Err(corrupt("the checksum does not match the contents".into()));
+    }
+    decode(payload).map(Some).map_err(corrupt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_is_none_and_damage_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("projections.ckpt");
+        assert!(load_checkpoint(&path).unwrap().is_none());
+        Projections::new().save_checkpoint(&path).unwrap();
+        assert_eq!(load_checkpoint(&path).unwrap(), Some(Projections::new()));
+        assert!(!temporary_path(&path).exists());
+
+        let mut bytes = fs::read(&path).unwrap();
+        let last = bytes.len() - 9;
+        bytes[last] ^= 1;
+        fs::write(&path, &bytes).unwrap();
+        let err = load_checkpoint(&path).unwrap_err();
+        assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains("checksum"), "{err}");
+
+        bytes[last] ^= 1;
+        bytes[8] = 9;
+        fs::write(&path, &bytes).unwrap();
+        let err = load_checkpoint(&path).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::FormatVersion {
+                    found: 9,
+                    expected: 1,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+
+        fs::write(&path, b"hello").unwrap();
+        assert!(matches!(
+            load_checkpoint(&path).unwrap_err(),
+            Error::NotACheckpoint { .. }
+        ));
+    }
+}

@@ -1,0 +1,25 @@
+//! The read side of gryning: the contract's tables (`case-flow`, `clearance`, `care`) and the
+//! per-crime-code `progress` funnel, kept incrementally from the event log.
+//!
+//! [`Projections`] is pure state folded event by event in store position order; it keeps counts
+//! per (quarter, crime code) and answers any table for years or quarters, by code or by the
+//! groups of whichever catalogue is in force, at query time. [`Projections::save_checkpoint`]
+//! and [`load_checkpoint`] persist it so a restart only reads the events after the checkpoint,
+//! [`catch_up`] feeds it from an [`gryning_store::EventStore`], and [`naive`] recomputes every
+//! table from scratch, straight from the definitions, to check the incremental state against.
+
+mod checkpoint;
+mod error;
+mod index;
+pub mod naive;
+mod period;
+mod query;
+mod runner;
+mod state;
+mod table;
+
+pub use checkpoint::{load_checkpoint, FORMAT_VERSION};
+pub use error::Error;
+pub use runner::{catch_up, BATCH_SIZE};
+pub use state::{MemoryUse, Projections};
+pub use table::{By, Cell, PeriodKind, Table, TableName};

@@ -1,0 +1,104 @@
+//! Calendar buckets and the small numeric helpers both the incremental state and the naive
+//! recomputation use, so that both round floats the same way.
+
+use std::collections::BTreeMap;
+
+use gryning_domain::Date;
+
+/// Quarters are numbered `year * 4 + (quarter - 1)`, so they order like dates and a year is
+/// `q.div_euclid(4)`.
+pub(crate) fn quarter_of_days(days: i32) -> i32 {
+    let (year, month, _) = Date::from_days(days).ymd();
+    year * 4 + ((month - 1) / 3) as i32
+}
+
+/// "2020" for a year, "2020-Q1" for a quarter number.
+pub(crate) fn label(is_year: bool, period: i32) -> String {
+    if is_year {
+        format!("{period}")
+    } else {
+        format!("{}-Q{}", period.div_euclid(4), period.rem_euclid(4) + 1)
+    }
+}
+
+/// 100 × cleared ÷ handled, unrounded; `None` when nothing was handled.
+pub(crate) fn percent(cleared: i64, handled: i64) -> Option<f64> {
+    (handled != 0).then(|| 100.0 * cleared as f64 / handled as f64)
+}
+
+/// The median of values sorted ascending; the mean of the two middle ones for an even count.
+pub(crate) fn median_sorted(values: &[i32]) -> Option<f64> {
+    let n = values.len();
+    if n == 0 {
+        return None;
+    }
+    Some(middle(values[(n - 1) / 2], values[n / 2]))
+}
+
+/// The same median from a histogram of value → count.
+pub(crate) fn median_histogram(hist: &BTreeMap<i32, u32>) -> Option<f64> {
+    let n: u64 = hist.values().map(|&c| u64::from(c)).sum();
+    if n == 0 {
+        return None;
+    }
+    let (lo_rank, hi_rank) = ((n - 1) / 2, n / 2);
+    let (mut lo, mut seen) = (None, 0u64);
+    for (&value, &count) in hist {
+        seen += u64::from(count);
+        if lo.is_none() && seen > lo_rank {
+            lo = Some(value);
+        }
+        if seen > hi_rank {
+            return Some(middle(lo.unwrap_or(value), value));
+        }
+    }
+    None
+}
+
+fn middle(a: i32, b: i32) -> f64 {
+    (f64::from(a) + f64::from(b)) / 2.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quarter_of(date: Date) -> i32 {
+        quarter_of_days(date.days())
+    }
+
+    #[test]
+    fn medians_agree_and_average_the_middle_pair() {
+        for values in [
+            vec![5],
+            vec![1, 2],
+            vec![1, 2, 3, 10],
+            vec![-3, -3, 4, 4, 4, 9],
+            vec![],
+        ] {
+            let mut hist = BTreeMap::new();
+            for &v in &values {
+                *hist.entry(v).or_insert(0) += 1;
+            }
+            assert_eq!(
+                median_sorted(&values),
+                median_histogram(&hist),
+                "{values:?}"
+            );
+        }
+        assert_eq!(median_sorted(&[1, 2, 3, 10]), Some(2.5));
+        assert_eq!(median_sorted(&[-3, -3, 4, 4, 4, 9]), Some(4.0));
+    }
+
+    #[test]
+    fn quarters_and_labels() {
+        let q = quarter_of(Date::parse("2020-05-17").unwrap());
+        assert_eq!(label(false, q), "2020-Q2");
+        assert_eq!(q.div_euclid(4), 2020);
+        assert_eq!(label(true, 2020), "2020");
+        assert_eq!(
+            quarter_of(Date::parse("2019-12-31").unwrap()) + 1,
+            quarter_of(Date::parse("2020-01-01").unwrap())
+        );
+    }
+}

@@ -1,0 +1,309 @@
+//! Answers a table from the state: sums the per-(quarter, code) counts into the asked periods
+//! and codes or groups, merges lead-time histograms for the medians, and lays out the rows. The
+//! row layout (columns, which rows are printed, their cells) is shared with [`crate::naive`],
+//! which computes the same values another way.
+
+use std::collections::BTreeMap;
+
+use gryning_domain::{Catalogue, CrimeCode, Gender};
+
+use crate::period::{label, median_histogram, percent};
+use crate::state::{Projections, Tally};
+use crate::table::{By, Cell, PeriodKind, Table, TableName};
+
+/// The values of one (period, code or group) row, however they were computed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Counts {
+    pub reported: i64,
+    pub cases: i64,
+    pub referred_cases: i64,
+    /// Per gender, in `Gender::ALL` order.
+    pub handled: [i64; 3],
+    pub cleared: [i64; 3],
+    pub cohort_referred: i64,
+    pub cohort_decided: i64,
+    pub cohort_cleared: i64,
+    pub median_to_referral: Option<f64>,
+    pub median_to_decision: Option<f64>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct CareCounts {
+    pub proposed: i64,
+    pub started: i64,
+    pub completed: i64,
+    pub discontinued: i64,
+    pub continuing: i64,
+}
+
+pub(crate) fn columns(name: TableName, by: By) -> Vec<&'static str> {
+    let key = by.name();
+    match name {
+        TableName::CaseFlow => vec!["period", key, "reported", "cases", "referred"],
+        TableName::Clearance => vec![
+            "period",
+            key,
+            "victim_gender",
+            "handled",
+            "cleared",
+            "percent",
+        ],
+        TableName::Care => vec![
+            "period",
+            "contract_care_proposed",
+            "programmes_started",
+            "programmes_completed",
+            "programmes_discontinued",
+            "programmes_continuing",
+        ],
+        TableName::Progress => vec![
+            "period",
+            key,
+            "reported",
+            "in_case",
+            "referred",
+            "decided",
+            "cleared",
+            "open",
+            "median_days_to_referral",
+            "median_days_to_decision",
+        ],
+    }
+}
+
+/// The text of a row key: the four-digit code, or the group's name.
+pub(crate) fn key_label(by: By, key: u32, catalogue: &Catalogue) -> String {
+    match by {
+        By::Code => format!("{:04}", key),
+        By::Group => catalogue.groups()[key as usize].name.clone(),
+    }
+}
+
+/// Row keys a crime code counts under: itself, or each group holding it (groups may overlap).
+pub(crate) fn keys_of(by: By, code: u16, catalogue: &Catalogue) -> Vec<u32> {
+    match by {
+        By::Code => vec![u32::from(code)],
+        By::Group => CrimeCode::from_number(code)
+            .map(|c| catalogue.groups_of(c).iter().map(|&g| g as u32).collect())
+            .unwrap_or_default(),
+    }
+}
+
+fn text(s: &str) -> Cell {
+    Cell::Text(s.to_string())
+}
+
+fn float(x: Option<f64>) -> Cell {
+    x.map_or(Cell::Null, Cell::Float)
+}
+
+/// Appends the rows of one (period, key) for a per-code table; a row only when a count is non-zero.
+pub(crate) fn push_rows(
+    name: TableName,
+    period: &str,
+    key: &str,
+    c: &Counts,
+    rows: &mut Vec<Vec<Cell>>,
+) {
+    match name {
+        TableName::CaseFlow => {
+            if c.reported != 0 || c.cases != 0 || c.referred_cases != 0 {
+                rows.push(vec![
+                    text(period),
+                    text(key),
+                    Cell::Int(c.reported),
+                    Cell::Int(c.cases),
+                    Cell::Int(c.referred_cases),
+                ]);
+            }
+        }
+        TableName::Clearance => {
+            let all = (c.handled.iter().sum::<i64>(), c.cleared.iter().sum::<i64>());
+            let genders = Gender::ALL
+                .iter()
+                .enumerate()
+                .map(|(i, g)| (g.table_name(), c.handled[i], c.cleared[i]));
+            for (gender, handled, cleared) in std::iter::once(("ALL", all.0, all.1)).chain(genders)
+            {
+                if handled != 0 || cleared != 0 {
+                    rows.push(vec![
+                        text(period),
+                        text(key),
+                        text(gender),
+                        Cell::Int(handled),
+                        Cell::Int(cleared),
+                        float(percent(cleared, handled)),
+                    ]);
+                }
+            }
+        }
+        TableName::Progress => {
+            let open = c.reported - c.cohort_decided;
+            if c.reported != 0
+                || c.cohort_referred != 0
+                || c.cohort_decided != 0
+                || c.cohort_cleared != 0
+                || open != 0
+            {
+                rows.push(vec![
+                    text(period),
+                    text(key),
+                    Cell::Int(c.reported),
+                    // Under the contract a crime is reported into an opened case, so every
+                    // reported crime is in a case; the column keeps the funnel's step visible.
+                    Cell::Int(c.reported),
+                    Cell::Int(c.cohort_referred),
+                    Cell::Int(c.cohort_decided),
+                    Cell::Int(c.cohort_cleared),
+                    Cell::Int(open),
+                    float(c.median_to_referral),
+                    float(c.median_to_decision),
+                ]);
+            }
+        }
+        TableName::Care => unreachable!("care has no code or group rows"),
+    }
+}
+
+pub(crate) fn push_care_row(period: &str, c: &CareCounts, rows: &mut Vec<Vec<Cell>>) {
+    if [
+        c.proposed,
+        c.started,
+        c.completed,
+        c.discontinued,
+        c.continuing,
+    ]
+    .iter()
+    .any(|&n| n != 0)
+    {
+        rows.push(vec![
+            text(period),
+            Cell::Int(c.proposed),
+            Cell::Int(c.started),
+            Cell::Int(c.completed),
+            Cell::Int(c.discontinued),
+            Cell::Int(c.continuing),
+        ]);
+    }
+}
+
+/// Sums of tallies with merged histograms, before medians are taken.
+#[derive(Default)]
+struct Sum {
+    counts: Counts,
+    to_referral: BTreeMap<i32, u32>,
+    to_decision: BTreeMap<i32, u32>,
+}
+
+impl Sum {
+    fn add(&mut self, t: &Tally, with_referred_cases: bool) {
+        let c = &mut self.counts;
+        c.reported += t.reported;
+        c.cases += t.cases;
+        if with_referred_cases {
+            c.referred_cases += t.referred_cases;
+        }
+        for g in 0..3 {
+            c.handled[g] += t.handled[g];
+            c.cleared[g] += t.cleared[g];
+        }
+        c.cohort_referred += t.cohort_referred;
+        c.cohort_decided += t.cohort_decided;
+        c.cohort_cleared += t.cohort_cleared;
+        for (&v, &n) in &t.to_referral {
+            *self.to_referral.entry(v).or_insert(0) += n;
+        }
+        for (&v, &n) in &t.to_decision {
+            *self.to_decision.entry(v).or_insert(0) += n;
+        }
+    }
+}
+
+impl Projections {
+    /// Computes a table from the state as it stands.
+    pub fn table(
+        &self,
+        name: TableName,
+        by: By,
+        period: PeriodKind,
+        catalogue: &Catalogue,
+    ) -> Table {
+        let columns = columns(name, by);
+        let is_year = period == PeriodKind::Year;
+        let mut rows = Vec::new();
+        if name == TableName::Care {
+            self.care_rows(is_year, &mut rows);
+        } else {
+            let period_of = |quarter: i32| {
+                if is_year {
+                    quarter.div_euclid(4)
+                } else {
+                    quarter
+                }
+            };
+            let mut sums: BTreeMap<(i32, u32), Sum> = BTreeMap::new();
+            for (&(quarter, code), tally) in &self.tallies {
+                for key in keys_of(by, code, catalogue) {
+                    sums.entry((period_of(quarter), key))
+                        .or_default()
+                        .add(tally, !is_year);
+                }
+            }
+            if is_year {
+                for (&(year, code), &n) in &self.referred_by_year {
+                    for key in keys_of(by, code, catalogue) {
+                        sums.entry((year, key)).or_default().counts.referred_cases += n;
+                    }
+                }
+            }
+            for ((p, key), mut sum) in sums {
+                sum.counts.median_to_referral = median_histogram(&sum.to_referral);
+                sum.counts.median_to_decision = median_histogram(&sum.to_decision);
+                push_rows(
+                    name,
+                    &label(is_year, p),
+                    &key_label(by, key, catalogue),
+                    &sum.counts,
+                    &mut rows,
+                );
+            }
+        }
+        Table {
+            name: name.name().to_string(),
+            columns,
+            rows,
+        }
+    }
+
+    fn care_rows(&self, is_year: bool, rows: &mut Vec<Vec<Cell>>) {
+        let Some((first, last)) = self.span else {
+            return;
+        };
+        let (first, last) = (
+            crate::period::quarter_of_days(first),
+            crate::period::quarter_of_days(last),
+        );
+        let (first, last) = if is_year {
+            (first.div_euclid(4), last.div_euclid(4))
+        } else {
+            (first, last)
+        };
+        let (mut started, mut ended) = (0i64, 0i64);
+        for p in first..=last {
+            let quarters = if is_year { p * 4..p * 4 + 4 } else { p..p + 1 };
+            let mut c = CareCounts::default();
+            for tally in self.care.range(quarters).map(|(_, t)| t) {
+                c.proposed += tally.proposed;
+                c.started += tally.started;
+                c.completed += tally.completed;
+                c.discontinued += tally.discontinued;
+            }
+            // An end is never dated before its start, so running totals give what is running
+            // at the period's last day.
+            started += c.started;
+            ended += c.completed + c.discontinued;
+            c.continuing = started - ended;
+            push_care_row(&label(is_year, p), &c, rows);
+        }
+    }
+}
