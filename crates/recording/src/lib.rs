@@ -20,7 +20,7 @@ use gryning_domain::{validate, Catalogue, Date, Event, StreamState, Uuid};
 use gryning_store::{AppendRequest, EventStore, ExpectedVersion, NewEvent, Position, Version};
 
 /// How many times one event is re-decided after concurrent-writer conflicts before giving up.
-pub const MAX_CONFLICT_RETRIES: usize = 8;
+pub const MAX_CONFLICT_RETRIES: usize = 12;
 
 /// Streams whose state is cached; past this the cache is emptied and refilled on demand.
 const CACHE_LIMIT: usize = 1 << 20;
@@ -342,7 +342,7 @@ async fn backoff(attempt: usize) {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    let ceiling_us = 100u64 << attempt.min(6);
+    let ceiling_us = 100u64 << attempt.min(8);
     let jitter = u64::from(nanos.wrapping_mul(2_654_435_761)) % ceiling_us;
     tokio::time::sleep(std::time::Duration::from_micros(jitter + 1)).await;
 }

@@ -452,7 +452,7 @@ async fn a_batch_stores_its_valid_events_and_reports_each_rejection() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_recorders_on_one_case_never_lose_an_event() {
     let h = harness().await;
     h.recorder.record(opened(1, 1).into()).await.unwrap();

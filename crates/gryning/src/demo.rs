@@ -1,0 +1,424 @@
+//! `gryning demo`: records the Stockholm 2019–2020 case flow (the synthetic scale-1 dataset) as
+//! NDJSON through the same import path agencies use, then prints the report's tables beside the
+//! figures gryning computes from the events, each with a mark saying whether they match.
+//! Also home of the catalogue listing, which shares the table rendering.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use gryning_domain::Catalogue;
+use gryning_projections::{By, Cell, PeriodKind, Projections, Table, TableName};
+use gryning_recording::Recorder;
+use gryning_synth::{MapsTo, VictimGender};
+
+const MATCH: &str = "✓";
+const DIFFERS: &str = "✗";
+
+/// Where the demo keeps its store when `--data-dir` is not given.
+const DEMO_DIR: &str = "gryning-demo";
+
+/// Counts how many compared figures matched.
+#[derive(Default)]
+struct Tally {
+    matched: usize,
+    differed: usize,
+}
+
+impl Tally {
+    fn mark(&mut self, ok: bool) -> Cell {
+        if ok {
+            self.matched += 1;
+            Cell::Text(MATCH.into())
+        } else {
+            self.differed += 1;
+            Cell::Text(DIFFERS.into())
+        }
+    }
+}
+
+fn column(table: &Table, name: &str) -> usize {
+    table
+        .columns
+        .iter()
+        .position(|c| *c == name)
+        .unwrap_or_else(|| panic!("table {} has column {name}", table.name))
+}
+
+/// The row whose cells in the named columns equal the given texts.
+fn find<'t>(table: &'t Table, keys: &[(&str, &str)]) -> Option<&'t [Cell]> {
+    let idx: Vec<(usize, &str)> = keys.iter().map(|(c, v)| (column(table, c), *v)).collect();
+    table
+        .rows
+        .iter()
+        .find(|row| {
+            idx.iter()
+                .all(|(i, v)| matches!(&row[*i], Cell::Text(t) if t == v))
+        })
+        .map(Vec::as_slice)
+}
+
+fn int(table: &Table, row: Option<&[Cell]>, name: &str) -> i64 {
+    match row.map(|r| &r[column(table, name)]) {
+        Some(Cell::Int(n)) => *n,
+        _ => 0,
+    }
+}
+
+fn print_table(title: &str, columns: Vec<&'static str>, rows: Vec<Vec<Cell>>) {
+    println!("{title}");
+    let table = Table {
+        name: title.into(),
+        columns,
+        rows,
+    };
+    for line in table.to_text().lines() {
+        println!("  {line}");
+    }
+    println!();
+}
+
+pub async fn run(
+    data_dir: Option<PathBuf>,
+    seed: u64,
+    catalogue: Arc<Catalogue>,
+) -> anyhow::Result<std::process::ExitCode> {
+    let dir = data_dir.unwrap_or_else(|| PathBuf::from(DEMO_DIR));
+    println!("gryning demo: the Stockholm 2019–2020 case flow, recorded as events and projected into tables");
+    println!("store: embedded (SQLite) in {}\n", dir.display());
+
+    let started = Instant::now();
+    let mut ndjson = Vec::new();
+    let generated = gryning_synth::write_ndjson(seed, 1, &catalogue, &mut ndjson)?;
+    println!(
+        "generated {generated} events as NDJSON ({:.1} MB, seed {seed}) in {:.2} s",
+        ndjson.len() as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+
+    let store = crate::open_store(None, &dir)?;
+    let recorder = Recorder::new(store.clone(), catalogue.clone());
+    let started = Instant::now();
+    let bar = crate::progress_bar(ndjson.len() as u64, "recording");
+    let summary = crate::import::import(
+        &recorder,
+        std::io::Cursor::new(ndjson),
+        |r| bar.suspend(|| eprintln!("line {}: {}", r.line, r.reason)),
+        |bytes| bar.set_position(bytes),
+    )
+    .await?;
+    bar.finish_and_clear();
+    crate::import::print_summary(
+        &mut std::io::stdout(),
+        &summary,
+        started.elapsed().as_secs_f64(),
+    )?;
+    if summary.duplicates > 0 && summary.accepted == 0 {
+        println!("(the store already held these events: each was recognised by its event id and stored once)");
+    }
+
+    let started = Instant::now();
+    let projections = crate::current_projections(store.as_ref(), &dir, None)
+        .await
+        .context("projecting the events")?;
+    println!(
+        "projected {} events in {:.2} s\n",
+        projections.position(),
+        started.elapsed().as_secs_f64()
+    );
+
+    let mut tally = Tally::default();
+    compare(&projections, &catalogue, &mut tally);
+    let total = tally.matched + tally.differed;
+    if tally.differed == 0 {
+        println!("{MATCH} all {total} published figures compared match the report");
+        Ok(std::process::ExitCode::SUCCESS)
+    } else {
+        println!(
+            "{DIFFERS} {} of {total} published figures compared differ from the report",
+            tally.differed
+        );
+        Ok(std::process::ExitCode::from(1))
+    }
+}
+
+fn compare(projections: &Projections, catalogue: &Catalogue, tally: &mut Tally) {
+    let reference = gryning_synth::reference();
+    let by_group = projections.table(TableName::CaseFlow, By::Group, PeriodKind::Year, catalogue);
+    let by_code = projections.table(TableName::CaseFlow, By::Code, PeriodKind::Year, catalogue);
+
+    let mut rows = Vec::new();
+    for r in &reference.tabell_1 {
+        let row = find(
+            &by_group,
+            &[("group", &r.group), ("period", &r.year.to_string())],
+        );
+        let got = [
+            int(&by_group, row, "reported"),
+            int(&by_group, row, "cases"),
+            int(&by_group, row, "referred"),
+        ];
+        let want = [r.reported, r.cases, r.referred].map(i64::from);
+        rows.push(vec![
+            Cell::Text(r.group.clone()),
+            Cell::Text(r.year.to_string()),
+            Cell::Int(got[0]),
+            Cell::Int(want[0]),
+            Cell::Int(got[1]),
+            Cell::Int(want[1]),
+            Cell::Int(got[2]),
+            Cell::Int(want[2]),
+            tally.mark(got == want),
+        ]);
+    }
+    print_table(
+        "Tabell 1 — case flow by crime-code group (gryning | report)",
+        vec![
+            "group", "year", "reported", "report", "cases", "report", "referred", "report", "",
+        ],
+        rows,
+    );
+    if let Some(note) = catalogue
+        .group("Brott i nära relation")
+        .and_then(|g| g.note.as_deref())
+    {
+        println!("  Note on \"Brott i nära relation\": {note}\n");
+    }
+
+    let mut rows = Vec::new();
+    for r in &reference.tabell_2 {
+        let row = find(
+            &by_code,
+            &[("code", &r.code), ("period", &r.year.to_string())],
+        );
+        let got = [
+            int(&by_code, row, "reported"),
+            int(&by_code, row, "cases"),
+            int(&by_code, row, "referred"),
+        ];
+        let want = [r.reported, r.cases, r.referred].map(i64::from);
+        let text: String = r.text.chars().take(46).collect();
+        rows.push(vec![
+            Cell::Text(r.code.clone()),
+            Cell::Text(if text.len() < r.text.len() {
+                format!("{text}…")
+            } else {
+                text
+            }),
+            Cell::Text(r.year.to_string()),
+            Cell::Int(got[0]),
+            Cell::Int(want[0]),
+            Cell::Int(got[1]),
+            Cell::Int(want[1]),
+            Cell::Int(got[2]),
+            Cell::Int(want[2]),
+            tally.mark(got == want),
+        ]);
+    }
+    print_table(
+        "Tabell 2 — case flow by crime code (gryning | report)",
+        vec![
+            "code", "text", "year", "reported", "report", "cases", "report", "referred", "report",
+            "",
+        ],
+        rows,
+    );
+
+    let care = projections.table(TableName::Care, By::Code, PeriodKind::Year, catalogue);
+    let mut rows = Vec::new();
+    let mut figure = |what: &str, year: i32, col: &str, want: u32| {
+        let row = find(&care, &[("period", &year.to_string())]);
+        let got = int(&care, row, col);
+        rows.push(vec![
+            Cell::Text(what.into()),
+            Cell::Text(year.to_string()),
+            Cell::Int(got),
+            Cell::Int(want.into()),
+            tally.mark(got == i64::from(want)),
+        ]);
+    };
+    for c in &reference.kriminalvarden.contract_care_proposed {
+        figure(
+            "contract care proposed",
+            c.year,
+            "contract_care_proposed",
+            c.count,
+        );
+    }
+    for p in &reference.kriminalvarden.ipv_treatment_programmes {
+        figure(
+            "IPV programmes started",
+            p.year,
+            "programmes_started",
+            p.started,
+        );
+        if let Some(n) = p.completed {
+            figure(
+                "IPV programmes completed",
+                p.year,
+                "programmes_completed",
+                n,
+            );
+        }
+        if let Some(n) = p.continuing_over_year_end {
+            figure(
+                "IPV programmes continuing over year end",
+                p.year,
+                "programmes_continuing",
+                n,
+            );
+        }
+    }
+    print_table(
+        "Kriminalvården — contract care and treatment programmes (gryning | report)",
+        vec!["figure", "year", "gryning", "report", ""],
+        rows,
+    );
+
+    let clearance_code =
+        projections.table(TableName::Clearance, By::Code, PeriodKind::Year, catalogue);
+    let clearance_group =
+        projections.table(TableName::Clearance, By::Group, PeriodKind::Year, catalogue);
+    let mut rows = Vec::new();
+    let mut unmapped = Vec::new();
+    for r in &reference.clearance {
+        let gender = match r.victim_gender {
+            VictimGender::All => "ALL",
+            VictimGender::Female => "FEMALE",
+            VictimGender::Male => "MALE",
+        };
+        let (table, key_col, key) = match &r.maps_to {
+            Some(MapsTo::Code(code)) => (&clearance_code, "code", code.clone()),
+            Some(MapsTo::Group(group)) => (&clearance_group, "group", group.clone()),
+            None => {
+                unmapped.push(format!(
+                    "{} ({gender}, {} %): {}",
+                    r.crime_type,
+                    r.percent,
+                    r.note.as_deref().unwrap_or("no catalogue code")
+                ));
+                continue;
+            }
+        };
+        let period = r.year.to_string();
+        let row = find(
+            table,
+            &[
+                (key_col, &key),
+                ("period", &period),
+                ("victim_gender", gender),
+            ],
+        );
+        let handled = int(table, row, "handled");
+        let cleared = int(table, row, "cleared");
+        let percent = (handled > 0).then(|| 100.0 * cleared as f64 / handled as f64);
+        let ok = percent.is_some_and(|p| (p - r.percent).abs() < 0.5);
+        let crime_type: String = r.crime_type.chars().take(40).collect();
+        rows.push(vec![
+            Cell::Text(if crime_type.len() < r.crime_type.len() {
+                format!("{crime_type}…")
+            } else {
+                crime_type
+            }),
+            Cell::Text(gender.into()),
+            Cell::Text(key),
+            Cell::Int(handled),
+            Cell::Int(cleared),
+            percent.map_or(Cell::Null, Cell::Float),
+            Cell::Float(r.percent),
+            tally.mark(ok),
+        ]);
+    }
+    print_table(
+        "Person-clearance rate 2019, % (gryning | report; a match is within the report's rounding)",
+        vec![
+            "crime type",
+            "victim",
+            "code or group",
+            "handled",
+            "cleared",
+            "percent",
+            "report",
+            "",
+        ],
+        rows,
+    );
+    for line in unmapped {
+        println!("  Not compared: {line}");
+    }
+    println!();
+
+    let progress = projections.table(TableName::Progress, By::Code, PeriodKind::Year, catalogue);
+    let codes: Vec<&str> = reference.tabell_2.iter().map(|r| r.code.as_str()).collect();
+    let code_col = column(&progress, "code");
+    let rows: Vec<Vec<Cell>> = progress
+        .rows
+        .iter()
+        .filter(|row| matches!(&row[code_col], Cell::Text(c) if codes.contains(&c.as_str())))
+        .cloned()
+        .collect();
+    print_table(
+        "Per-crime-code progress of Tabell 2's codes, by year reported (where in the chain crimes are)",
+        progress.columns.clone(),
+        rows,
+    );
+}
+
+/// The catalogue as aligned text (codes, then groups) or as JSON.
+pub fn render_catalogue(catalogue: &Catalogue, json: bool) -> String {
+    let group_names = |code| -> Vec<&str> {
+        catalogue
+            .groups_of(code)
+            .iter()
+            .map(|&i| catalogue.groups()[i].name.as_str())
+            .collect()
+    };
+    if json {
+        let codes: Vec<serde_json::Value> = catalogue
+            .codes()
+            .map(|(code, text)| serde_json::json!({"code": code.to_string(), "text": text, "groups": group_names(code)}))
+            .collect();
+        let groups: Vec<serde_json::Value> = catalogue
+            .groups()
+            .iter()
+            .map(|g| serde_json::json!({"name": g.name, "codes": g.codes.iter().map(|c| c.to_string()).collect::<Vec<_>>(), "note": g.note}))
+            .collect();
+        let doc =
+            serde_json::json!({"version": catalogue.version(), "codes": codes, "groups": groups});
+        return serde_json::to_string_pretty(&doc).expect("json") + "\n";
+    }
+    let mut out = format!("Crime-code catalogue, version {}\n\n", catalogue.version());
+    let rows = catalogue
+        .codes()
+        .map(|(code, text)| {
+            vec![
+                Cell::Text(code.to_string()),
+                Cell::Text(text.to_string()),
+                Cell::Text(group_names(code).join(", ")),
+            ]
+        })
+        .collect();
+    out.push_str(
+        &Table {
+            name: "codes".into(),
+            columns: vec!["code", "text", "groups"],
+            rows,
+        }
+        .to_text(),
+    );
+    out.push_str("\nGroups\n");
+    for g in catalogue.groups() {
+        let codes: Vec<String> = g.codes.iter().map(|c| c.to_string()).collect();
+        out.push_str(&format!(
+            "\n{} ({} codes): {}\n",
+            g.name,
+            codes.len(),
+            codes.join(" ")
+        ));
+        if let Some(note) = &g.note {
+            out.push_str(&format!("  note: {note}\n"));
+        }
+    }
+    out
+}

@@ -1,0 +1,360 @@
+//! The `gryning` command line. Each subcommand is a thin layer over the library crates:
+//! recording (import), projections (table, rebuild), the catalogue and the synthetic generator.
+
+mod demo;
+mod import;
+
+use std::io::{BufReader, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand, ValueEnum};
+use gryning_domain::Catalogue;
+use gryning_projections::{By, PeriodKind, Projections, TableName};
+use gryning_recording::Recorder;
+use gryning_store::EventStore;
+
+/// File under the data directory holding the projections' checkpoint.
+const CHECKPOINT_FILE: &str = "projections.ckpt";
+
+#[derive(Parser)]
+#[command(
+    name = "gryning",
+    version,
+    about = "Event-sourced case tracking for the agencies of Stockholm county: record events, read tables"
+)]
+struct Cli {
+    /// Data directory of the embedded store.
+    #[arg(long, global = true, env = "GRYNING_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Event store backend URL, e.g. nats://127.0.0.1:4222 (default: the embedded store in the data directory).
+    #[arg(long, global = true, env = "GRYNING_STORE")]
+    store: Option<String>,
+    /// Crime-code catalogue file (TOML) to use instead of the one shipped with gryning.
+    #[arg(long, global = true, env = "GRYNING_CATALOG")]
+    catalog: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Record events from an NDJSON file (`-` for standard input), in file order.
+    Import {
+        /// NDJSON file, one gryning.v1.Event per line; `-` reads standard input.
+        file: PathBuf,
+    },
+    /// Print a table computed from every stored event.
+    Table {
+        /// case-flow, clearance, care or progress.
+        name: String,
+        #[arg(long, value_enum, default_value_t = ByArg::Code)]
+        by: ByArg,
+        #[arg(long, value_enum, default_value_t = PeriodArg::Year)]
+        period: PeriodArg,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Show the table as it stood when the store's last event was at this global position.
+        #[arg(long, value_name = "POSITION")]
+        as_of: Option<u64>,
+    },
+    /// Print the crime-code catalogue in force: codes, texts and groups.
+    Catalog {
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Write deterministic synthetic events as NDJSON (scale 1 is the Stockholm 2019–2020 case flow).
+    Generate {
+        #[arg(long, default_value_t = gryning_synth::DEFAULT_SEED)]
+        seed: u64,
+        /// Number of independent copies of the scale-1 dataset.
+        #[arg(long, default_value_t = 1)]
+        scale: u32,
+        /// Output file; standard output when absent or `-`.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Replay every projection from the first stored event and write a fresh checkpoint.
+    Rebuild,
+    /// Record the Stockholm 2019–2020 case flow and compare the tables with the published report.
+    Demo {
+        #[arg(long, default_value_t = gryning_synth::DEFAULT_SEED)]
+        seed: u64,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ByArg {
+    Code,
+    Group,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PeriodArg {
+    Year,
+    Quarter,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+    Csv,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+pub(crate) fn load_catalogue(path: Option<&Path>) -> anyhow::Result<Arc<Catalogue>> {
+    Ok(Arc::new(match path {
+        None => Catalogue::default_catalogue(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read catalogue file {}", path.display()))?;
+            Catalogue::from_toml(&text)
+                .with_context(|| format!("catalogue file {}", path.display()))?
+        }
+    }))
+}
+
+pub(crate) fn open_store(
+    url: Option<&str>,
+    data_dir: &Path,
+) -> anyhow::Result<Arc<dyn EventStore>> {
+    match url {
+        None | Some("") => {
+            let store = gryning_store::sqlite::SqliteStore::open(data_dir)
+                .with_context(|| format!("cannot open the embedded store in {}", data_dir.display()))?;
+            Ok(Arc::new(store))
+        }
+        Some(url) if url.starts_with("nats://") => bail!(
+            "--store {url}: this build has no NATS JetStream backend yet; leave --store unset to use the embedded store"
+        ),
+        Some(url) => bail!("--store {url}: unknown backend; use nats://HOST:PORT or leave it unset for the embedded store"),
+    }
+}
+
+fn data_dir(cli_dir: &Option<PathBuf>) -> PathBuf {
+    cli_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("gryning-data"))
+}
+
+/// A progress bar on standard error when it is a terminal, hidden otherwise.
+pub(crate) fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{what} [{{bar:40}}] {{percent:>3}}% {{msg}} eta {{eta}}"
+        ))
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+/// Brings projections up to date from the checkpoint (or `as_of`), saving the new checkpoint.
+pub(crate) async fn current_projections(
+    store: &dyn EventStore,
+    data_dir: &Path,
+    as_of: Option<u64>,
+) -> anyhow::Result<Projections> {
+    let checkpoint = data_dir.join(CHECKPOINT_FILE);
+    let saved = if as_of.is_none() && checkpoint.exists() {
+        match gryning_projections::load_checkpoint(&checkpoint) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!(
+                    "warning: ignoring checkpoint {}: {e}; replaying from the first event",
+                    checkpoint.display()
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let mut projections = saved.unwrap_or_default();
+    let head = store.head().await?;
+    let target = as_of.map_or(head, |p| p.min(head));
+    if projections.position() > target {
+        projections = Projections::default();
+    }
+    let bar = progress_bar(target.saturating_sub(projections.position()), "projecting");
+    let start = projections.position();
+    let applied = gryning_projections::catch_up(&mut projections, store, Some(target), |pos| {
+        bar.set_position(pos - start)
+    })
+    .await?;
+    bar.finish_and_clear();
+    if as_of.is_none() && applied > 0 && data_dir.exists() {
+        projections
+            .save_checkpoint(&checkpoint)
+            .with_context(|| format!("cannot write checkpoint {}", checkpoint.display()))?;
+    }
+    Ok(projections)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    let ok = std::process::ExitCode::SUCCESS;
+    let catalogue = load_catalogue(cli.catalog.as_deref())?;
+    match cli.command {
+        Command::Import { file } => {
+            let dir = data_dir(&cli.data_dir);
+            let store = open_store(cli.store.as_deref(), &dir)?;
+            let recorder = Recorder::new(store, catalogue);
+            let started = Instant::now();
+            let stderr = std::io::stderr();
+            let summary = if file.as_os_str() == "-" {
+                let bar = progress_bar(0, "importing");
+                import::import(
+                    &recorder,
+                    BufReader::new(std::io::stdin()),
+                    |r| eprintln!("line {}: {}", r.line, r.reason),
+                    |_| bar.tick(),
+                )
+                .await?
+            } else {
+                let f = std::fs::File::open(&file)
+                    .with_context(|| format!("cannot open {}", file.display()))?;
+                let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+                let bar = progress_bar(len, "importing");
+                let s = import::import(
+                    &recorder,
+                    BufReader::with_capacity(1 << 20, f),
+                    |r| bar.suspend(|| eprintln!("line {}: {}", r.line, r.reason)),
+                    |bytes| bar.set_position(bytes),
+                )
+                .await?;
+                bar.finish_and_clear();
+                s
+            };
+            import::print_summary(
+                &mut std::io::stdout(),
+                &summary,
+                started.elapsed().as_secs_f64(),
+            )?;
+            drop(stderr);
+            if summary.rejected > 0 {
+                return Ok(std::process::ExitCode::from(1));
+            }
+            Ok(ok)
+        }
+        Command::Table {
+            name,
+            by,
+            period,
+            format,
+            as_of,
+        } => {
+            let Some(table_name) = TableName::parse(&name) else {
+                bail!("unknown table {name:?}; the tables are case-flow, clearance, care and progress")
+            };
+            let dir = data_dir(&cli.data_dir);
+            if cli.store.is_none() && !dir.join("events.sqlite3").exists() {
+                bail!("no event store in {}: import events first (gryning import FILE) or pass --data-dir", dir.display());
+            }
+            let store = open_store(cli.store.as_deref(), &dir)?;
+            let projections = current_projections(store.as_ref(), &dir, as_of).await?;
+            let by = match by {
+                ByArg::Code => By::Code,
+                ByArg::Group => By::Group,
+            };
+            let period = match period {
+                PeriodArg::Year => PeriodKind::Year,
+                PeriodArg::Quarter => PeriodKind::Quarter,
+            };
+            let table = projections.table(table_name, by, period, &catalogue);
+            let text = match format {
+                Format::Text => table.to_text(),
+                Format::Json => table.to_json(),
+                Format::Csv => table.to_csv(),
+            };
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())?;
+            if !text.ends_with('\n') {
+                writeln!(out)?;
+            }
+            Ok(ok)
+        }
+        Command::Catalog { format } => {
+            print!(
+                "{}",
+                demo::render_catalogue(&catalogue, format == Format::Json)
+            );
+            Ok(ok)
+        }
+        Command::Generate {
+            seed,
+            scale,
+            output,
+        } => {
+            if scale == 0 {
+                bail!("--scale must be at least 1");
+            }
+            let started = Instant::now();
+            let written = match output.as_deref().filter(|p| p.as_os_str() != "-") {
+                None => gryning_synth::write_ndjson(
+                    seed,
+                    scale,
+                    &catalogue,
+                    std::io::BufWriter::new(std::io::stdout().lock()),
+                )?,
+                Some(path) => {
+                    let f = std::fs::File::create(path)
+                        .with_context(|| format!("cannot create {}", path.display()))?;
+                    let n = gryning_synth::write_ndjson(
+                        seed,
+                        scale,
+                        &catalogue,
+                        std::io::BufWriter::with_capacity(1 << 20, f),
+                    )?;
+                    eprintln!(
+                        "wrote {n} events to {} in {:.2} s",
+                        path.display(),
+                        started.elapsed().as_secs_f64()
+                    );
+                    n
+                }
+            };
+            let _ = written;
+            Ok(ok)
+        }
+        Command::Rebuild => {
+            let dir = data_dir(&cli.data_dir);
+            let store = open_store(cli.store.as_deref(), &dir)?;
+            let checkpoint = dir.join(CHECKPOINT_FILE);
+            if checkpoint.exists() {
+                std::fs::remove_file(&checkpoint)
+                    .with_context(|| format!("cannot remove {}", checkpoint.display()))?;
+            }
+            let started = Instant::now();
+            let projections = current_projections(store.as_ref(), &dir, None).await?;
+            let secs = started.elapsed().as_secs_f64();
+            let n = projections.position();
+            println!(
+                "rebuilt every projection from {n} events in {secs:.2} s ({:.0} events/s); checkpoint at position {n}",
+                n as f64 / secs.max(1e-9)
+            );
+            Ok(ok)
+        }
+        Command::Demo { seed } => demo::run(cli.data_dir, seed, catalogue).await,
+    }
+}
