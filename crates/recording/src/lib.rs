@@ -183,9 +183,15 @@ impl Recorder {
         let mut pending: Vec<Pending> = Vec::with_capacity(todo.len());
         // Event ids of this round's appends, to recognise a resend within the same batch.
         let mut in_round: HashMap<Uuid, (usize, Vec<u8>)> = HashMap::new();
-        // Resends of an event earlier in this round: (index, that event's place in `pending`).
-        let mut resends: Vec<(usize, usize)> = Vec::new();
+        // Events whose id an earlier event of this round carries: (index, that event's place in
+        // `pending`, whether the content is the same). If that event is stored, these are
+        // duplicates (same content) or reuse its id (other content); if not, they are decided
+        // again.
+        let mut resends: Vec<(usize, usize, bool)> = Vec::new();
         let mut requests: Vec<AppendRequest> = Vec::with_capacity(todo.len());
+        // Rule breaks judged against a state that this round's own appends advanced: they stand
+        // only if those appends are stored; otherwise the event is decided again.
+        let mut provisional: Vec<(usize, usize, Result<Outcome, Rejection>)> = Vec::new();
         for &index in todo {
             let event = &submissions[index].event;
             let stream = event.subject.stream_name();
@@ -204,17 +210,16 @@ impl Recorder {
             let payload = gryning_proto::encode_event(event);
             if let Err(rule) = state.check(event) {
                 match in_round.get(&event.event_id) {
-                    Some((earlier, stored)) if *stored == payload => {
-                        resends.push((index, *earlier))
-                    }
-                    Some(_) => {
-                        results[index] = Some(Err(Rejection::EventIdReused {
-                            event_id: event.event_id,
-                        }))
-                    }
+                    // Its verdict follows that of the earlier event with the same id.
+                    Some((earlier, stored)) => resends.push((index, *earlier, *stored == payload)),
                     None => {
-                        results[index] =
-                            Some(self.explain_rejection(event.event_id, &payload, rule).await)
+                        let verdict = self.explain_rejection(event.event_id, &payload, rule).await;
+                        match pending.iter().rposition(|p| p.stream == stream) {
+                            Some(earlier) if verdict.is_err() => {
+                                provisional.push((index, earlier, verdict))
+                            }
+                            _ => results[index] = Some(verdict),
+                        }
                     }
                 }
                 continue;
@@ -270,16 +275,28 @@ impl Recorder {
                 }
             };
         }
-        for (index, earlier) in resends {
+        for (index, earlier, same) in resends {
+            let event_id = submissions[index].event.event_id;
             results[index] = match results[pending[earlier].index] {
                 Some(Ok(Outcome::Stored { position, .. } | Outcome::Duplicate { position })) => {
-                    Some(Ok(Outcome::Duplicate { position }))
+                    Some(if same {
+                        Ok(Outcome::Duplicate { position })
+                    } else {
+                        Err(Rejection::EventIdReused { event_id })
+                    })
                 }
                 _ => {
                     retry.push(index);
                     None
                 }
             };
+        }
+        for (index, earlier, verdict) in provisional {
+            if stale.contains(&pending[earlier].stream.as_str()) {
+                retry.push(index);
+            } else {
+                results[index] = Some(verdict);
+            }
         }
         retry.sort_unstable();
         let mut cache = self.cache.lock().expect("state cache poisoned");
