@@ -71,20 +71,139 @@ fn age_group(field: &str, raw: i32) -> Result<AgeGroup, Error> {
     })
 }
 
+/// A borrowed view of an encoded or decoded `gryning.v1.Event`: what `from_view` checks and
+/// converts. Both the prost-decoded message (`from_pb`) and the direct wire reader used for
+/// stored events (`decode_event`) produce it, so field rules exist once.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct View<'a> {
+    pub event_id: &'a str,
+    pub occurred_on: &'a str,
+    pub subject: Option<SubjectView<'a>>,
+    pub body: Option<BodyView<'a>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum SubjectView<'a> {
+    Case(&'a str),
+    Client(&'a str),
+}
+
+/// One event body; strings borrowed, enums as their wire numbers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum BodyView<'a> {
+    CaseOpened {
+        lead_crime_code: &'a str,
+        police_region: &'a str,
+        local_police_area: &'a str,
+    },
+    CrimeReported {
+        crime_id: &'a str,
+        crime_code: &'a str,
+        victim_gender: i32,
+        victim_age_group: i32,
+    },
+    CrimeReclassified {
+        crime_id: &'a str,
+        crime_code: &'a str,
+    },
+    CaseReclassified {
+        lead_crime_code: &'a str,
+    },
+    CaseReferredToProsecutor,
+    InvestigationClosed {
+        crime_ids: Vec<&'a str>,
+        reason: i32,
+    },
+    ProsecutionDecided {
+        crime_id: &'a str,
+        decision: i32,
+    },
+    ContractCareProposed,
+    ChildWelfareNotified,
+    TreatmentProgrammeStarted {
+        programme: &'a str,
+    },
+    TreatmentProgrammeEnded {
+        outcome: i32,
+    },
+    SupportGranted {
+        kind: i32,
+        gender: i32,
+        age_group: i32,
+    },
+}
+
+fn view(event: &pb::Event) -> View<'_> {
+    use pb::event::Body as B;
+    View {
+        event_id: &event.event_id,
+        occurred_on: &event.occurred_on,
+        subject: event.subject.as_ref().map(|s| match s {
+            pb::event::Subject::CaseId(id) => SubjectView::Case(id),
+            pb::event::Subject::ClientId(id) => SubjectView::Client(id),
+        }),
+        body: event.body.as_ref().map(|b| match b {
+            B::CaseOpened(b) => BodyView::CaseOpened {
+                lead_crime_code: &b.lead_crime_code,
+                police_region: &b.police_region,
+                local_police_area: &b.local_police_area,
+            },
+            B::CrimeReported(b) => BodyView::CrimeReported {
+                crime_id: &b.crime_id,
+                crime_code: &b.crime_code,
+                victim_gender: b.victim_gender,
+                victim_age_group: b.victim_age_group,
+            },
+            B::CrimeReclassified(b) => BodyView::CrimeReclassified {
+                crime_id: &b.crime_id,
+                crime_code: &b.crime_code,
+            },
+            B::CaseReclassified(b) => BodyView::CaseReclassified {
+                lead_crime_code: &b.lead_crime_code,
+            },
+            B::CaseReferredToProsecutor(_) => BodyView::CaseReferredToProsecutor,
+            B::InvestigationClosed(b) => BodyView::InvestigationClosed {
+                crime_ids: b.crime_ids.iter().map(String::as_str).collect(),
+                reason: b.reason,
+            },
+            B::ProsecutionDecided(b) => BodyView::ProsecutionDecided {
+                crime_id: &b.crime_id,
+                decision: b.decision,
+            },
+            B::ContractCareProposed(_) => BodyView::ContractCareProposed,
+            B::ChildWelfareNotified(_) => BodyView::ChildWelfareNotified,
+            B::TreatmentProgrammeStarted(b) => BodyView::TreatmentProgrammeStarted {
+                programme: &b.programme,
+            },
+            B::TreatmentProgrammeEnded(b) => {
+                BodyView::TreatmentProgrammeEnded { outcome: b.outcome }
+            }
+            B::SupportGranted(b) => BodyView::SupportGranted {
+                kind: b.kind,
+                gender: b.gender,
+                age_group: b.age_group,
+            },
+        }),
+    }
+}
+
 /// Converts a decoded protobuf event into a domain event, checking every field's form.
 pub fn from_pb(event: pb::Event) -> Result<Event, Error> {
-    use pb::event::Body as B;
-    let event_id = uuid("event_id", &event.event_id)?;
-    let occurred_on = Date::parse(&event.occurred_on).ok_or_else(|| {
+    from_view(view(&event))
+}
+
+pub(crate) fn from_view(event: View<'_>) -> Result<Event, Error> {
+    let event_id = uuid("event_id", event.event_id)?;
+    let occurred_on = Date::parse(event.occurred_on).ok_or_else(|| {
         Error::invalid(
             "occurred_on",
-            &event.occurred_on,
+            event.occurred_on,
             "must be a calendar date written YYYY-MM-DD",
         )
     })?;
-    let subject = match &event.subject {
-        Some(pb::event::Subject::CaseId(id)) => Subject::Case(uuid("case_id", id)?),
-        Some(pb::event::Subject::ClientId(id)) => Subject::Client(uuid("client_id", id)?),
+    let subject = match event.subject {
+        Some(SubjectView::Case(id)) => Subject::Case(uuid("case_id", id)?),
+        Some(SubjectView::Client(id)) => Subject::Client(uuid("client_id", id)?),
         None => {
             return Err(Error::invalid(
                 "subject",
@@ -101,34 +220,45 @@ pub fn from_pb(event: pb::Event) -> Result<Event, Error> {
                 "is required: exactly one event message such as crimeReported",
             ))
         }
-        Some(B::CaseOpened(b)) => Body::CaseOpened {
-            lead_crime_code: code("case_opened.lead_crime_code", &b.lead_crime_code)?,
-            police_region: b.police_region,
-            local_police_area: b.local_police_area,
+        Some(BodyView::CaseOpened {
+            lead_crime_code,
+            police_region,
+            local_police_area,
+        }) => Body::CaseOpened {
+            lead_crime_code: code("case_opened.lead_crime_code", lead_crime_code)?,
+            police_region: police_region.to_owned(),
+            local_police_area: local_police_area.to_owned(),
         },
-        Some(B::CrimeReported(b)) => Body::CrimeReported {
-            crime_id: uuid("crime_reported.crime_id", &b.crime_id)?,
-            crime_code: code("crime_reported.crime_code", &b.crime_code)?,
-            victim_gender: gender("crime_reported.victim_gender", b.victim_gender)?,
-            victim_age_group: age_group("crime_reported.victim_age_group", b.victim_age_group)?,
+        Some(BodyView::CrimeReported {
+            crime_id,
+            crime_code,
+            victim_gender,
+            victim_age_group,
+        }) => Body::CrimeReported {
+            crime_id: uuid("crime_reported.crime_id", crime_id)?,
+            crime_code: code("crime_reported.crime_code", crime_code)?,
+            victim_gender: gender("crime_reported.victim_gender", victim_gender)?,
+            victim_age_group: age_group("crime_reported.victim_age_group", victim_age_group)?,
         },
-        Some(B::CrimeReclassified(b)) => Body::CrimeReclassified {
-            crime_id: uuid("crime_reclassified.crime_id", &b.crime_id)?,
-            crime_code: code("crime_reclassified.crime_code", &b.crime_code)?,
+        Some(BodyView::CrimeReclassified {
+            crime_id,
+            crime_code,
+        }) => Body::CrimeReclassified {
+            crime_id: uuid("crime_reclassified.crime_id", crime_id)?,
+            crime_code: code("crime_reclassified.crime_code", crime_code)?,
         },
-        Some(B::CaseReclassified(b)) => Body::CaseReclassified {
-            lead_crime_code: code("case_reclassified.lead_crime_code", &b.lead_crime_code)?,
+        Some(BodyView::CaseReclassified { lead_crime_code }) => Body::CaseReclassified {
+            lead_crime_code: code("case_reclassified.lead_crime_code", lead_crime_code)?,
         },
-        Some(B::CaseReferredToProsecutor(_)) => Body::CaseReferredToProsecutor,
-        Some(B::InvestigationClosed(b)) => Body::InvestigationClosed {
-            crime_ids: b
-                .crime_ids
+        Some(BodyView::CaseReferredToProsecutor) => Body::CaseReferredToProsecutor,
+        Some(BodyView::InvestigationClosed { crime_ids, reason }) => Body::InvestigationClosed {
+            crime_ids: crime_ids
                 .iter()
                 .map(|id| uuid("investigation_closed.crime_ids", id))
                 .collect::<Result<_, _>>()?,
             reason: required_enum(
                 "investigation_closed.reason",
-                b.reason,
+                reason,
                 |r: pb::ClosureReason| match r {
                     pb::ClosureReason::Unspecified => None,
                     pb::ClosureReason::NotACrime => Some(ClosureReason::NotACrime),
@@ -140,11 +270,11 @@ pub fn from_pb(event: pb::Event) -> Result<Event, Error> {
                 },
             )?,
         },
-        Some(B::ProsecutionDecided(b)) => Body::ProsecutionDecided {
-            crime_id: uuid("prosecution_decided.crime_id", &b.crime_id)?,
+        Some(BodyView::ProsecutionDecided { crime_id, decision }) => Body::ProsecutionDecided {
+            crime_id: uuid("prosecution_decided.crime_id", crime_id)?,
             decision: required_enum(
                 "prosecution_decided.decision",
-                b.decision,
+                decision,
                 |d: pb::ProsecutionDecision| match d {
                     pb::ProsecutionDecision::Unspecified => None,
                     pb::ProsecutionDecision::Indictment => Some(ProsecutionDecision::Indictment),
@@ -160,15 +290,17 @@ pub fn from_pb(event: pb::Event) -> Result<Event, Error> {
                 },
             )?,
         },
-        Some(B::ContractCareProposed(_)) => Body::ContractCareProposed,
-        Some(B::ChildWelfareNotified(_)) => Body::ChildWelfareNotified,
-        Some(B::TreatmentProgrammeStarted(b)) => Body::TreatmentProgrammeStarted {
-            programme: b.programme,
-        },
-        Some(B::TreatmentProgrammeEnded(b)) => Body::TreatmentProgrammeEnded {
+        Some(BodyView::ContractCareProposed) => Body::ContractCareProposed,
+        Some(BodyView::ChildWelfareNotified) => Body::ChildWelfareNotified,
+        Some(BodyView::TreatmentProgrammeStarted { programme }) => {
+            Body::TreatmentProgrammeStarted {
+                programme: programme.to_owned(),
+            }
+        }
+        Some(BodyView::TreatmentProgrammeEnded { outcome }) => Body::TreatmentProgrammeEnded {
             outcome: required_enum(
                 "treatment_programme_ended.outcome",
-                b.outcome,
+                outcome,
                 |o: pb::TreatmentOutcome| match o {
                     pb::TreatmentOutcome::Unspecified => None,
                     pb::TreatmentOutcome::Completed => Some(TreatmentOutcome::Completed),
@@ -176,19 +308,19 @@ pub fn from_pb(event: pb::Event) -> Result<Event, Error> {
                 },
             )?,
         },
-        Some(B::SupportGranted(b)) => Body::SupportGranted {
-            kind: required_enum(
-                "support_granted.kind",
-                b.kind,
-                |k: pb::SupportKind| match k {
-                    pb::SupportKind::Unspecified => None,
-                    pb::SupportKind::ProtectedHousing => Some(SupportKind::ProtectedHousing),
-                    pb::SupportKind::SupportTalks => Some(SupportKind::SupportTalks),
-                    pb::SupportKind::Other => Some(SupportKind::Other),
-                },
-            )?,
-            gender: gender("support_granted.gender", b.gender)?,
-            age_group: age_group("support_granted.age_group", b.age_group)?,
+        Some(BodyView::SupportGranted {
+            kind,
+            gender: g,
+            age_group: a,
+        }) => Body::SupportGranted {
+            kind: required_enum("support_granted.kind", kind, |k: pb::SupportKind| match k {
+                pb::SupportKind::Unspecified => None,
+                pb::SupportKind::ProtectedHousing => Some(SupportKind::ProtectedHousing),
+                pb::SupportKind::SupportTalks => Some(SupportKind::SupportTalks),
+                pb::SupportKind::Other => Some(SupportKind::Other),
+            })?,
+            gender: gender("support_granted.gender", g)?,
+            age_group: age_group("support_granted.age_group", a)?,
         },
     };
     Ok(Event {
@@ -327,14 +459,16 @@ pub fn encode_event(event: &Event) -> Vec<u8> {
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
     #[error("stored event is not a valid gryning.v1.Event: {0}")]
-    Protobuf(#[from] prost::DecodeError),
+    Protobuf(#[from] crate::wire::WireError),
     #[error("stored event breaks the contract: {0}")]
     Invalid(#[from] Error),
 }
 
-/// Decodes a stored event.
+/// Decodes a stored event: reads the protobuf wire format directly into a borrowed view (no
+/// intermediate message with owned strings), then applies the same field rules as `from_pb`.
+/// Replays decode every stored event, so this is on the hot path of every rebuild.
 pub fn decode_event(bytes: &[u8]) -> Result<Event, DecodeError> {
-    Ok(from_pb(pb::Event::decode(bytes)?)?)
+    Ok(from_view(crate::wire::read_event(bytes)?)?)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 pub mod convert;
 pub mod ndjson;
+mod wire;
 
 /// Generated code of package `gryning.v1`.
 pub mod pb {
@@ -16,4 +17,5 @@ pub mod pb {
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/gryning_descriptor.bin"));
 
-pub use convert::{decode_event, encode_event, from_pb, to_pb};
+pub use convert::{decode_event, encode_event, from_pb, to_pb, DecodeError};
+pub use wire::WireError;

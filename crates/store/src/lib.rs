@@ -125,6 +125,21 @@ pub trait EventStore: Send + Sync + 'static {
     /// Up to `limit` events with positions above `after`, in position order.
     async fn read_all(&self, after: Position, limit: usize) -> Result<Vec<RecordedEvent>, Error>;
 
+    /// Positions and payloads only of up to `limit` events after `after`, in position order:
+    /// what a replay needs, without the stream names, ids and metadata `read_all` carries.
+    async fn read_payloads(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<(Position, Vec<u8>)>, Error> {
+        Ok(self
+            .read_all(after, limit)
+            .await?
+            .into_iter()
+            .map(|r| (r.position, r.payload))
+            .collect())
+    }
+
     /// The position of the last stored event (0 when empty).
     async fn head(&self) -> Result<Position, Error>;
 

@@ -64,6 +64,9 @@ const SELECT_ONE: &str =
 const SELECT_RANGE: &str = "SELECT position, stream, version, event_id, payload, metadata
     FROM events WHERE position > ?1 AND position <= ?2 ORDER BY position LIMIT ?3";
 
+const SELECT_PAYLOADS: &str = "SELECT position, payload
+    FROM events WHERE position > ?1 AND position <= ?2 ORDER BY position LIMIT ?3";
+
 /// The event store on an embedded SQLite database. Cheap to clone: clones share the database,
 /// the writer thread and the index. The writer stops when the last clone is dropped, after
 /// finishing the appends already handed to it.
@@ -256,6 +259,37 @@ impl EventStore for SqliteStore {
                 .query_map((to_sql(after), to_sql(head), limit), row_to_event)
                 .map_err(sql("read_all"))?;
             rows.map(|row| row.map_err(sql("read_all"))?).collect()
+        })
+        .await
+    }
+
+    async fn read_payloads(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<(Position, Vec<u8>)>, Error> {
+        let head = self.index().head;
+        if limit == 0 || after >= head {
+            return Ok(Vec::new());
+        }
+        self.with_reader(move |_, conn| {
+            let mut statement = conn
+                .prepare_cached(SELECT_PAYLOADS)
+                .map_err(sql("prepare read_payloads"))?;
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let mut rows = statement
+                .query((to_sql(after), to_sql(head), limit))
+                .map_err(sql("read_payloads"))?;
+            let mut out = Vec::with_capacity(usize::try_from(limit).unwrap_or(0).min(1 << 16));
+            while let Some(row) = rows.next().map_err(sql("read_payloads"))? {
+                let position: i64 = row.get(0).map_err(sql("read_payloads"))?;
+                let payload = row
+                    .get_ref(1)
+                    .and_then(|v| v.as_blob().map_err(Into::into))
+                    .map_err(sql("read_payloads"))?;
+                out.push((from_sql(position)?, payload.to_vec()));
+            }
+            Ok(out)
         })
         .await
     }
