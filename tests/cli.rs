@@ -222,7 +222,11 @@ fn demo_reproduces_the_published_figures() {
                 got["cases"].as_u64(),
                 got["referred"].as_u64()
             ),
-            (Some(u64::from(row.reported)), Some(u64::from(row.cases)), Some(u64::from(row.referred))),
+            (
+                Some(u64::from(row.reported)),
+                Some(u64::from(row.cases)),
+                Some(u64::from(row.referred))
+            ),
             "{} {}",
             row.group,
             row.year
@@ -242,7 +246,11 @@ fn demo_reproduces_the_published_figures() {
                 got["cases"].as_u64(),
                 got["referred"].as_u64()
             ),
-            (Some(u64::from(row.reported)), Some(u64::from(row.cases)), Some(u64::from(row.referred))),
+            (
+                Some(u64::from(row.reported)),
+                Some(u64::from(row.cases)),
+                Some(u64::from(row.referred))
+            ),
             "{} {}",
             row.code,
             row.year
@@ -293,5 +301,69 @@ fn tables_resume_from_their_checkpoint_and_agree_with_a_rebuild() {
     assert_eq!(
         json_table(&data, &["case-flow", "--period", "quarter", "--as-of", "2"]),
         early
+    );
+}
+
+#[test]
+fn the_catalogue_is_data_and_can_be_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = gryning(&data, &["catalog", "--format", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let close = doc["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "Brott i nära relation")
+        .unwrap();
+    assert_eq!(
+        close["codes"],
+        serde_json::json!(["9365", "9381", "9382", "4012"])
+    );
+    let text_out = text(&gryning(&data, &["catalog"]).stdout);
+    assert!(
+        text_out.contains("4024  Köp av sexuell tjänst"),
+        "{text_out}"
+    );
+
+    // A catalogue without 4024: the same line is now refused, naming the catalogue's version.
+    let catalogue = dir.path().join("catalogue.toml");
+    std::fs::write(
+        &catalogue,
+        "version = \"test-1\"\n[[code]]\ncode = \"0609\"\ntext = \"Koppleri\"\n",
+    )
+    .unwrap();
+    let file = dir.path().join("events.ndjson");
+    std::fs::write(&file, format!("{}\n", opened())).unwrap();
+    let out = gryning(
+        &data,
+        &[
+            "--catalog",
+            catalogue.to_str().unwrap(),
+            "import",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("line 1: field case_opened.lead_crime_code: unknown crime code")
+            && stderr.contains("test-1"),
+        "{stderr}"
+    );
+
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(
+        &broken,
+        "version = \"x\"\n[[group]]\nname = \"g\"\ncodes = [\"0001\"]\n",
+    )
+    .unwrap();
+    let out = gryning(&data, &["--catalog", broken.to_str().unwrap(), "catalog"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("names code \"0001\", which the catalogue does not list"),
+        "{}",
+        text(&out.stderr)
     );
 }

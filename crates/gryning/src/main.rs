@@ -3,6 +3,8 @@
 
 mod demo;
 mod import;
+mod remote;
+mod up;
 
 use std::io::{BufReader, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -59,6 +61,40 @@ enum Command {
         /// Show the table as it stood when the store's last event was at this global position.
         #[arg(long, value_name = "POSITION")]
         as_of: Option<u64>,
+        /// Ask a running server (e.g. http://127.0.0.1:50051) instead of reading the data directory.
+        #[arg(long, value_name = "URL", env = "GRYNING_SERVER")]
+        server: Option<String>,
+        /// Bearer token for --server (an analyst or admin token).
+        #[arg(long, env = "GRYNING_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// CA certificate (PEM) that signed the server's certificate, for an https:// --server.
+        #[arg(long, value_name = "FILE", env = "GRYNING_CA_CERT")]
+        ca_cert: Option<PathBuf>,
+        /// Client certificate (PEM), for a server that requires one; needs --client-key.
+        #[arg(
+            long,
+            value_name = "FILE",
+            env = "GRYNING_CLIENT_CERT",
+            requires = "client_key"
+        )]
+        client_cert: Option<PathBuf>,
+        /// The client certificate's private key (PEM).
+        #[arg(
+            long,
+            value_name = "FILE",
+            env = "GRYNING_CLIENT_KEY",
+            requires = "client_cert"
+        )]
+        client_key: Option<PathBuf>,
+    },
+    /// Serve every gRPC service (police, prosecution, care, event_log, insight) on one port.
+    Up {
+        /// Address to listen on (default 127.0.0.1:50051, or GRYNING_LISTEN); port 0 picks a free port.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+        /// Serve Prometheus metrics (GET /metrics) on this address (or GRYNING_METRICS_LISTEN); off when unset.
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<std::net::SocketAddr>,
     },
     /// Print the crime-code catalogue in force: codes, texts and groups.
     Catalog {
@@ -91,14 +127,32 @@ enum ByArg {
     Group,
 }
 
+impl ByArg {
+    fn name(self) -> &'static str {
+        match self {
+            ByArg::Code => "code",
+            ByArg::Group => "group",
+        }
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum PeriodArg {
     Year,
     Quarter,
 }
 
+impl PeriodArg {
+    fn name(self) -> &'static str {
+        match self {
+            PeriodArg::Year => "year",
+            PeriodArg::Quarter => "quarter",
+        }
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Format {
+pub(crate) enum Format {
     Text,
     Json,
     Csv,
@@ -131,7 +185,10 @@ pub(crate) fn load_catalogue(path: Option<&Path>) -> anyhow::Result<Arc<Catalogu
     }))
 }
 
-pub(crate) fn open_store(
+/// Opens the event store: the embedded one in `data_dir`, or NATS JetStream for `nats://…`
+/// URLs (several comma-separated server URLs for a cluster; `GRYNING_NATS_REPLICAS` sets the
+/// replica count when gryning creates the stream).
+pub(crate) async fn open_store(
     url: Option<&str>,
     data_dir: &Path,
 ) -> anyhow::Result<Arc<dyn EventStore>> {
@@ -141,9 +198,18 @@ pub(crate) fn open_store(
                 .with_context(|| format!("cannot open the embedded store in {}", data_dir.display()))?;
             Ok(Arc::new(store))
         }
-        Some(url) if url.starts_with("nats://") => bail!(
-            "--store {url}: this build has no NATS JetStream backend yet; leave --store unset to use the embedded store"
-        ),
+        Some(url) if gryning_store_nats::is_nats_url(url) => {
+            let mut options = gryning_store_nats::Options::default();
+            if let Ok(replicas) = std::env::var("GRYNING_NATS_REPLICAS") {
+                options.replicas = replicas
+                    .parse()
+                    .with_context(|| format!("GRYNING_NATS_REPLICAS={replicas:?}: expected a number such as 1 or 3"))?;
+            }
+            let store = gryning_store_nats::NatsStore::connect(url, options)
+                .await
+                .with_context(|| format!("cannot open the NATS JetStream store at {url}"))?;
+            Ok(Arc::new(store))
+        }
         Some(url) => bail!("--store {url}: unknown backend; use nats://HOST:PORT or leave it unset for the embedded store"),
     }
 }
@@ -218,7 +284,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     match cli.command {
         Command::Import { file } => {
             let dir = data_dir(&cli.data_dir);
-            let store = open_store(cli.store.as_deref(), &dir)?;
+            let store = open_store(cli.store.as_deref(), &dir).await?;
             let recorder = Recorder::new(store, catalogue);
             let started = Instant::now();
             let stderr = std::io::stderr();
@@ -263,7 +329,33 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             period,
             format,
             as_of,
+            server,
+            token,
+            ca_cert,
+            client_cert,
+            client_key,
         } => {
+            if let Some(url) = server {
+                let tls = remote::Tls {
+                    ca_cert,
+                    client_cert,
+                    client_key,
+                };
+                let text = remote::table(
+                    &url,
+                    &tls,
+                    token.as_deref(),
+                    &name,
+                    by.name(),
+                    period.name(),
+                    as_of,
+                    format,
+                )
+                .await?;
+                let mut out = std::io::stdout().lock();
+                out.write_all(text.as_bytes())?;
+                return Ok(ok);
+            }
             let Some(table_name) = TableName::parse(&name) else {
                 bail!("unknown table {name:?}; the tables are case-flow, clearance, care and progress")
             };
@@ -271,7 +363,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             if cli.store.is_none() && !dir.join("events.sqlite3").exists() {
                 bail!("no event store in {}: import events first (gryning import FILE) or pass --data-dir", dir.display());
             }
-            let store = open_store(cli.store.as_deref(), &dir)?;
+            let store = open_store(cli.store.as_deref(), &dir).await?;
             let projections = current_projections(store.as_ref(), &dir, as_of).await?;
             let by = match by {
                 ByArg::Code => By::Code,
@@ -339,7 +431,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         }
         Command::Rebuild => {
             let dir = data_dir(&cli.data_dir);
-            let store = open_store(cli.store.as_deref(), &dir)?;
+            let store = open_store(cli.store.as_deref(), &dir).await?;
             let checkpoint = dir.join(CHECKPOINT_FILE);
             if checkpoint.exists() {
                 std::fs::remove_file(&checkpoint)
@@ -353,6 +445,22 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 "rebuilt every projection from {n} events in {secs:.2} s ({:.0} events/s); checkpoint at position {n}",
                 n as f64 / secs.max(1e-9)
             );
+            Ok(ok)
+        }
+        Command::Up {
+            listen,
+            metrics_listen,
+        } => {
+            let options = up::Options {
+                data_dir: cli.data_dir,
+                store: cli.store,
+                catalog: cli.catalog,
+                listen,
+                metrics_listen,
+            };
+            let settings = up::settings(options)?;
+            let store = open_store(settings.store.as_deref(), &settings.data_dir).await?;
+            up::run(settings, store).await?;
             Ok(ok)
         }
         Command::Demo { seed } => demo::run(cli.data_dir, seed, catalogue).await,

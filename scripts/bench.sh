@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Reproduces the figures of BENCHMARKS.md in one run, so every figure and its baseline are
+# measured on the same machine under the same load. Usage: bash scripts/bench.sh [SCALE]
+# (SCALE copies of the 2019–2020 dataset for import and rebuild; default 10, about 1.28M events).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scale=${1:-10}
+
+cargo build --release --locked -p gryning
+cargo build --release --locked -p gryning-store --example append_bench
+cargo build --release --locked -p gryning-projections --example replay_phases --example measure
+bin=target/release
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+echo "== machine"
+nproc; uptime
+
+echo "== store appends: plain SQLite layout (baseline) vs the embedded store, 1M events, 200k streams"
+"$bin/examples/append_bench" --events 1000000 --streams 200000
+
+echo "== import: gryning import of the generated dataset at scale $scale (parse, validate, append durably)"
+"$bin/gryning" generate --scale "$scale" --output "$work/events.ndjson"
+"$bin/gryning" --data-dir "$work/data" import "$work/events.ndjson"
+
+echo "== rebuild: replay every projection from the store"
+"$bin/gryning" --data-dir "$work/data" rebuild
+echo "-- replay phases one at a time (baselines: scan, decode, apply)"
+"$bin/examples/replay_phases" "$work/data"
+
+echo "== projection memory per live crime"
+"$bin/examples/measure"

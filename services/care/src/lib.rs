@@ -1,0 +1,129 @@
+//! The care service (`gryning.v1.Care`) for Kriminalvården and the social services: contract care
+//! proposed in a case, and a client's treatment programmes and support, recorded through the
+//! shared `Recorder`.
+
+use std::sync::Arc;
+
+use gryning_proto::pb;
+use gryning_proto::pb::care_server::{Care, CareServer};
+use gryning_proto::pb::event::Body as B;
+use gryning_service_common::auth::{require, Authenticator};
+use gryning_service_common::{case_event, client_event, Context, Rpc, Settings, StartError};
+use tonic::service::interceptor::InterceptedService;
+use tonic::service::RoutesBuilder;
+use tonic::{Request, Response, Status};
+
+pub use gryning_proto::pb::care_server::SERVICE_NAME;
+
+/// The handlers: each builds the event from the request's fields and records it through the
+/// shared recorder; the role check comes first, so a denied caller learns nothing about the
+/// case.
+pub struct CareService {
+    ctx: Arc<Context>,
+}
+
+/// The service with its authentication interceptor, ready to mount.
+pub fn service(ctx: Arc<Context>) -> InterceptedService<CareServer<CareService>, Authenticator> {
+    let auth = ctx.authenticator();
+    CareServer::with_interceptor(CareService { ctx }, auth)
+}
+
+#[tonic::async_trait]
+impl Care for CareService {
+    async fn propose_contract_care(
+        &self,
+        request: Request<pb::ProposeContractCareRequest>,
+    ) -> Result<Response<pb::Recorded>, Status> {
+        let principal = require(&request, Rpc::ProposeContractCare);
+        let r = request.into_inner();
+        let event = case_event(
+            r.event_id,
+            r.occurred_on,
+            r.case_id,
+            B::ContractCareProposed(pb::ContractCareProposed {}),
+        );
+        self.ctx.command(principal, event).await
+    }
+
+    async fn start_treatment_programme(
+        &self,
+        request: Request<pb::StartTreatmentProgrammeRequest>,
+    ) -> Result<Response<pb::Recorded>, Status> {
+        let principal = require(&request, Rpc::StartTreatmentProgramme);
+        let r = request.into_inner();
+        let event = client_event(
+            r.event_id,
+            r.occurred_on,
+            r.client_id,
+            B::TreatmentProgrammeStarted(r.treatment_programme_started.unwrap_or_default()),
+        );
+        self.ctx.command(principal, event).await
+    }
+
+    async fn end_treatment_programme(
+        &self,
+        request: Request<pb::EndTreatmentProgrammeRequest>,
+    ) -> Result<Response<pb::Recorded>, Status> {
+        let principal = require(&request, Rpc::EndTreatmentProgramme);
+        let r = request.into_inner();
+        let event = client_event(
+            r.event_id,
+            r.occurred_on,
+            r.client_id,
+            B::TreatmentProgrammeEnded(r.treatment_programme_ended.unwrap_or_default()),
+        );
+        self.ctx.command(principal, event).await
+    }
+
+    async fn grant_support(
+        &self,
+        request: Request<pb::GrantSupportRequest>,
+    ) -> Result<Response<pb::Recorded>, Status> {
+        let principal = require(&request, Rpc::GrantSupport);
+        let r = request.into_inner();
+        let event = client_event(
+            r.event_id,
+            r.occurred_on,
+            r.client_id,
+            B::SupportGranted(r.support_granted.unwrap_or_default()),
+        );
+        self.ctx.command(principal, event).await
+    }
+}
+
+/// The care server: this service plus health and reflection, on its own port.
+pub struct Application(gryning_service_common::Application);
+
+impl Application {
+    /// Opens the embedded store and credentials that `settings` name and binds the listener.
+    pub async fn build(settings: Settings) -> Result<Application, StartError> {
+        let ctx = Context::open(settings)?;
+        let mut routes = RoutesBuilder::default();
+        routes.add_service(service(Arc::clone(&ctx)));
+        Ok(Application(
+            gryning_service_common::Application::bind(ctx, routes, &[SERVICE_NAME]).await?,
+        ))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.0.port()
+    }
+
+    /// Prints the tokens issued on this start and the listening address on standard output.
+    pub fn announce(&self) {
+        self.0.announce()
+    }
+
+    /// Serves until SIGTERM or ctrl-c, then shuts down gracefully.
+    pub async fn run_until_stopped(self) -> Result<(), StartError> {
+        self.0.run_until_stopped().await
+    }
+
+    /// Serves until `signal` completes (tests), then shuts down gracefully.
+    pub async fn run_until(
+        self,
+        signal: impl std::future::Future<Output = ()>,
+    ) -> Result<(), StartError> {
+        self.0.run_until(signal).await
+    }
+}

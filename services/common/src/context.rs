@@ -1,0 +1,269 @@
+//! What the handlers of every service share: the store, the one `Recorder`, the catalogue, the
+//! credentials, the shutdown signal and the background tasks that must finish before the
+//! process exits. Also the recording helper every command RPC goes through.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use gryning_domain::{Catalogue, Date};
+use gryning_proto::pb;
+use gryning_recording::{Outcome, Recorder, Submission};
+use gryning_store::EventStore;
+use prost::Message;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::auth::{self, Credentials, IssuedToken, Principal};
+use crate::status::ServiceError;
+use crate::Settings;
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] crate::config::Error),
+    #[error("cannot open the event store: {0}")]
+    Store(#[from] gryning_store::Error),
+    #[error("store {url}: {problem}")]
+    Backend { url: String, problem: &'static str },
+    #[error("catalogue file {path}: {message}")]
+    Catalogue { path: PathBuf, message: String },
+    #[error(transparent)]
+    Credentials(#[from] auth::CredentialsError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("tls file {path}: {source}")]
+    TlsFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("projections: {0}")]
+    Projections(#[from] gryning_projections::Error),
+    #[error("server: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// The shared state of one server process.
+pub struct Context {
+    pub settings: Settings,
+    pub store: Arc<dyn EventStore>,
+    pub recorder: Arc<Recorder>,
+    pub catalogue: Arc<Catalogue>,
+    pub credentials: Arc<Credentials>,
+    /// Tokens issued on this start (the credentials file was new): shown once, then gone.
+    pub issued: Vec<IssuedToken>,
+    shutdown: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// Opens the embedded store in `data_dir`. Other backends are chosen by the caller (the
+/// `gryning` binary) and handed to [`Context::with_store`].
+pub fn open_embedded_store(settings: &Settings) -> Result<Arc<dyn EventStore>, StartError> {
+    match settings.store.as_deref() {
+        None | Some("") => Ok(Arc::new(gryning_store::sqlite::SqliteStore::open(
+            &settings.data_dir,
+        )?)),
+        Some(url) => Err(StartError::Backend {
+            url: url.to_string(),
+            problem: "this binary serves the embedded store only; run `gryning up --store URL` for another backend",
+        }),
+    }
+}
+
+pub fn load_catalogue(path: Option<&Path>) -> Result<Arc<Catalogue>, StartError> {
+    Ok(Arc::new(match path {
+        None => Catalogue::default_catalogue(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| StartError::Catalogue {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+            Catalogue::from_toml(&text).map_err(|e| StartError::Catalogue {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?
+        }
+    }))
+}
+
+impl Context {
+    /// Opens everything the settings name, with the embedded store.
+    pub fn open(settings: Settings) -> Result<Arc<Context>, StartError> {
+        let store = open_embedded_store(&settings)?;
+        Context::with_store(settings, store)
+    }
+
+    /// Uses an already opened store (any backend).
+    pub fn with_store(
+        settings: Settings,
+        store: Arc<dyn EventStore>,
+    ) -> Result<Arc<Context>, StartError> {
+        let catalogue = load_catalogue(settings.catalog.as_deref())?;
+        let (credentials, issued) = Credentials::load_or_create(&settings.credentials_path())?;
+        if !issued.is_empty() {
+            tracing::info!(path = %settings.credentials_path().display(), "issued one token per role; they are shown once");
+        }
+        let recorder = Arc::new(Recorder::new(Arc::clone(&store), Arc::clone(&catalogue)));
+        Ok(Arc::new(Context {
+            settings,
+            store,
+            recorder,
+            catalogue,
+            credentials: Arc::new(credentials),
+            issued,
+            shutdown: watch::channel(false).0,
+            tasks: Mutex::new(Vec::new()),
+        }))
+    }
+
+    pub fn authenticator(&self) -> auth::Authenticator {
+        auth::Authenticator::new(Arc::clone(&self.credentials))
+    }
+
+    /// A receiver that turns `true` when the server begins to shut down; streaming handlers
+    /// end their streams on it so that the graceful shutdown does not wait on them forever.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    pub(crate) fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// A background task the server waits for after shutdown begins (e.g. the projections'
+    /// final checkpoint).
+    pub fn spawn_background(&self, task: JoinHandle<()>) {
+        self.tasks.lock().expect("task list poisoned").push(task);
+    }
+
+    pub(crate) fn take_background(&self) -> Vec<JoinHandle<()>> {
+        std::mem::take(&mut *self.tasks.lock().expect("task list poisoned"))
+    }
+
+    /// Records one event for `principal`: converts it (`from_pb` checks every field's form),
+    /// checks that the principal's role may record its type, and hands it to the shared
+    /// `Recorder` with the principal in the stored metadata.
+    pub async fn record(
+        &self,
+        principal: &Principal,
+        event: pb::Event,
+    ) -> Result<pb::Recorded, ServiceError> {
+        let submission = self.submission(principal, event)?;
+        let event_id = submission.event.event_id;
+        let event_type = submission.event.body.type_name();
+        let outcome = self.recorder.record(submission).await?;
+        if let Outcome::Stored { .. } = outcome {
+            crate::metrics::global().appended(event_type, principal.role.name());
+        }
+        tracing::info!(%event_id, principal = %principal.name, ?outcome, "recorded");
+        Ok(recorded(event_id.to_string(), outcome))
+    }
+
+    /// Converts and authorizes one event without recording it (bulk appends batch these).
+    pub fn submission(
+        &self,
+        principal: &Principal,
+        event: pb::Event,
+    ) -> Result<Submission, ServiceError> {
+        let event_id = event.event_id.clone();
+        let event = gryning_proto::from_pb(event)?;
+        if !auth::may_append(principal.role, &event.body) {
+            return Err(auth::Error::EventDenied {
+                principal: principal.name.clone(),
+                role: principal.role.name(),
+                event_type: event.body.type_name(),
+                event_id,
+            }
+            .into());
+        }
+        Ok(Submission {
+            event,
+            metadata: metadata(principal).encode_to_vec(),
+        })
+    }
+}
+
+/// The reply of a command RPC.
+pub fn recorded(event_id: String, outcome: Outcome) -> pb::Recorded {
+    match outcome {
+        Outcome::Stored { position, version } => pb::Recorded {
+            event_id,
+            position,
+            version,
+            duplicate: false,
+        },
+        Outcome::Duplicate { position } => pb::Recorded {
+            event_id,
+            position,
+            version: 0,
+            duplicate: true,
+        },
+    }
+}
+
+fn metadata(principal: &Principal) -> pb::EventMetadata {
+    pb::EventMetadata {
+        principal: principal.name.clone(),
+        agency: principal.role.name().to_string(),
+        recorded_at: rfc3339_now(),
+    }
+}
+
+/// The current UTC time as RFC 3339, to the second.
+fn rfc3339_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let date = Date::parse("1970-01-01")
+        .expect("valid date")
+        .add_days((secs / 86_400) as i32);
+    let t = secs % 86_400;
+    format!("{date}T{:02}:{:02}:{:02}Z", t / 3600, t / 60 % 60, t % 60)
+}
+
+impl Context {
+    /// A command RPC from end to end: the caller's role was checked (`principal`), the event is
+    /// recorded, and the reply or the status is built.
+    pub async fn command(
+        &self,
+        principal: Result<Principal, auth::Error>,
+        event: pb::Event,
+    ) -> Result<tonic::Response<pb::Recorded>, tonic::Status> {
+        let principal = principal.map_err(ServiceError::from)?;
+        Ok(tonic::Response::new(self.record(&principal, event).await?))
+    }
+}
+
+/// A case event from a command's fields.
+pub fn case_event(
+    event_id: String,
+    occurred_on: String,
+    case_id: String,
+    body: pb::event::Body,
+) -> pb::Event {
+    pb::Event {
+        event_id,
+        occurred_on,
+        subject: Some(pb::event::Subject::CaseId(case_id)),
+        body: Some(body),
+    }
+}
+
+/// A care event (subject: a client) from a command's fields.
+pub fn client_event(
+    event_id: String,
+    occurred_on: String,
+    client_id: String,
+    body: pb::event::Body,
+) -> pb::Event {
+    pb::Event {
+        event_id,
+        occurred_on,
+        subject: Some(pb::event::Subject::ClientId(client_id)),
+        body: Some(body),
+    }
+}

@@ -1,0 +1,27 @@
+//! What every gryning gRPC service shares, so each service crate is only its handlers:
+//! typed layered settings ([`config`]), access control ([`auth`]), the one mapping from errors
+//! to gRPC status codes ([`status`]), the per-process shared state and recording helper
+//! ([`context`]), live projections for the insight service ([`live`]), Prometheus metrics
+//! ([`metrics`]) and the server harness with health, reflection, TLS and graceful shutdown
+//! ([`server`]).
+//!
+//! Architecture invariant: no validation rule lives here; events go through
+//! `gryning_recording::Recorder` like every other path.
+
+pub mod auth;
+pub mod config;
+pub mod context;
+pub mod live;
+pub mod metrics;
+pub mod server;
+pub mod status;
+
+pub use auth::{Principal, Role, Rpc};
+pub use config::Settings;
+pub use context::{case_event, client_event, Context, StartError};
+pub use live::LiveProjections;
+pub use server::{init_telemetry, termination, Application};
+pub use status::ServiceError;
+
+/// Convenience for handlers: the generic result with the one error type.
+pub type Result<T> = std::result::Result<T, ServiceError>;

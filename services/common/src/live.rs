@@ -1,0 +1,162 @@
+//! Live projections for the insight service: resumed from the checkpoint in the data
+//! directory, caught up from the store, then fed by a subscription. Readers take the state under
+//! a read lock; a watch channel announces the position after every applied batch (the `Watch`
+//! RPC diffs tables on it). The checkpoint is written every [`CHECKPOINT_EVERY`] events and
+//! once more when the server shuts down, so a restart reads only the events after it.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use gryning_projections::Projections;
+use gryning_store::EventStore;
+use tokio::sync::watch;
+
+use crate::context::{Context, StartError};
+
+/// File under the data directory holding the projections' checkpoint (shared with the CLI).
+pub const CHECKPOINT_FILE: &str = "projections.ckpt";
+
+/// Events applied between two checkpoints while running.
+pub const CHECKPOINT_EVERY: u64 = 50_000;
+
+/// The running projections.
+pub struct LiveProjections {
+    state: Arc<RwLock<Projections>>,
+    position: watch::Receiver<u64>,
+    resumed_from: u64,
+}
+
+impl LiveProjections {
+    /// Loads the checkpoint (a bad one is logged and ignored: the state is rebuilt), catches up
+    /// with the store, and starts following it in a background task of `ctx`.
+    pub async fn start(ctx: &Context) -> Result<Arc<LiveProjections>, StartError> {
+        let path = ctx.settings.data_dir.join(CHECKPOINT_FILE);
+        let mut projections = match gryning_projections::load_checkpoint(&path) {
+            Ok(Some(p)) => p,
+            Ok(None) => Projections::default(),
+            Err(e) => {
+                tracing::warn!(error = %e, "ignoring the projections checkpoint; rebuilding from the first event");
+                Projections::default()
+            }
+        };
+        let head = ctx.store.head().await?;
+        if projections.position() > head {
+            // The checkpoint belongs to another store (the log was replaced): start over.
+            tracing::warn!(
+                checkpoint = projections.position(),
+                head,
+                "checkpoint is ahead of the store; rebuilding"
+            );
+            projections = Projections::default();
+        }
+        let resumed_from = projections.position();
+        gryning_projections::catch_up(&mut projections, ctx.store.as_ref(), None, |_| {}).await?;
+        tracing::info!(
+            resumed_from,
+            position = projections.position(),
+            "projections caught up"
+        );
+        let (tx, rx) = watch::channel(projections.position());
+        crate::metrics::global().follow_projections(rx.clone());
+        let state = Arc::new(RwLock::new(projections));
+        let follower = Follower {
+            store: Arc::clone(&ctx.store),
+            state: Arc::clone(&state),
+            position: tx,
+            checkpoint: path,
+            data_dir_exists: ctx.settings.data_dir.exists(),
+        };
+        let shutdown = ctx.shutdown_signal();
+        ctx.spawn_background(tokio::spawn(follower.run(shutdown)));
+        Ok(Arc::new(LiveProjections {
+            state,
+            position: rx,
+            resumed_from,
+        }))
+    }
+
+    /// Runs `f` on the current state.
+    pub fn read<R>(&self, f: impl FnOnce(&Projections) -> R) -> R {
+        f(&self.state.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Announces the position after every applied batch.
+    pub fn watch_position(&self) -> watch::Receiver<u64> {
+        self.position.clone()
+    }
+
+    /// The checkpoint position this process resumed from (0: rebuilt from the first event).
+    pub fn resumed_from(&self) -> u64 {
+        self.resumed_from
+    }
+}
+
+struct Follower {
+    store: Arc<dyn EventStore>,
+    state: Arc<RwLock<Projections>>,
+    position: watch::Sender<u64>,
+    checkpoint: PathBuf,
+    data_dir_exists: bool,
+}
+
+impl Follower {
+    async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let start = self
+            .state
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .position();
+        let mut subscription = gryning_store::subscribe(Arc::clone(&self.store), start);
+        let mut since_checkpoint = 0u64;
+        loop {
+            let batch = tokio::select! {
+                batch = subscription.next_batch() => batch,
+                _ = shutdown.wait_for(|stop| *stop) => break,
+            };
+            let batch = match batch {
+                Ok(batch) => batch,
+                Err(e) => {
+                    tracing::error!(error = %e, "projections stopped following the store");
+                    break;
+                }
+            };
+            let position = {
+                let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+                for recorded in &batch {
+                    match gryning_proto::decode_event(&recorded.payload) {
+                        Ok(event) => state.apply(recorded.position, &event),
+                        Err(e) => {
+                            // Stored events were validated on the way in; one that does not
+                            // decode is corruption, and skipping it silently would falsify
+                            // every table after it.
+                            tracing::error!(position = recorded.position, error = %e, "stored event cannot be decoded; projections stop here");
+                            return;
+                        }
+                    }
+                }
+                state.position()
+            };
+            since_checkpoint += batch.len() as u64;
+            self.position.send_replace(position);
+            if since_checkpoint >= CHECKPOINT_EVERY {
+                since_checkpoint = 0;
+                self.save();
+            }
+        }
+        self.save();
+    }
+
+    fn save(&self) {
+        if !self.data_dir_exists {
+            return;
+        }
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        match state.save_checkpoint(&self.checkpoint) {
+            Ok(()) => tracing::info!(
+                position = state.position(),
+                "projections checkpoint written"
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot write the projections checkpoint"),
+        }
+    }
+}

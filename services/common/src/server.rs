@@ -1,0 +1,236 @@
+//! The server harness every service binary and `gryning up` share: binds the listener (port 0
+//! picks a free port) and the optional metrics listener, mounts gRPC health and reflection
+//! beside the services, serves (over TLS when a certificate is configured, requiring client
+//! certificates when a client CA is) until a shutdown signal, then lets in-flight calls finish,
+//! ends open streams and waits for the background tasks (the projections' final checkpoint).
+
+use std::future::Future;
+use std::io::Write as _;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tonic::service::RoutesBuilder;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+
+use crate::context::{Context, StartError};
+use crate::metrics;
+
+/// A bound, not yet serving, server.
+pub struct Application {
+    ctx: Arc<Context>,
+    listener: TcpListener,
+    port: u16,
+    metrics: Option<(TcpListener, u16)>,
+    tls: Option<tonic::transport::ServerTlsConfig>,
+    routes: RoutesBuilder,
+}
+
+/// Reads the PEM files the settings name into a TLS configuration (none without a certificate).
+fn tls_config(
+    settings: &crate::Settings,
+) -> Result<Option<tonic::transport::ServerTlsConfig>, StartError> {
+    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+    settings.check_tls()?;
+    let read = |path: &std::path::PathBuf| {
+        std::fs::read(path).map_err(|source| StartError::TlsFile {
+            path: path.clone(),
+            source,
+        })
+    };
+    let (Some(cert), Some(key)) = (&settings.tls_cert, &settings.tls_key) else {
+        return Ok(None);
+    };
+    let mut config = ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?));
+    if let Some(ca) = &settings.tls_client_ca {
+        config = config.client_ca_root(Certificate::from_pem(read(ca)?));
+    }
+    Ok(Some(config))
+}
+
+impl Application {
+    /// Binds `ctx.settings.listen` and mounts `routes` plus health (each of `service_names`
+    /// reported SERVING) and reflection over every gryning proto.
+    pub async fn bind(
+        ctx: Arc<Context>,
+        mut routes: RoutesBuilder,
+        service_names: &[&'static str],
+    ) -> Result<Application, StartError> {
+        let addr = ctx.settings.listen;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { addr, source })?
+            .port();
+        let metrics = match ctx.settings.metrics_listen {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind { addr, source })?;
+                let port = listener
+                    .local_addr()
+                    .map_err(|source| StartError::Bind { addr, source })?
+                    .port();
+                Some((listener, port))
+            }
+            None => None,
+        };
+        let tls = tls_config(&ctx.settings)?;
+        let (health, health_service) = tonic_health::server::health_reporter();
+        for name in service_names {
+            health
+                .set_service_status(*name, ServingStatus::Serving)
+                .await;
+        }
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(gryning_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .expect("the gryning descriptor set is valid");
+        routes.add_service(health_service);
+        routes.add_service(reflection);
+        Ok(Application {
+            ctx,
+            listener,
+            port,
+            metrics,
+            tls,
+            routes,
+        })
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The port of `GET /metrics`, when `metrics_listen` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(_, port)| *port)
+    }
+
+    pub fn context(&self) -> &Arc<Context> {
+        &self.ctx
+    }
+
+    /// Prints, on standard output, the tokens issued on this start (the only time they are
+    /// shown), the metrics address and, last, the address the server listens on; scripts and
+    /// tests read these lines.
+    pub fn announce(&self) {
+        let mut out = std::io::stdout().lock();
+        for t in &self.ctx.issued {
+            let _ = writeln!(
+                out,
+                "token role={} principal={} {}",
+                t.principal.role.name(),
+                t.principal.name,
+                t.token
+            );
+        }
+        if let (Some(port), Some(addr)) = (self.metrics_port(), self.ctx.settings.metrics_listen) {
+            let _ = writeln!(out, "metrics on http://{}:{port}/metrics", addr.ip());
+        }
+        let _ = writeln!(
+            out,
+            "listening on {}:{}{}",
+            self.ctx.settings.listen.ip(),
+            self.port,
+            if self.tls.is_some() { " (tls)" } else { "" }
+        );
+        let _ = out.flush();
+    }
+
+    /// Serves until SIGTERM or ctrl-c.
+    pub async fn run_until_stopped(self) -> Result<(), StartError> {
+        self.run_until(termination()).await
+    }
+
+    /// Serves until `signal` completes, then shuts down gracefully.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> Result<(), StartError> {
+        let Application {
+            ctx,
+            listener,
+            port,
+            metrics,
+            tls,
+            routes,
+        } = self;
+        let stopping = Arc::clone(&ctx);
+        if let Some((listener, metrics_port)) = metrics {
+            tracing::info!(port = metrics_port, "serving metrics");
+            ctx.spawn_background(tokio::spawn(metrics::serve(listener, Arc::clone(&ctx))));
+        }
+        tracing::info!(port, tls = tls.is_some(), "serving");
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = tls {
+            builder = builder.tls_config(tls)?;
+        }
+        builder
+            .layer(metrics::TimingLayer)
+            .add_routes(routes.routes())
+            .serve_with_incoming_shutdown(TcpIncoming::from(listener), async move {
+                signal.await;
+                tracing::info!("shutting down: finishing in-flight calls");
+                stopping.begin_shutdown();
+            })
+            .await?;
+        // Reached also when serving fails: the streams and tasks must still be told to stop.
+        ctx.begin_shutdown();
+        for task in ctx.take_background() {
+            let _ = task.await;
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Completes on SIGTERM (Unix) or ctrl-c.
+pub async fn termination() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGTERM; ctrl-c only");
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Structured logs on standard error, filtered by `filter` (`info`, `info,gryning_insight=debug`);
+/// an unparsable filter falls back to `info` and says so.
+pub fn init_telemetry(filter: &str) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let (targets, bad) = match filter.parse::<tracing_subscriber::filter::Targets>() {
+        Ok(t) => (t, false),
+        Err(_) => ("info".parse().expect("valid filter"), true),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(false),
+        )
+        .with(targets)
+        .try_init();
+    if bad {
+        tracing::warn!(
+            filter,
+            "GRYNING_LOG: not a log filter such as info or info,gryning=debug; using info"
+        );
+    }
+}

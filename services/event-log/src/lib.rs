@@ -1,0 +1,265 @@
+//! The event-log service (`gryning.v1.EventLog`): bulk append (client streaming, recorded in
+//! batches through `Recorder::record_batch`, each event checked on its own, including whether
+//! the caller's role may record its type), bounded reads from a global position, and
+//! catch-up-then-live subscriptions over `gryning_store::subscribe`.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use gryning_proto::pb;
+use gryning_proto::pb::event_log_server::{EventLog, EventLogServer};
+use gryning_service_common::auth::{require, Authenticator};
+use gryning_service_common::{metrics, Context, Rpc, ServiceError, Settings, StartError};
+use gryning_store::RecordedEvent;
+use prost::Message;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
+use tonic::service::interceptor::InterceptedService;
+use tonic::service::RoutesBuilder;
+use tonic::{Request, Response, Status, Streaming};
+
+pub use gryning_proto::pb::event_log_server::SERVICE_NAME;
+
+/// Events recorded per `record_batch` call during a bulk append: big enough to share appends
+/// (group commit), small enough that a rejection report arrives without much delay.
+pub const APPEND_BATCH: usize = 1_000;
+
+/// `Read` returns this many events when the request names no limit.
+pub const DEFAULT_READ_LIMIT: u32 = 1_000;
+
+/// The most events one `Read` returns; read again from the last position for more.
+pub const MAX_READ_LIMIT: u32 = 10_000;
+
+/// Events buffered per subscriber before the subscription waits for the client.
+const SUBSCRIBER_BUFFER: usize = 256;
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::RecordedEvent, Status>> + Send>>;
+
+pub struct EventLogService {
+    ctx: Arc<Context>,
+}
+
+/// The service with its authentication interceptor, ready to mount.
+pub fn service(
+    ctx: Arc<Context>,
+) -> InterceptedService<EventLogServer<EventLogService>, Authenticator> {
+    let auth = ctx.authenticator();
+    EventLogServer::with_interceptor(EventLogService { ctx }, auth)
+}
+
+/// A stored event as the wire sees it. Payloads were validated on the way in, so one that
+/// does not decode is reported rather than skipped.
+fn to_wire(recorded: RecordedEvent) -> Result<pb::RecordedEvent, Status> {
+    let event = pb::Event::decode(recorded.payload.as_slice()).map_err(|e| {
+        Status::data_loss(format!(
+            "stored event at position {} cannot be decoded: {e}",
+            recorded.position
+        ))
+    })?;
+    // Metadata is informative; an event recorded without any (e.g. by `gryning import`)
+    // still reads back, with empty metadata.
+    let metadata = pb::EventMetadata::decode(recorded.metadata.as_slice()).unwrap_or_default();
+    Ok(pb::RecordedEvent {
+        position: recorded.position,
+        stream: recorded.stream,
+        version: recorded.version,
+        event: Some(event),
+        metadata: Some(metadata),
+    })
+}
+
+struct Tally {
+    summary: pb::AppendSummary,
+}
+
+impl Tally {
+    fn reject(&mut self, index: u64, error: ServiceError) {
+        let reason = match &error {
+            ServiceError::Rejected(r) => r.reason(),
+            other => other.reason(),
+        };
+        metrics::global().rejected(reason);
+        self.summary.rejected += 1;
+        self.summary.rejections.push(pb::AppendRejection {
+            index,
+            reason: reason.to_string(),
+            message: error.to_string(),
+        });
+    }
+}
+
+impl EventLogService {
+    async fn flush(
+        &self,
+        batch: &mut Vec<(u64, gryning_recording::Submission)>,
+        agency: &'static str,
+        tally: &mut Tally,
+    ) {
+        if batch.is_empty() {
+            return;
+        }
+        let (indexes, submissions): (Vec<u64>, Vec<_>) = std::mem::take(batch).into_iter().unzip();
+        let types: Vec<&'static str> = submissions
+            .iter()
+            .map(|s| s.event.body.type_name())
+            .collect();
+        let results = self.ctx.recorder.record_batch(submissions).await;
+        for ((index, event_type), result) in indexes.into_iter().zip(types).zip(results) {
+            match result {
+                Ok(gryning_recording::Outcome::Stored { .. }) => {
+                    metrics::global().appended(event_type, agency);
+                    tally.summary.accepted += 1
+                }
+                Ok(gryning_recording::Outcome::Duplicate { .. }) => tally.summary.duplicates += 1,
+                Err(rejection) => tally.reject(index, rejection.into()),
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl EventLog for EventLogService {
+    async fn append(
+        &self,
+        request: Request<Streaming<pb::Event>>,
+    ) -> Result<Response<pb::AppendSummary>, Status> {
+        let principal = require(&request, Rpc::Append).map_err(ServiceError::from)?;
+        let agency = principal.role.name();
+        let mut events = request.into_inner();
+        let mut tally = Tally {
+            summary: pb::AppendSummary::default(),
+        };
+        let mut batch = Vec::with_capacity(APPEND_BATCH);
+        let mut index = 0u64;
+        // A broken client stream ends the call, but what was recorded before stays recorded;
+        // the caller learns how far it got from the events themselves (resend: duplicates).
+        while let Some(event) = events.message().await? {
+            match self.ctx.submission(&principal, event) {
+                Ok(submission) => batch.push((index, submission)),
+                Err(e) => tally.reject(index, e),
+            }
+            index += 1;
+            if batch.len() >= APPEND_BATCH {
+                self.flush(&mut batch, agency, &mut tally).await;
+            }
+        }
+        self.flush(&mut batch, agency, &mut tally).await;
+        tracing::info!(
+            principal = %principal.name,
+            accepted = tally.summary.accepted,
+            duplicates = tally.summary.duplicates,
+            rejected = tally.summary.rejected,
+            "bulk append"
+        );
+        Ok(Response::new(tally.summary))
+    }
+
+    type ReadStream = EventStream;
+
+    async fn read(
+        &self,
+        request: Request<pb::ReadRequest>,
+    ) -> Result<Response<EventStream>, Status> {
+        require(&request, Rpc::Read).map_err(ServiceError::from)?;
+        let r = request.into_inner();
+        let limit = match r.limit {
+            0 => DEFAULT_READ_LIMIT,
+            n if n > MAX_READ_LIMIT => {
+                return Err(ServiceError::InvalidArgument {
+                    field: "limit",
+                    value: n.to_string(),
+                    problem: "must be at most 10000; read again after the last position for more",
+                }
+                .into())
+            }
+            n => n,
+        };
+        let events = self
+            .ctx
+            .store
+            .read_all(r.after, limit as usize)
+            .await
+            .map_err(ServiceError::from)?;
+        let items: Vec<Result<pb::RecordedEvent, Status>> =
+            events.into_iter().map(to_wire).collect();
+        Ok(Response::new(Box::pin(tokio_stream::iter(items))))
+    }
+
+    type SubscribeStream = EventStream;
+
+    async fn subscribe(
+        &self,
+        request: Request<pb::SubscribeRequest>,
+    ) -> Result<Response<EventStream>, Status> {
+        let principal = require(&request, Rpc::Subscribe).map_err(ServiceError::from)?;
+        let after = request.into_inner().after;
+        let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
+        let mut subscription = gryning_store::subscribe(Arc::clone(&self.ctx.store), after);
+        let mut shutdown = self.ctx.shutdown_signal();
+        tracing::info!(principal = %principal.name, after, "subscription opened");
+        tokio::spawn(async move {
+            loop {
+                let batch = tokio::select! {
+                    batch = subscription.next_batch() => Some(batch),
+                    _ = shutdown.wait_for(|stop| *stop) => None,
+                    _ = tx.closed() => return,
+                };
+                let Some(batch) = batch else {
+                    let _ = tx.send(Err(ServiceError::ShuttingDown.into())).await;
+                    return;
+                };
+                match batch {
+                    Ok(events) => {
+                        for event in events {
+                            if tx.send(to_wire(event)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(ServiceError::from(e).into())).await;
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+/// The event-log server: this service plus health and reflection, on its own port.
+pub struct Application(gryning_service_common::Application);
+
+impl Application {
+    /// Opens the embedded store and credentials that `settings` name and binds the listener.
+    pub async fn build(settings: Settings) -> Result<Application, StartError> {
+        let ctx = Context::open(settings)?;
+        let mut routes = RoutesBuilder::default();
+        routes.add_service(service(Arc::clone(&ctx)));
+        Ok(Application(
+            gryning_service_common::Application::bind(ctx, routes, &[SERVICE_NAME]).await?,
+        ))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.0.port()
+    }
+
+    /// Prints the tokens issued on this start and the listening address on standard output.
+    pub fn announce(&self) {
+        self.0.announce()
+    }
+
+    /// Serves until SIGTERM or ctrl-c, then shuts down gracefully.
+    pub async fn run_until_stopped(self) -> Result<(), StartError> {
+        self.0.run_until_stopped().await
+    }
+
+    /// Serves until `signal` completes (tests), then shuts down gracefully.
+    pub async fn run_until(
+        self,
+        signal: impl std::future::Future<Output = ()>,
+    ) -> Result<(), StartError> {
+        self.0.run_until(signal).await
+    }
+}

@@ -1,0 +1,14 @@
+//! The `gryning-event-log` server on its own: telemetry, settings (defaults, then the file named by
+//! `GRYNING_CONFIG`, then `GRYNING_…` variables), build, serve until SIGTERM or ctrl-c.
+
+use gryning_service_common::{init_telemetry, Settings};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let settings = Settings::load(None, &Settings::process_env())?;
+    init_telemetry(&settings.log);
+    let app = gryning_event_log::Application::build(settings).await?;
+    app.announce();
+    app.run_until_stopped().await?;
+    Ok(())
+}

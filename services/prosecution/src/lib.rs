@@ -1,0 +1,85 @@
+//! The prosecution service (`gryning.v1.Prosecution`): a decision per crime of a referred case,
+//! recorded through the shared `Recorder` like every other event.
+
+use std::sync::Arc;
+
+use gryning_proto::pb;
+use gryning_proto::pb::event::Body as B;
+use gryning_proto::pb::prosecution_server::{Prosecution, ProsecutionServer};
+use gryning_service_common::auth::{require, Authenticator};
+use gryning_service_common::{case_event, Context, Rpc, Settings, StartError};
+use tonic::service::interceptor::InterceptedService;
+use tonic::service::RoutesBuilder;
+use tonic::{Request, Response, Status};
+
+pub use gryning_proto::pb::prosecution_server::SERVICE_NAME;
+
+/// The handlers: each builds the event from the request's fields and records it through the
+/// shared recorder; the role check comes first, so a denied caller learns nothing about the
+/// case.
+pub struct ProsecutionService {
+    ctx: Arc<Context>,
+}
+
+/// The service with its authentication interceptor, ready to mount.
+pub fn service(
+    ctx: Arc<Context>,
+) -> InterceptedService<ProsecutionServer<ProsecutionService>, Authenticator> {
+    let auth = ctx.authenticator();
+    ProsecutionServer::with_interceptor(ProsecutionService { ctx }, auth)
+}
+
+#[tonic::async_trait]
+impl Prosecution for ProsecutionService {
+    async fn decide_prosecution(
+        &self,
+        request: Request<pb::DecideProsecutionRequest>,
+    ) -> Result<Response<pb::Recorded>, Status> {
+        let principal = require(&request, Rpc::DecideProsecution);
+        let r = request.into_inner();
+        let event = case_event(
+            r.event_id,
+            r.occurred_on,
+            r.case_id,
+            B::ProsecutionDecided(r.prosecution_decided.unwrap_or_default()),
+        );
+        self.ctx.command(principal, event).await
+    }
+}
+
+/// The prosecution server: this service plus health and reflection, on its own port.
+pub struct Application(gryning_service_common::Application);
+
+impl Application {
+    /// Opens the embedded store and credentials that `settings` name and binds the listener.
+    pub async fn build(settings: Settings) -> Result<Application, StartError> {
+        let ctx = Context::open(settings)?;
+        let mut routes = RoutesBuilder::default();
+        routes.add_service(service(Arc::clone(&ctx)));
+        Ok(Application(
+            gryning_service_common::Application::bind(ctx, routes, &[SERVICE_NAME]).await?,
+        ))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.0.port()
+    }
+
+    /// Prints the tokens issued on this start and the listening address on standard output.
+    pub fn announce(&self) {
+        self.0.announce()
+    }
+
+    /// Serves until SIGTERM or ctrl-c, then shuts down gracefully.
+    pub async fn run_until_stopped(self) -> Result<(), StartError> {
+        self.0.run_until_stopped().await
+    }
+
+    /// Serves until `signal` completes (tests), then shuts down gracefully.
+    pub async fn run_until(
+        self,
+        signal: impl std::future::Future<Output = ()>,
+    ) -> Result<(), StartError> {
+        self.0.run_until(signal).await
+    }
+}
