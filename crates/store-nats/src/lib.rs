@@ -75,6 +75,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 pub mod subject;
+pub mod testkit;
 
 /// The header holding the version an event got in its stream.
 pub const VERSION_HEADER: &str = "Gryning-Version";

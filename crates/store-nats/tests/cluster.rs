@@ -2,16 +2,19 @@
 //! killed (SIGKILL) and restarted, or paused (SIGSTOP) and continued. Afterwards every
 //! acknowledged event must be in the log exactly once at the position its ack named, the log
 //! must be gap-free with versions 1..n per stream, and appends must have resumed within a
-//! bounded time after the failure.
+//! bounded time after the failure, and the projections over the log must equal the naive
+//! recomputation from it.
 
-mod support;
+use gryning_store_nats::testkit as support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use gryning_store::conformance::{assert_log_consistent, event, request};
-use gryning_store::{EventStore, ExpectedVersion, Position};
+use gryning_domain::{AgeGroup, Body, Catalogue, CrimeCode, Date, Event, Gender, Subject};
+use gryning_projections::{naive, By, PeriodKind, Projections, TableName};
+use gryning_store::conformance::assert_log_consistent;
+use gryning_store::{AppendRequest, EventStore, ExpectedVersion, NewEvent, Position};
 use gryning_store_nats::{NatsStore, Options};
 use support::Server;
 use uuid::Uuid;
@@ -35,6 +38,37 @@ fn options() -> Options {
 }
 
 type Acked = Arc<Mutex<Vec<(Uuid, Position)>>>;
+
+/// The writer's `i`th event: every fifth opens a case, three report crimes into it, the fifth
+/// refers it; a valid history in writer order, with real domain events so that the log can be
+/// projected.
+fn domain_event(i: u64) -> Event {
+    let case = Subject::Case(Uuid::from_u128(0xCA5E_0000 + u128::from(i / 5)));
+    let codes = ["4024", "0609", "9365"];
+    let code = CrimeCode::parse(codes[(i % 3) as usize]).unwrap();
+    let body = match i % 5 {
+        0 => Body::CaseOpened {
+            lead_crime_code: code,
+            police_region: "Polisregion Stockholm".into(),
+            local_police_area: "Farsta".into(),
+        },
+        4 => Body::CaseReferredToProsecutor,
+        _ => Body::CrimeReported {
+            crime_id: Uuid::from_u128(0xC41E_0000 + u128::from(i)),
+            crime_code: code,
+            victim_gender: Gender::ALL[(i % 3) as usize],
+            victim_age_group: AgeGroup::Adult,
+        },
+    };
+    Event {
+        event_id: Uuid::from_u128(0xE7E7_0000 + u128::from(i)),
+        occurred_on: Date::parse("2020-01-01")
+            .unwrap()
+            .add_days((i % 366) as i32),
+        subject: case,
+        body,
+    }
+}
 
 /// Waits until `acked` has grown by `more` entries, returning how long that took.
 async fn wait_for_acks(acked: &Acked, more: usize, what: &str) -> Duration {
@@ -87,17 +121,22 @@ async fn run(failure: Failure) {
         tokio::spawn(async move {
             let mut i = 0u64;
             while !stop.load(Ordering::SeqCst) {
-                let e = event(&format!("w{i}"));
-                let id = e.event_id;
+                let domain = domain_event(i);
+                let id = domain.event_id;
+                let e = NewEvent {
+                    event_id: id,
+                    payload: gryning_proto::encode_event(&domain),
+                    metadata: Vec::new(),
+                };
                 // Resend the same event until it is acknowledged: idempotency makes a resend
                 // of an event whose first ack was lost a duplicate, not a second copy.
                 loop {
                     let r = store
-                        .append(request(
-                            &format!("c{}", i % 20),
-                            ExpectedVersion::Any,
-                            vec![e.clone()],
-                        ))
+                        .append(AppendRequest {
+                            stream: domain.subject.stream_name(),
+                            expected_version: ExpectedVersion::Any,
+                            events: vec![e.clone()],
+                        })
                         .await;
                     if let Ok(appended) = r {
                         acked.lock().unwrap().push((id, appended.positions[0]));
@@ -148,6 +187,31 @@ async fn run(failure: Failure) {
             Some(position),
             "acknowledged event {id} must be stored once at position {position}"
         );
+    }
+    // The projections over the log equal the naive recomputation from the events read back.
+    let decoded: Vec<Event> = events
+        .iter()
+        .map(|r| gryning_proto::decode_event(&r.payload).expect("a domain event"))
+        .collect();
+    let mut projections = Projections::new();
+    gryning_projections::catch_up(&mut projections, &reader, None, |_| {})
+        .await
+        .expect("replay the stream");
+    assert_eq!(
+        projections.position(),
+        events.last().map_or(0, |e| e.position)
+    );
+    let catalogue = Catalogue::default_catalogue();
+    for name in TableName::ALL {
+        for by in By::ALL {
+            for period in PeriodKind::ALL {
+                assert_eq!(
+                    projections.table(name, by, period, &catalogue),
+                    naive::table(&decoded, name, by, period, &catalogue),
+                    "{name:?} {by:?} {period:?}"
+                );
+            }
+        }
     }
     eprintln!(
         "{failure:?}: {} acknowledged, {} in the log",

@@ -1,7 +1,7 @@
 //! Runs the `gryning_store::conformance` suite against `NatsStore`, each case on a nats-server
 //! of its own (standalone, `sync_interval: always`, temporary storage).
 
-mod support;
+use gryning_store_nats::testkit as support;
 
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! Runs `deploy/local-cluster.sh` (start, status, stop) and checks that its three members
 //! form a JetStream cluster in which the store can create a three-replica stream and append.
 
-mod support;
+use gryning_store_nats::testkit as support;
 
 use std::process::Command;
 use std::time::Duration;

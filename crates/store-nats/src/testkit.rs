@@ -1,7 +1,7 @@
-//! The test harness: nats-server processes of the tests' own, on free loopback ports with
-//! temporary storage, each killed when its handle is dropped. Never the machine's shared server.
-
-#![allow(dead_code)]
+//! Test harness, shared by this crate's tests and the workspace's end-to-end tests: nats-server
+//! processes of the tests' own, on free loopback ports with temporary storage, each killed when
+//! its handle is dropped. Never the machine's shared server. Uses only the standard library, so
+//! it costs the library nothing.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
