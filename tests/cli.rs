@@ -367,3 +367,25 @@ fn the_catalogue_is_data_and_can_be_replaced() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn credentials_are_issued_once_and_stored_as_hashes_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("credentials.toml");
+    let out = gryning(dir.path(), &["credentials", "--file", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let tokens: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("token role="))
+        .map(|l| l.rsplit(' ').next().unwrap())
+        .collect();
+    assert_eq!(tokens.len(), 6, "one token per role: {stdout}");
+    let stored = std::fs::read_to_string(&file).unwrap();
+    for token in &tokens {
+        assert!(!stored.contains(token), "a token must never be stored in the clear");
+    }
+    let again = gryning(dir.path(), &["credentials", "--file", file.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(text(&again.stderr).contains("already exists"), "{}", text(&again.stderr));
+}

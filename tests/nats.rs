@@ -22,7 +22,12 @@ fn gryning(args: &[&str]) -> Output {
 }
 
 fn ok(out: Output) -> String {
-    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -45,7 +50,13 @@ fn table(store: &[&str], name: &[&str]) -> String {
 /// The first `lines` events of the scale-1 dataset (a prefix of a valid history is valid).
 fn sample(dir: &Path, lines: usize) -> std::path::PathBuf {
     let all = dir.join("all.ndjson");
-    ok(gryning(&["generate", "--scale", "1", "--output", all.to_str().unwrap()]));
+    ok(gryning(&[
+        "generate",
+        "--scale",
+        "1",
+        "--output",
+        all.to_str().unwrap(),
+    ]));
     let text = std::fs::read_to_string(&all).unwrap();
     let part: String = text.lines().take(lines).map(|l| format!("{l}\n")).collect();
     let path = dir.join("sample.ndjson");
@@ -63,17 +74,31 @@ fn the_same_commands_give_the_same_tables_on_jetstream() {
     let embedded_dir = dir.path().join("embedded");
     let nats_dir = dir.path().join("nats-checkpoints");
     let embedded = ["--data-dir", embedded_dir.to_str().unwrap()];
-    let nats = ["--data-dir", nats_dir.to_str().unwrap(), "--store", url.as_str()];
+    let nats = [
+        "--data-dir",
+        nats_dir.to_str().unwrap(),
+        "--store",
+        url.as_str(),
+    ];
 
     let on_embedded = ok(gryning(&[&embedded[..], &["import", file]].concat()));
     let on_nats = ok(gryning(&[&nats[..], &["import", file]].concat()));
-    assert!(on_embedded.contains("1500 accepted, 0 duplicate, 0 rejected"), "{on_embedded}");
-    assert!(on_nats.contains("1500 accepted, 0 duplicate, 0 rejected"), "{on_nats}");
+    assert!(
+        on_embedded.contains("1500 accepted, 0 duplicate, 0 rejected"),
+        "{on_embedded}"
+    );
+    assert!(
+        on_nats.contains("1500 accepted, 0 duplicate, 0 rejected"),
+        "{on_nats}"
+    );
     for name in TABLES {
         assert_eq!(table(&nats, name), table(&embedded, name), "table {name:?}");
     }
     let again = ok(gryning(&[&nats[..], &["import", file]].concat()));
-    assert!(again.contains("0 accepted, 1500 duplicate, 0 rejected"), "{again}");
+    assert!(
+        again.contains("0 accepted, 1500 duplicate, 0 rejected"),
+        "{again}"
+    );
     // A rebuild from the JetStream stream agrees with the incremental tables.
     let before = table(&nats, TABLES[0]);
     ok(gryning(&[&nats[..], &["rebuild"]].concat()));
@@ -92,7 +117,15 @@ fn insight_replicas_following_one_stream_serve_the_same_tables() {
             let data = dir.path().join(name);
             harness::Server::start(
                 bin,
-                &["--data-dir", data.to_str().unwrap(), "--store", &url, "up", "--listen", "127.0.0.1:0"],
+                &[
+                    "--data-dir",
+                    data.to_str().unwrap(),
+                    "--store",
+                    &url,
+                    "up",
+                    "--listen",
+                    "127.0.0.1:0",
+                ],
                 &[],
                 &dir.path().join(format!("{name}.log")),
             )
@@ -102,23 +135,43 @@ fn insight_replicas_following_one_stream_serve_the_same_tables() {
     // Events land after both replicas are up: each must follow the stream live.
     let file = sample(dir.path(), 800);
     let offline_dir = dir.path().join("offline");
-    let store = ["--data-dir", offline_dir.to_str().unwrap(), "--store", url.as_str()];
-    ok(gryning(&[&store[..], &["import", file.to_str().unwrap()]].concat()));
+    let store = [
+        "--data-dir",
+        offline_dir.to_str().unwrap(),
+        "--store",
+        url.as_str(),
+    ];
+    ok(gryning(
+        &[&store[..], &["import", file.to_str().unwrap()]].concat(),
+    ));
     let expected = table(&store, TABLES[0]);
 
     for replica in &replicas {
-        let token = replica.tokens.get("analyst").expect("an analyst token is printed on first start");
+        let token = replica
+            .tokens
+            .get("analyst")
+            .expect("an analyst token is printed on first start");
         let server_url = replica.url();
         let deadline = Instant::now() + harness::DEADLINE;
         loop {
             let mut args = vec!["table"];
             args.extend_from_slice(TABLES[0]);
-            args.extend_from_slice(&["--format", "json", "--server", &server_url, "--token", token]);
+            args.extend_from_slice(&[
+                "--format",
+                "json",
+                "--server",
+                &server_url,
+                "--token",
+                token,
+            ]);
             let served = ok(gryning(&args));
             if served == expected {
                 break;
             }
-            assert!(Instant::now() < deadline, "replica at {server_url} serves\n{served}\nnot\n{expected}");
+            assert!(
+                Instant::now() < deadline,
+                "replica at {server_url} serves\n{served}\nnot\n{expected}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }

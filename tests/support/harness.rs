@@ -104,12 +104,22 @@ impl Server {
     }
 
     /// Sends SIGTERM and waits for a clean exit.
-    pub fn stop(mut self) {
+    pub fn stop(self) {
+        self.terminate();
+        self.wait_for_clean_exit();
+    }
+
+    /// Sends SIGTERM without waiting.
+    pub fn terminate(&self) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
             .expect("kill");
         assert!(status.success());
+    }
+
+    /// Waits, up to the deadline, for the process to exit with success.
+    pub fn wait_for_clean_exit(mut self) {
         let started = std::time::Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {

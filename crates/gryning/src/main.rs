@@ -96,6 +96,13 @@ enum Command {
         #[arg(long, value_name = "ADDR")]
         metrics_listen: Option<std::net::SocketAddr>,
     },
+    /// Create a credentials file (token hashes only) and print one token per role, once; for
+    /// deployments where several service processes share one file.
+    Credentials {
+        /// The credentials file to create; it must not exist yet.
+        #[arg(long)]
+        file: PathBuf,
+    },
     /// Print the crime-code catalogue in force: codes, texts and groups.
     Catalog {
         #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -185,33 +192,24 @@ pub(crate) fn load_catalogue(path: Option<&Path>) -> anyhow::Result<Arc<Catalogu
     }))
 }
 
-/// Opens the event store: the embedded one in `data_dir`, or NATS JetStream for `nats://…`
-/// URLs (several comma-separated server URLs for a cluster; `GRYNING_NATS_REPLICAS` sets the
-/// replica count when gryning creates the stream).
+/// Opens the event store named by `--store` (embedded when unset); `GRYNING_NATS_REPLICAS`
+/// sets the replica count when gryning creates the JetStream stream.
 pub(crate) async fn open_store(
     url: Option<&str>,
     data_dir: &Path,
 ) -> anyhow::Result<Arc<dyn EventStore>> {
-    match url {
-        None | Some("") => {
-            let store = gryning_store::sqlite::SqliteStore::open(data_dir)
-                .with_context(|| format!("cannot open the embedded store in {}", data_dir.display()))?;
-            Ok(Arc::new(store))
-        }
-        Some(url) if gryning_store_nats::is_nats_url(url) => {
-            let mut options = gryning_store_nats::Options::default();
-            if let Ok(replicas) = std::env::var("GRYNING_NATS_REPLICAS") {
-                options.replicas = replicas
-                    .parse()
-                    .with_context(|| format!("GRYNING_NATS_REPLICAS={replicas:?}: expected a number such as 1 or 3"))?;
-            }
-            let store = gryning_store_nats::NatsStore::connect(url, options)
-                .await
-                .with_context(|| format!("cannot open the NATS JetStream store at {url}"))?;
-            Ok(Arc::new(store))
-        }
-        Some(url) => bail!("--store {url}: unknown backend; use nats://HOST:PORT or leave it unset for the embedded store"),
-    }
+    let replicas = match std::env::var("GRYNING_NATS_REPLICAS") {
+        Ok(text) => text.parse().with_context(|| {
+            format!("GRYNING_NATS_REPLICAS={text:?}: expected a replica count such as 1 or 3")
+        })?,
+        Err(_) => 1,
+    };
+    gryning_service_common::context::open_store(url, data_dir, replicas)
+        .await
+        .with_context(|| match url {
+            Some(url) if !url.is_empty() => format!("--store {url}"),
+            _ => format!("the embedded store in {}", data_dir.display()),
+        })
 }
 
 fn data_dir(cli_dir: &Option<PathBuf>) -> PathBuf {
@@ -384,6 +382,25 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             if !text.ends_with('\n') {
                 writeln!(out)?;
             }
+            Ok(ok)
+        }
+        Command::Credentials { file } => {
+            if file.exists() {
+                bail!("{} already exists: its tokens were shown when it was created and cannot be shown again; remove it to issue new ones", file.display());
+            }
+            let (_, issued) = gryning_service_common::auth::Credentials::load_or_create(&file)?;
+            for t in issued {
+                println!(
+                    "token role={} principal={} {}",
+                    t.principal.role.name(),
+                    t.principal.name,
+                    t.token
+                );
+            }
+            eprintln!(
+                "wrote {} (token hashes only); keep the tokens above, they are not stored",
+                file.display()
+            );
             Ok(ok)
         }
         Command::Catalog { format } => {

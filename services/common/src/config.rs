@@ -54,6 +54,8 @@ pub struct Settings {
     pub tls_key: Option<PathBuf>,
     /// CA certificate (PEM): when set, every client must present a certificate it signed.
     pub tls_client_ca: Option<PathBuf>,
+    /// Replicas of the JetStream stream when gryning creates it (`nats://` stores only).
+    pub nats_replicas: usize,
 }
 
 impl Default for Settings {
@@ -69,6 +71,7 @@ impl Default for Settings {
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
+            nats_replicas: 1,
         }
     }
 }
@@ -87,13 +90,14 @@ struct FileLayer {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_client_ca: Option<PathBuf>,
+    nats_replicas: Option<usize>,
 }
 
 impl Settings {
     /// Defaults, then `file` (or the file named by `GRYNING_CONFIG` when `file` is `None`), then
     /// the `GRYNING_LISTEN`, `GRYNING_DATA_DIR`, `GRYNING_STORE`, `GRYNING_CATALOG`,
     /// `GRYNING_CREDENTIALS`, `GRYNING_LOG`, `GRYNING_METRICS_LISTEN`, `GRYNING_TLS_CERT`,
-    /// `GRYNING_TLS_KEY` and `GRYNING_TLS_CLIENT_CA` variables of `env`. A TLS key without a
+    /// `GRYNING_TLS_KEY`, `GRYNING_TLS_CLIENT_CA` and `GRYNING_NATS_REPLICAS` variables of `env`. A TLS key without a
     /// certificate (or the reverse), or a client CA without either, is an error.
     pub fn load(file: Option<&Path>, env: &HashMap<String, String>) -> Result<Settings, Error> {
         let mut settings = Settings::default();
@@ -125,6 +129,16 @@ impl Settings {
         };
         let listen = address("GRYNING_LISTEN")?;
         let metrics_listen = address("GRYNING_METRICS_LISTEN")?;
+        let nats_replicas = match var("GRYNING_NATS_REPLICAS") {
+            Some(value) => Some(value.parse().ok().filter(|n| (1..=5).contains(n)).ok_or(
+                Error::Environment {
+                    name: "GRYNING_NATS_REPLICAS",
+                    value,
+                    problem: "must be a replica count from 1 to 5, such as 3",
+                },
+            )?),
+            None => None,
+        };
         settings.apply(FileLayer {
             listen,
             data_dir: var("GRYNING_DATA_DIR").map(PathBuf::from),
@@ -136,6 +150,7 @@ impl Settings {
             tls_cert: var("GRYNING_TLS_CERT").map(PathBuf::from),
             tls_key: var("GRYNING_TLS_KEY").map(PathBuf::from),
             tls_client_ca: var("GRYNING_TLS_CLIENT_CA").map(PathBuf::from),
+            nats_replicas,
         });
         settings.check_tls()?;
         Ok(settings)
@@ -188,6 +203,9 @@ impl Settings {
         }
         if layer.tls_client_ca.is_some() {
             self.tls_client_ca = layer.tls_client_ca;
+        }
+        if let Some(n) = layer.nats_replicas {
+            self.nats_replicas = n;
         }
     }
 

@@ -26,6 +26,11 @@ pub enum StartError {
     Store(#[from] gryning_store::Error),
     #[error("store {url}: {problem}")]
     Backend { url: String, problem: &'static str },
+    #[error("cannot open the NATS JetStream store at {url}: {source}")]
+    Nats {
+        url: String,
+        source: gryning_store_nats::NatsError,
+    },
     #[error("catalogue file {path}: {message}")]
     Catalogue { path: PathBuf, message: String },
     #[error(transparent)]
@@ -59,16 +64,27 @@ pub struct Context {
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
-/// Opens the embedded store in `data_dir`. Other backends are chosen by the caller (the
-/// `gryning` binary) and handed to [`Context::with_store`].
-pub fn open_embedded_store(settings: &Settings) -> Result<Arc<dyn EventStore>, StartError> {
-    match settings.store.as_deref() {
-        None | Some("") => Ok(Arc::new(gryning_store::sqlite::SqliteStore::open(
-            &settings.data_dir,
-        )?)),
+/// Opens the event store: the embedded one in `data_dir`, or NATS JetStream for `nats://…`
+/// URLs (several comma-separated server URLs for a cluster), creating the JetStream stream with
+/// `nats_replicas` replicas when it does not exist. The one place a backend is chosen: `gryning`
+/// commands, `gryning up` and every service binary come through here.
+pub async fn open_store(
+    store: Option<&str>,
+    data_dir: &Path,
+    nats_replicas: usize,
+) -> Result<Arc<dyn EventStore>, StartError> {
+    match store {
+        None | Some("") => Ok(Arc::new(gryning_store::sqlite::SqliteStore::open(data_dir)?)),
+        Some(url) if gryning_store_nats::is_nats_url(url) => {
+            let options = gryning_store_nats::Options { replicas: nats_replicas, ..Default::default() };
+            let store = gryning_store_nats::NatsStore::connect(url, options)
+                .await
+                .map_err(|source| StartError::Nats { url: url.to_string(), source })?;
+            Ok(Arc::new(store))
+        }
         Some(url) => Err(StartError::Backend {
             url: url.to_string(),
-            problem: "this binary serves the embedded store only; run `gryning up --store URL` for another backend",
+            problem: "unknown backend; use nats://HOST:PORT or leave the store unset for the embedded one",
         }),
     }
 }
@@ -90,9 +106,14 @@ pub fn load_catalogue(path: Option<&Path>) -> Result<Arc<Catalogue>, StartError>
 }
 
 impl Context {
-    /// Opens everything the settings name, with the embedded store.
-    pub fn open(settings: Settings) -> Result<Arc<Context>, StartError> {
-        let store = open_embedded_store(&settings)?;
+    /// Opens everything the settings name: store, catalogue, credentials.
+    pub async fn open(settings: Settings) -> Result<Arc<Context>, StartError> {
+        let store = open_store(
+            settings.store.as_deref(),
+            &settings.data_dir,
+            settings.nats_replicas,
+        )
+        .await?;
         Context::with_store(settings, store)
     }
 

@@ -79,7 +79,11 @@ impl Metrics {
 
     /// One event stored.
     pub fn appended(&self, event_type: &'static str, agency: &'static str) {
-        *self.counters().appends.entry((event_type, agency)).or_default() += 1;
+        *self
+            .counters()
+            .appends
+            .entry((event_type, agency))
+            .or_default() += 1;
     }
 
     /// One call or bulk-appended event refused.
@@ -193,7 +197,11 @@ fn method_label(path: &str) -> &'static str {
         }
         v
     });
-    KNOWN.iter().copied().find(|k| *k == path).unwrap_or("other")
+    KNOWN
+        .iter()
+        .copied()
+        .find(|k| *k == path)
+        .unwrap_or("other")
 }
 
 /// A tower layer timing every request into [`REQUEST_DURATION`].
@@ -317,14 +325,25 @@ mod tests {
         let (tx, rx) = watch::channel(7);
         m.follow_projections(rx);
         let text = m.render(Some(10));
-        assert!(text.contains("gryning_appends_total{event_type=\"CaseOpened\",agency=\"police\"} 2"), "{text}");
-        assert!(text.contains("gryning_rejections_total{reason=\"case-opened-once\"} 1"), "{text}");
+        assert!(
+            text.contains("gryning_appends_total{event_type=\"CaseOpened\",agency=\"police\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("gryning_rejections_total{reason=\"case-opened-once\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("gryning_request_duration_seconds_bucket{method=\"/gryning.v1.Police/OpenCase\",le=\"0.005\"} 1"), "{text}");
         assert!(text.contains("gryning_request_duration_seconds_bucket{method=\"/gryning.v1.Police/OpenCase\",le=\"0.0025\"} 0"), "{text}");
         assert!(text.contains("gryning_projection_lag_events 3"), "{text}");
         tx.send_replace(10);
-        assert!(m.render(Some(10)).contains("gryning_projection_lag_events 0"));
-        assert_eq!(method_label("/gryning.v1.Insight/Watch"), "/gryning.v1.Insight/Watch");
+        assert!(m
+            .render(Some(10))
+            .contains("gryning_projection_lag_events 0"));
+        assert_eq!(
+            method_label("/gryning.v1.Insight/Watch"),
+            "/gryning.v1.Insight/Watch"
+        );
         assert_eq!(method_label("/x/y"), "other");
     }
 }

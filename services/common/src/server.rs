@@ -9,7 +9,7 @@ use std::io::Write as _;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tonic::service::RoutesBuilder;
+pub use tonic::service::RoutesBuilder;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
@@ -233,4 +233,46 @@ pub fn init_telemetry(filter: &str) {
             "GRYNING_LOG: not a log filter such as info or info,gryning=debug; using info"
         );
     }
+}
+
+/// Declares a service crate's `Application`: `build(settings)` opens the context the settings
+/// name, runs the mount block (which adds the crate's gRPC service to `routes`, and may start
+/// what it needs first), and binds with health and reflection; `port`, `announce`,
+/// `run_until_stopped` and `run_until` serve it. One definition for every service binary.
+#[macro_export]
+macro_rules! service_application {
+    ($(#[$doc:meta])* names: [$($name:expr),+], mount($ctx:ident, $routes:ident) $mount:block) => {
+        $(#[$doc])*
+        pub struct Application($crate::Application);
+
+        impl Application {
+            /// Opens the store, catalogue and credentials that `settings` name and binds the listener.
+            pub async fn build(settings: $crate::Settings) -> Result<Application, $crate::StartError> {
+                let $ctx = $crate::Context::open(settings).await?;
+                #[allow(unused_mut)]
+                let mut $routes = $crate::server::RoutesBuilder::default();
+                $mount
+                Ok(Application($crate::Application::bind($ctx, $routes, &[$($name),+]).await?))
+            }
+
+            pub fn port(&self) -> u16 {
+                self.0.port()
+            }
+
+            /// Prints the tokens issued on this start and the listening address on standard output.
+            pub fn announce(&self) {
+                self.0.announce()
+            }
+
+            /// Serves until SIGTERM or ctrl-c, then shuts down gracefully.
+            pub async fn run_until_stopped(self) -> Result<(), $crate::StartError> {
+                self.0.run_until_stopped().await
+            }
+
+            /// Serves until `signal` completes (tests), then shuts down gracefully.
+            pub async fn run_until(self, signal: impl std::future::Future<Output = ()>) -> Result<(), $crate::StartError> {
+                self.0.run_until(signal).await
+            }
+        }
+    };
 }

@@ -9,14 +9,13 @@ use std::sync::Arc;
 use gryning_proto::pb;
 use gryning_proto::pb::event_log_server::{EventLog, EventLogServer};
 use gryning_service_common::auth::{require, Authenticator};
-use gryning_service_common::{metrics, Context, Rpc, ServiceError, Settings, StartError};
+use gryning_service_common::{metrics, Context, Rpc, ServiceError};
 use gryning_store::RecordedEvent;
 use prost::Message;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::service::interceptor::InterceptedService;
-use tonic::service::RoutesBuilder;
 use tonic::{Request, Response, Status, Streaming};
 
 pub use gryning_proto::pb::event_log_server::SERVICE_NAME;
@@ -227,39 +226,10 @@ impl EventLog for EventLogService {
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
-/// The event-log server: this service plus health and reflection, on its own port.
-pub struct Application(gryning_service_common::Application);
-
-impl Application {
-    /// Opens the embedded store and credentials that `settings` name and binds the listener.
-    pub async fn build(settings: Settings) -> Result<Application, StartError> {
-        let ctx = Context::open(settings)?;
-        let mut routes = RoutesBuilder::default();
-        routes.add_service(service(Arc::clone(&ctx)));
-        Ok(Application(
-            gryning_service_common::Application::bind(ctx, routes, &[SERVICE_NAME]).await?,
-        ))
-    }
-
-    pub fn port(&self) -> u16 {
-        self.0.port()
-    }
-
-    /// Prints the tokens issued on this start and the listening address on standard output.
-    pub fn announce(&self) {
-        self.0.announce()
-    }
-
-    /// Serves until SIGTERM or ctrl-c, then shuts down gracefully.
-    pub async fn run_until_stopped(self) -> Result<(), StartError> {
-        self.0.run_until_stopped().await
-    }
-
-    /// Serves until `signal` completes (tests), then shuts down gracefully.
-    pub async fn run_until(
-        self,
-        signal: impl std::future::Future<Output = ()>,
-    ) -> Result<(), StartError> {
-        self.0.run_until(signal).await
+gryning_service_common::service_application! {
+    /// The event-log server: this service plus health and reflection, on its own port.
+    names: [SERVICE_NAME],
+    mount(ctx, routes) {
+        routes.add_service(service(std::sync::Arc::clone(&ctx)));
     }
 }

@@ -12,12 +12,11 @@ use gryning_projections::{By, Cell, PeriodKind, Projections, Table, TableName};
 use gryning_proto::pb;
 use gryning_proto::pb::insight_server::{Insight, InsightServer};
 use gryning_service_common::auth::{require, Authenticator};
-use gryning_service_common::{Context, LiveProjections, Rpc, ServiceError, Settings, StartError};
+use gryning_service_common::{Context, LiveProjections, Rpc, ServiceError};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::service::interceptor::InterceptedService;
-use tonic::service::RoutesBuilder;
 use tonic::{Request, Response, Status};
 
 pub use gryning_proto::pb::insight_server::SERVICE_NAME;
@@ -251,43 +250,13 @@ impl Insight for InsightService {
     }
 }
 
-/// The insight server: this service plus health and reflection, on its own port, with the
-/// live projections (checkpointed in the data directory) it reads.
-pub struct Application(gryning_service_common::Application);
-
-impl Application {
-    /// Opens the embedded store and credentials, resumes the projections from their
-    /// checkpoint, catches them up and binds the listener.
-    pub async fn build(settings: Settings) -> Result<Application, StartError> {
-        let ctx = Context::open(settings)?;
+gryning_service_common::service_application! {
+    /// The insight server: this service plus health and reflection, on its own port, with the
+    /// live projections (checkpointed in the data directory) it reads.
+    names: [SERVICE_NAME],
+    mount(ctx, routes) {
         let live = LiveProjections::start(&ctx).await?;
-        let mut routes = RoutesBuilder::default();
-        routes.add_service(service(Arc::clone(&ctx), live));
-        Ok(Application(
-            gryning_service_common::Application::bind(ctx, routes, &[SERVICE_NAME]).await?,
-        ))
-    }
-
-    pub fn port(&self) -> u16 {
-        self.0.port()
-    }
-
-    /// Prints the tokens issued on this start and the listening address on standard output.
-    pub fn announce(&self) {
-        self.0.announce()
-    }
-
-    /// Serves until SIGTERM or ctrl-c, then shuts down gracefully (writing a checkpoint).
-    pub async fn run_until_stopped(self) -> Result<(), StartError> {
-        self.0.run_until_stopped().await
-    }
-
-    /// Serves until `signal` completes (tests), then shuts down gracefully.
-    pub async fn run_until(
-        self,
-        signal: impl std::future::Future<Output = ()>,
-    ) -> Result<(), StartError> {
-        self.0.run_until(signal).await
+        routes.add_service(service(std::sync::Arc::clone(&ctx), live));
     }
 }
 

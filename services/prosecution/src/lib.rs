@@ -7,9 +7,8 @@ use gryning_proto::pb;
 use gryning_proto::pb::event::Body as B;
 use gryning_proto::pb::prosecution_server::{Prosecution, ProsecutionServer};
 use gryning_service_common::auth::{require, Authenticator};
-use gryning_service_common::{case_event, Context, Rpc, Settings, StartError};
+use gryning_service_common::{case_event, Context, Rpc};
 use tonic::service::interceptor::InterceptedService;
-use tonic::service::RoutesBuilder;
 use tonic::{Request, Response, Status};
 
 pub use gryning_proto::pb::prosecution_server::SERVICE_NAME;
@@ -47,39 +46,10 @@ impl Prosecution for ProsecutionService {
     }
 }
 
-/// The prosecution server: this service plus health and reflection, on its own port.
-pub struct Application(gryning_service_common::Application);
-
-impl Application {
-    /// Opens the embedded store and credentials that `settings` name and binds the listener.
-    pub async fn build(settings: Settings) -> Result<Application, StartError> {
-        let ctx = Context::open(settings)?;
-        let mut routes = RoutesBuilder::default();
-        routes.add_service(service(Arc::clone(&ctx)));
-        Ok(Application(
-            gryning_service_common::Application::bind(ctx, routes, &[SERVICE_NAME]).await?,
-        ))
-    }
-
-    pub fn port(&self) -> u16 {
-        self.0.port()
-    }
-
-    /// Prints the tokens issued on this start and the listening address on standard output.
-    pub fn announce(&self) {
-        self.0.announce()
-    }
-
-    /// Serves until SIGTERM or ctrl-c, then shuts down gracefully.
-    pub async fn run_until_stopped(self) -> Result<(), StartError> {
-        self.0.run_until_stopped().await
-    }
-
-    /// Serves until `signal` completes (tests), then shuts down gracefully.
-    pub async fn run_until(
-        self,
-        signal: impl std::future::Future<Output = ()>,
-    ) -> Result<(), StartError> {
-        self.0.run_until(signal).await
+gryning_service_common::service_application! {
+    /// The prosecution server: this service plus health and reflection, on its own port.
+    names: [SERVICE_NAME],
+    mount(ctx, routes) {
+        routes.add_service(service(std::sync::Arc::clone(&ctx)));
     }
 }

@@ -37,7 +37,9 @@ pub async fn start(dir: &Path) -> Running {
         log: "warn".into(),
         ..Settings::default()
     };
-    let ctx = Context::open(settings).expect("open the embedded store");
+    let ctx = Context::open(settings)
+        .await
+        .expect("open the embedded store");
     let tokens = ctx
         .issued
         .iter()
