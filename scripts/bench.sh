@@ -6,9 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scale=${1:-10}
 
-cargo build --release --locked -p gryning
-cargo build --release --locked -p gryning-store --example append_bench
-cargo build --release --locked -p gryning-projections --example replay_phases --example measure
+cargo build --release --locked -p gryning -p gryning-store -p gryning-projections -p gryning-store-nats --bins --examples
+GRYNING_NATS_SERVER="$(bash scripts/install-nats-server.sh)"
+export GRYNING_NATS_SERVER
 bin=target/release
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -30,3 +30,15 @@ echo "-- replay phases one at a time (baselines: scan, decode, apply)"
 
 echo "== projection memory per live crime"
 "$bin/examples/measure"
+
+echo "== police service: unary recording, 32 clients over 4 channels (baseline: gRPC health Check)"
+"$bin/examples/police_bench" 10
+
+echo "== event log service: bulk Append, client streaming (baseline: Recorder::record_batch in-process)"
+"$bin/examples/bulk_append_bench" 4
+
+echo "== Watch lag under a steady 5,000 referrals/s (baseline: the referrals' own ack latency)"
+"$bin/examples/watch_lag_bench" 10
+
+echo "== NATS JetStream backend vs raw JetStream publishes, sync_interval always and default"
+"$bin/examples/nats_bench"

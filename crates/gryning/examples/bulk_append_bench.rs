@@ -1,8 +1,8 @@
 //! Event-log bulk append throughput: the synthetic dataset at scale 4 (about 520,000 events,
 //! from `gryning_synth`) sent through one client-streaming `Append` to `gryning up`'s server
-//! in-process, which records them in batches of 1,000 (`APPEND_BATCH`). Prints events/s, and
+//! in-process, which records them in batches of `APPEND_BATCH` (8,192). Prints events/s, and
 //! a baseline measured in the same run: the same events through `Recorder::record_batch` in
-//! batches of 1,000 in-process (no gRPC), each into a fresh embedded store.
+//! batches of the same size in-process (no gRPC), each into a fresh embedded store.
 //!
 //! ```text
 //! cargo run --release -p gryning --example bulk_append_bench -- 4
@@ -43,7 +43,7 @@ async fn main() {
     let mut stored = 0usize;
     let mut events = events.into_iter().map(Submission::from).peekable();
     while events.peek().is_some() {
-        let batch: Vec<Submission> = events.by_ref().take(1_000).collect();
+        let batch: Vec<Submission> = events.by_ref().take(gryning_event_log::APPEND_BATCH).collect();
         stored += recorder
             .record_batch(batch)
             .await

@@ -22,7 +22,10 @@ pub use gryning_proto::pb::event_log_server::SERVICE_NAME;
 
 /// Events recorded per `record_batch` call during a bulk append: big enough to share appends
 /// (group commit), small enough that a rejection report arrives without much delay.
-pub const APPEND_BATCH: usize = 1_000;
+pub const APPEND_BATCH: usize = 8_192;
+
+/// How long a bulk append waits for more events before recording a partial batch.
+pub const APPEND_IDLE: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// `Read` returns this many events when the request names no limit.
 pub const DEFAULT_READ_LIMIT: u32 = 1_000;
@@ -88,7 +91,51 @@ impl Tally {
     }
 }
 
+/// One batch taken off a bulk append stream.
+struct Received {
+    batch: Vec<(u64, gryning_recording::Submission)>,
+    /// Events refused before recording (e.g. an event type the caller's role may not append).
+    rejected: Vec<(u64, ServiceError)>,
+    /// The client closed the stream.
+    ended: bool,
+}
+
 impl EventLogService {
+    /// Reads up to `APPEND_BATCH` events from the stream, numbering them from `index`.
+    async fn receive(
+        &self,
+        events: &mut Streaming<pb::Event>,
+        principal: &gryning_service_common::Principal,
+        index: &mut u64,
+    ) -> Result<Received, Status> {
+        let mut received = Received {
+            batch: Vec::with_capacity(APPEND_BATCH),
+            rejected: Vec::new(),
+            ended: false,
+        };
+        while received.batch.len() < APPEND_BATCH {
+            // A client that pauses gets what it sent recorded now, not when the batch is full.
+            let next = if received.batch.is_empty() && received.rejected.is_empty() {
+                events.message().await?
+            } else {
+                match tokio::time::timeout(APPEND_IDLE, events.message()).await {
+                    Ok(next) => next?,
+                    Err(_) => break,
+                }
+            };
+            let Some(event) = next else {
+                received.ended = true;
+                break;
+            };
+            match self.ctx.submission(principal, event) {
+                Ok(submission) => received.batch.push((*index, submission)),
+                Err(e) => received.rejected.push((*index, e)),
+            }
+            *index += 1;
+        }
+        Ok(received)
+    }
+
     async fn flush(
         &self,
         batch: &mut Vec<(u64, gryning_recording::Submission)>,
@@ -129,21 +176,34 @@ impl EventLog for EventLogService {
         let mut tally = Tally {
             summary: pb::AppendSummary::default(),
         };
-        let mut batch = Vec::with_capacity(APPEND_BATCH);
         let mut index = 0u64;
         // A broken client stream ends the call, but what was recorded before stays recorded;
         // the caller learns how far it got from the events themselves (resend: duplicates).
-        while let Some(event) = events.message().await? {
-            match self.ctx.submission(&principal, event) {
-                Ok(submission) => batch.push((index, submission)),
-                Err(e) => tally.reject(index, e),
+        // Receiving the next batch overlaps with recording the one before, so decoding the
+        // stream and the store's fsyncs run side by side.
+        let mut received = self.receive(&mut events, &principal, &mut index).await?;
+        loop {
+            let Received {
+                mut batch,
+                rejected,
+                ended,
+            } = received;
+            for (at, error) in rejected {
+                tally.reject(at, error);
             }
-            index += 1;
-            if batch.len() >= APPEND_BATCH {
+            if ended {
                 self.flush(&mut batch, agency, &mut tally).await;
+                break;
             }
+            let (next, ()) = tokio::join!(
+                self.receive(&mut events, &principal, &mut index),
+                self.flush(&mut batch, agency, &mut tally)
+            );
+            received = next?;
         }
-        self.flush(&mut batch, agency, &mut tally).await;
+        // Refusals found while receiving are tallied before the batch ahead of them is
+        // recorded: put the report back in stream order.
+        tally.summary.rejections.sort_by_key(|r| r.index);
         tracing::info!(
             principal = %principal.name,
             accepted = tally.summary.accepted,
