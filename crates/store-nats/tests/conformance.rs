@@ -10,33 +10,16 @@ use gryning_store::EventStore;
 use gryning_store_nats::{NatsStore, Options};
 use support::Server;
 
-async fn fresh() -> (tempfile::TempDir, Server, Arc<dyn EventStore>) {
+async fn fresh() -> ((tempfile::TempDir, Server), Arc<dyn EventStore>) {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::standalone(dir.path(), true);
     let store = NatsStore::connect(&server.url(), Options::default())
         .await
         .expect("connect the store");
-    (dir, server, Arc::new(store))
+    ((dir, server), Arc::new(store))
 }
 
-macro_rules! case {
-    ($name:ident) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            let (_dir, _server, store) = fresh().await;
-            conformance::$name(store).await;
-        }
-    };
-}
-
-case!(append_and_read_back);
-case!(expected_version_conflict);
-case!(racing_writers);
-case!(idempotency);
-case!(batch_with_failures);
-case!(read_all_paging);
-case!(subscription_hand_over);
-case!(large_batch);
+gryning_store::conformance_tests!(fresh: fresh());
 
 /// Restart: each open after the first restarts the server on the same storage directory, so
 /// the events must come back from JetStream's files, not from any process's memory.
@@ -65,26 +48,4 @@ async fn restart() {
         })
     };
     conformance::restart(&open).await;
-}
-
-/// The cases run above are all of `conformance::cases` (a new case must be added here).
-#[test]
-fn every_case_is_run() {
-    let names: Vec<_> = conformance::cases()
-        .into_iter()
-        .map(|(name, _)| name)
-        .collect();
-    assert_eq!(
-        names,
-        [
-            "append_and_read_back",
-            "expected_version_conflict",
-            "racing_writers",
-            "idempotency",
-            "batch_with_failures",
-            "read_all_paging",
-            "subscription_hand_over",
-            "large_batch",
-        ]
-    );
 }

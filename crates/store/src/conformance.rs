@@ -918,3 +918,33 @@ pub async fn restart(open: &Opener) {
     );
     assert_eq!(events[3].payload, b"a3");
 }
+
+/// Declares one `#[tokio::test]` per conformance case, each on a store of its own, plus a test
+/// that the cases run are all of [`cases`]. `fresh` is a future giving `(guard, store)`: the
+/// guard (a temporary directory, a server process) lives as long as the test. A backend's test
+/// file is then `gryning_store::conformance_tests!(fresh: my_fresh_store());` and a `restart`
+/// test of its own.
+#[macro_export]
+macro_rules! conformance_tests {
+    (fresh: $fresh:expr) => {
+        $crate::conformance_tests!(@cases $fresh; append_and_read_back, expected_version_conflict,
+            racing_writers, idempotency, batch_with_failures, read_all_paging,
+            subscription_hand_over, large_batch);
+    };
+    (@cases $fresh:expr; $($name:ident),+) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (_guard, store) = $fresh.await;
+                $crate::conformance::$name(store).await;
+            }
+        )+
+
+        /// A case added to the suite must be added to the list the macro runs.
+        #[test]
+        fn every_case_is_run() {
+            let names: Vec<&str> = $crate::conformance::cases().into_iter().map(|(name, _)| name).collect();
+            assert_eq!(names, [$(stringify!($name)),+]);
+        }
+    };
+}

@@ -14,24 +14,7 @@ fn fresh() -> (TempDir, Arc<dyn EventStore>) {
     (dir, Arc::new(store))
 }
 
-macro_rules! case {
-    ($name:ident) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            let (_dir, store) = fresh();
-            conformance::$name(store).await;
-        }
-    };
-}
-
-case!(append_and_read_back);
-case!(expected_version_conflict);
-case!(racing_writers);
-case!(idempotency);
-case!(batch_with_failures);
-case!(read_all_paging);
-case!(subscription_hand_over);
-case!(large_batch);
+gryning_store::conformance_tests!(fresh: async { fresh() });
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart() {
@@ -46,26 +29,4 @@ async fn restart() {
         })
     };
     conformance::restart(&open).await;
-}
-
-/// The list of cases in `conformance::cases` is the one run above (a new case must be added here).
-#[test]
-fn every_case_is_run() {
-    let names: Vec<_> = conformance::cases()
-        .into_iter()
-        .map(|(name, _)| name)
-        .collect();
-    assert_eq!(
-        names,
-        [
-            "append_and_read_back",
-            "expected_version_conflict",
-            "racing_writers",
-            "idempotency",
-            "batch_with_failures",
-            "read_all_paging",
-            "subscription_hand_over",
-            "large_batch",
-        ]
-    );
 }
