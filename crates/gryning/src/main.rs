@@ -166,6 +166,12 @@ pub(crate) enum Format {
 }
 
 fn main() -> std::process::ExitCode {
+    // Output piped into `head` or `less` ends quietly when the reader goes away, as a shell
+    // tool should, instead of panicking on a broken pipe.
+    // SAFETY: called first thing in main, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
