@@ -7,8 +7,8 @@ use std::sync::Arc;
 use gryning_proto::pb;
 use gryning_proto::pb::care_server::{Care, CareServer};
 use gryning_proto::pb::event::Body as B;
-use gryning_service_common::auth::{require, Authenticator};
-use gryning_service_common::{case_event, client_event, Context, Rpc};
+use gryning_service_common::auth::Authenticator;
+use gryning_service_common::Context;
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
@@ -33,60 +33,40 @@ impl Care for CareService {
         &self,
         request: Request<pb::ProposeContractCareRequest>,
     ) -> Result<Response<pb::Recorded>, Status> {
-        let principal = require(&request, Rpc::ProposeContractCare);
-        let r = request.into_inner();
-        let event = case_event(
-            r.event_id,
-            r.occurred_on,
-            r.case_id,
-            B::ContractCareProposed(pb::ContractCareProposed {}),
-        );
-        self.ctx.command(principal, event).await
+        gryning_service_common::record_command!(self, request, ProposeContractCare, case, |r| {
+            B::ContractCareProposed(pb::ContractCareProposed {})
+        })
     }
 
     async fn start_treatment_programme(
         &self,
         request: Request<pb::StartTreatmentProgrammeRequest>,
     ) -> Result<Response<pb::Recorded>, Status> {
-        let principal = require(&request, Rpc::StartTreatmentProgramme);
-        let r = request.into_inner();
-        let event = client_event(
-            r.event_id,
-            r.occurred_on,
-            r.client_id,
-            B::TreatmentProgrammeStarted(r.treatment_programme_started.unwrap_or_default()),
-        );
-        self.ctx.command(principal, event).await
+        gryning_service_common::record_command!(
+            self,
+            request,
+            StartTreatmentProgramme,
+            client,
+            |r| B::TreatmentProgrammeStarted(r.treatment_programme_started.unwrap_or_default())
+        )
     }
 
     async fn end_treatment_programme(
         &self,
         request: Request<pb::EndTreatmentProgrammeRequest>,
     ) -> Result<Response<pb::Recorded>, Status> {
-        let principal = require(&request, Rpc::EndTreatmentProgramme);
-        let r = request.into_inner();
-        let event = client_event(
-            r.event_id,
-            r.occurred_on,
-            r.client_id,
-            B::TreatmentProgrammeEnded(r.treatment_programme_ended.unwrap_or_default()),
-        );
-        self.ctx.command(principal, event).await
+        gryning_service_common::record_command!(self, request, EndTreatmentProgramme, client, |r| {
+            B::TreatmentProgrammeEnded(r.treatment_programme_ended.unwrap_or_default())
+        })
     }
 
     async fn grant_support(
         &self,
         request: Request<pb::GrantSupportRequest>,
     ) -> Result<Response<pb::Recorded>, Status> {
-        let principal = require(&request, Rpc::GrantSupport);
-        let r = request.into_inner();
-        let event = client_event(
-            r.event_id,
-            r.occurred_on,
-            r.client_id,
-            B::SupportGranted(r.support_granted.unwrap_or_default()),
-        );
-        self.ctx.command(principal, event).await
+        gryning_service_common::record_command!(self, request, GrantSupport, client, |r| {
+            B::SupportGranted(r.support_granted.unwrap_or_default())
+        })
     }
 }
 

@@ -288,3 +288,22 @@ pub fn client_event(
         body: Some(body),
     }
 }
+
+/// The body of a command RPC: authorise the caller for `Rpc::$rpc`, build the event from the
+/// request's `event_id`, `occurred_on`, subject (`case` → `case_id`, `client` → `client_id`) and
+/// the body `$body` makes of the request, and record it through `$self.ctx`.
+#[macro_export]
+macro_rules! record_command {
+    ($self:ident, $request:ident, $rpc:ident, case, |$r:ident| $body:expr) => {{
+        let principal = $crate::auth::require(&$request, $crate::Rpc::$rpc);
+        let $r = $request.into_inner();
+        let event = $crate::case_event($r.event_id, $r.occurred_on, $r.case_id, $body);
+        $self.ctx.command(principal, event).await
+    }};
+    ($self:ident, $request:ident, $rpc:ident, client, |$r:ident| $body:expr) => {{
+        let principal = $crate::auth::require(&$request, $crate::Rpc::$rpc);
+        let $r = $request.into_inner();
+        let event = $crate::client_event($r.event_id, $r.occurred_on, $r.client_id, $body);
+        $self.ctx.command(principal, event).await
+    }};
+}

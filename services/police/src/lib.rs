@@ -7,8 +7,8 @@ use std::sync::Arc;
 use gryning_proto::pb;
 use gryning_proto::pb::event::Body as B;
 use gryning_proto::pb::police_server::{Police, PoliceServer};
-use gryning_service_common::auth::{require, Authenticator};
-use gryning_service_common::{case_event, Context, Rpc};
+use gryning_service_common::auth::Authenticator;
+use gryning_service_common::Context;
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
@@ -35,105 +35,63 @@ impl Police for PoliceService {
         &self,
         request: Request<pb::OpenCaseRequest>,
     ) -> Result<Response<pb::Recorded>, Status> {
-        let principal = require(&request, Rpc::OpenCase);
-        let r = request.into_inner();
-        let event = case_event(
-            r.event_id,
-            r.occurred_on,
-            r.case_id,
-            B::CaseOpened(r.case_opened.unwrap_or_default()),
-        );
-        self.ctx.command(principal, event).await
+        gryning_service_common::record_command!(self, request, OpenCase, case, |r| B::CaseOpened(
+            r.case_opened.unwrap_or_default()
+        ))
     }
 
     async fn report_crime(
         &self,
         request: Request<pb::ReportCrimeRequest>,
     ) -> Result<Response<pb::Recorded>, Status> {
-        let principal = require(&request, Rpc::ReportCrime);
-        let r = request.into_inner();
-        let event = case_event(
-            r.event_id,
-            r.occurred_on,
-            r.case_id,
-            B::CrimeReported(r.crime_reported.unwrap_or_default()),
-        );
-        self.ctx.command(principal, event).await
+        gryning_service_common::record_command!(self, request, ReportCrime, case, |r| {
+            B::CrimeReported(r.crime_reported.unwrap_or_default())
+        })
     }
 
     async fn reclassify_crime(
         &self,
         request: Request<pb::ReclassifyCrimeRequest>,
     ) -> Result<Response<pb::Recorded>, Status> {
-        let principal = require(&request, Rpc::ReclassifyCrime);
-        let r = request.into_inner();
-        let event = case_event(
-            r.event_id,
-            r.occurred_on,
-            r.case_id,
-            B::CrimeReclassified(r.crime_reclassified.unwrap_or_default()),
-        );
-        self.ctx.command(principal, event).await
+        gryning_service_common::record_command!(self, request, ReclassifyCrime, case, |r| {
+            B::CrimeReclassified(r.crime_reclassified.unwrap_or_default())
+        })
     }
 
     async fn reclassify_case(
         &self,
         request: Request<pb::ReclassifyCaseRequest>,
     ) -> Result<Response<pb::Recorded>, Status> {
-        let principal = require(&request, Rpc::ReclassifyCase);
-        let r = request.into_inner();
-        let event = case_event(
-            r.event_id,
-            r.occurred_on,
-            r.case_id,
-            B::CaseReclassified(r.case_reclassified.unwrap_or_default()),
-        );
-        self.ctx.command(principal, event).await
+        gryning_service_common::record_command!(self, request, ReclassifyCase, case, |r| {
+            B::CaseReclassified(r.case_reclassified.unwrap_or_default())
+        })
     }
 
     async fn refer_to_prosecutor(
         &self,
         request: Request<pb::ReferToProsecutorRequest>,
     ) -> Result<Response<pb::Recorded>, Status> {
-        let principal = require(&request, Rpc::ReferToProsecutor);
-        let r = request.into_inner();
-        let event = case_event(
-            r.event_id,
-            r.occurred_on,
-            r.case_id,
-            B::CaseReferredToProsecutor(pb::CaseReferredToProsecutor {}),
-        );
-        self.ctx.command(principal, event).await
+        gryning_service_common::record_command!(self, request, ReferToProsecutor, case, |r| {
+            B::CaseReferredToProsecutor(pb::CaseReferredToProsecutor {})
+        })
     }
 
     async fn close_investigation(
         &self,
         request: Request<pb::CloseInvestigationRequest>,
     ) -> Result<Response<pb::Recorded>, Status> {
-        let principal = require(&request, Rpc::CloseInvestigation);
-        let r = request.into_inner();
-        let event = case_event(
-            r.event_id,
-            r.occurred_on,
-            r.case_id,
-            B::InvestigationClosed(r.investigation_closed.unwrap_or_default()),
-        );
-        self.ctx.command(principal, event).await
+        gryning_service_common::record_command!(self, request, CloseInvestigation, case, |r| {
+            B::InvestigationClosed(r.investigation_closed.unwrap_or_default())
+        })
     }
 
     async fn notify_child_welfare(
         &self,
         request: Request<pb::NotifyChildWelfareRequest>,
     ) -> Result<Response<pb::Recorded>, Status> {
-        let principal = require(&request, Rpc::NotifyChildWelfare);
-        let r = request.into_inner();
-        let event = case_event(
-            r.event_id,
-            r.occurred_on,
-            r.case_id,
-            B::ChildWelfareNotified(pb::ChildWelfareNotified {}),
-        );
-        self.ctx.command(principal, event).await
+        gryning_service_common::record_command!(self, request, NotifyChildWelfare, case, |r| {
+            B::ChildWelfareNotified(pb::ChildWelfareNotified {})
+        })
     }
 }
 

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use gryning_proto::pb;
 use gryning_proto::pb::event::Body as B;
 use gryning_proto::pb::prosecution_server::{Prosecution, ProsecutionServer};
-use gryning_service_common::auth::{require, Authenticator};
-use gryning_service_common::{case_event, Context, Rpc};
+use gryning_service_common::auth::Authenticator;
+use gryning_service_common::Context;
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
@@ -34,15 +34,9 @@ impl Prosecution for ProsecutionService {
         &self,
         request: Request<pb::DecideProsecutionRequest>,
     ) -> Result<Response<pb::Recorded>, Status> {
-        let principal = require(&request, Rpc::DecideProsecution);
-        let r = request.into_inner();
-        let event = case_event(
-            r.event_id,
-            r.occurred_on,
-            r.case_id,
-            B::ProsecutionDecided(r.prosecution_decided.unwrap_or_default()),
-        );
-        self.ctx.command(principal, event).await
+        gryning_service_common::record_command!(self, request, DecideProsecution, case, |r| {
+            B::ProsecutionDecided(r.prosecution_decided.unwrap_or_default())
+        })
     }
 }
 
