@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scale=${1:-10}
 
-cargo build --release --locked -p gryning -p gryning-store -p gryning-projections -p gryning-store-nats --bins --examples
+cargo build --release --locked -p gryning -p gryning-store -p gryning-projections -p gryning-recording -p gryning-store-nats --bins --examples
 GRYNING_NATS_SERVER="$(bash scripts/install-nats-server.sh)"
 export GRYNING_NATS_SERVER
 bin=target/release
@@ -33,6 +33,8 @@ echo "== projection memory per live crime"
 
 echo "== police service: unary recording, 32 clients over 4 channels (baseline: gRPC health Check)"
 "$bin/examples/police_bench" 10
+echo "-- second baseline: the same single-event recording in-process, 32 tasks, no gRPC"
+"$bin/examples/record_concurrency"
 
 echo "== event log service: bulk Append, client streaming (baseline: Recorder::record_batch in-process)"
 "$bin/examples/bulk_append_bench" 4
