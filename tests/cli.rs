@@ -210,52 +210,33 @@ fn demo_reproduces_the_published_figures() {
     let reference = gryning_synth::reference();
     let by_group = json_table(&data, &["case-flow", "--by", "group"]);
     for row in &reference.tabell_1 {
-        let got = by_group
-            .iter()
-            .find(|r| {
-                r["group"] == row.group.as_str() && r["period"] == row.year.to_string().as_str()
-            })
-            .unwrap_or_else(|| panic!("no row for {} {}", row.group, row.year));
-        assert_eq!(
-            (
-                got["reported"].as_u64(),
-                got["cases"].as_u64(),
-                got["referred"].as_u64()
-            ),
-            (
-                Some(u64::from(row.reported)),
-                Some(u64::from(row.cases)),
-                Some(u64::from(row.referred))
-            ),
-            "{} {}",
-            row.group,
-            row.year
+        assert_flow(
+            &by_group,
+            ("group", &row.group),
+            row.year,
+            [row.reported, row.cases, row.referred],
         );
     }
     let by_code = json_table(&data, &["case-flow"]);
     for row in &reference.tabell_2 {
-        let got = by_code
-            .iter()
-            .find(|r| {
-                r["code"] == row.code.as_str() && r["period"] == row.year.to_string().as_str()
-            })
-            .unwrap_or_else(|| panic!("no row for {} {}", row.code, row.year));
-        assert_eq!(
-            (
-                got["reported"].as_u64(),
-                got["cases"].as_u64(),
-                got["referred"].as_u64()
-            ),
-            (
-                Some(u64::from(row.reported)),
-                Some(u64::from(row.cases)),
-                Some(u64::from(row.referred))
-            ),
-            "{} {}",
-            row.code,
-            row.year
+        assert_flow(
+            &by_code,
+            ("code", &row.code),
+            row.year,
+            [row.reported, row.cases, row.referred],
         );
     }
+}
+
+/// The case-flow row for `key` in `year` holds exactly the published reported, cases, referred.
+fn assert_flow(rows: &[serde_json::Value], key: (&str, &str), year: i32, want: [u32; 3]) {
+    let period = year.to_string();
+    let got = rows
+        .iter()
+        .find(|r| r[key.0] == key.1 && r["period"] == period.as_str())
+        .unwrap_or_else(|| panic!("no row for {} {year}", key.1));
+    let got = ["reported", "cases", "referred"].map(|column| got[column].as_u64());
+    assert_eq!(got, want.map(|n| Some(u64::from(n))), "{} {year}", key.1);
 }
 
 #[test]
@@ -372,7 +353,10 @@ fn the_catalogue_is_data_and_can_be_replaced() {
 fn credentials_are_issued_once_and_stored_as_hashes_only() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("credentials.toml");
-    let out = gryning(dir.path(), &["credentials", "--file", file.to_str().unwrap()]);
+    let out = gryning(
+        dir.path(),
+        &["credentials", "--file", file.to_str().unwrap()],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     let tokens: Vec<&str> = stdout
@@ -383,9 +367,19 @@ fn credentials_are_issued_once_and_stored_as_hashes_only() {
     assert_eq!(tokens.len(), 6, "one token per role: {stdout}");
     let stored = std::fs::read_to_string(&file).unwrap();
     for token in &tokens {
-        assert!(!stored.contains(token), "a token must never be stored in the clear");
+        assert!(
+            !stored.contains(token),
+            "a token must never be stored in the clear"
+        );
     }
-    let again = gryning(dir.path(), &["credentials", "--file", file.to_str().unwrap()]);
+    let again = gryning(
+        dir.path(),
+        &["credentials", "--file", file.to_str().unwrap()],
+    );
     assert_eq!(again.status.code(), Some(2));
-    assert!(text(&again.stderr).contains("already exists"), "{}", text(&again.stderr));
+    assert!(
+        text(&again.stderr).contains("already exists"),
+        "{}",
+        text(&again.stderr)
+    );
 }

@@ -43,7 +43,10 @@ async fn main() {
     let mut stored = 0usize;
     let mut events = events.into_iter().map(Submission::from).peekable();
     while events.peek().is_some() {
-        let batch: Vec<Submission> = events.by_ref().take(gryning_event_log::APPEND_BATCH).collect();
+        let batch: Vec<Submission> = events
+            .by_ref()
+            .take(gryning_event_log::APPEND_BATCH)
+            .collect();
         stored += recorder
             .record_batch(batch)
             .await

@@ -143,35 +143,48 @@ pub async fn run(
     }
 }
 
+/// One row comparing case flow: `labels`, then reported, cases and referred each as
+/// gryning's figure beside the report's, then the match mark.
+fn flow_row(
+    case_flow: &Table,
+    key: (&str, &str),
+    year: i32,
+    want: [u32; 3],
+    mut labels: Vec<Cell>,
+    tally: &mut Tally,
+) -> Vec<Cell> {
+    let period = year.to_string();
+    let row = find(case_flow, &[key, ("period", &period)]);
+    let got = ["reported", "cases", "referred"].map(|column| int(case_flow, row, column));
+    let want = want.map(i64::from);
+    for (g, w) in got.iter().zip(&want) {
+        labels.push(Cell::Int(*g));
+        labels.push(Cell::Int(*w));
+    }
+    labels.push(tally.mark(got == want));
+    labels
+}
+
 fn compare(projections: &Projections, catalogue: &Catalogue, tally: &mut Tally) {
     let reference = gryning_synth::reference();
     let by_group = projections.table(TableName::CaseFlow, By::Group, PeriodKind::Year, catalogue);
     let by_code = projections.table(TableName::CaseFlow, By::Code, PeriodKind::Year, catalogue);
 
-    let mut rows = Vec::new();
-    for r in &reference.tabell_1 {
-        let row = find(
-            &by_group,
-            &[("group", &r.group), ("period", &r.year.to_string())],
-        );
-        let got = [
-            int(&by_group, row, "reported"),
-            int(&by_group, row, "cases"),
-            int(&by_group, row, "referred"),
-        ];
-        let want = [r.reported, r.cases, r.referred].map(i64::from);
-        rows.push(vec![
-            Cell::Text(r.group.clone()),
-            Cell::Text(r.year.to_string()),
-            Cell::Int(got[0]),
-            Cell::Int(want[0]),
-            Cell::Int(got[1]),
-            Cell::Int(want[1]),
-            Cell::Int(got[2]),
-            Cell::Int(want[2]),
-            tally.mark(got == want),
-        ]);
-    }
+    let rows = reference
+        .tabell_1
+        .iter()
+        .map(|r| {
+            let labels = vec![Cell::Text(r.group.clone()), Cell::Text(r.year.to_string())];
+            flow_row(
+                &by_group,
+                ("group", &r.group),
+                r.year,
+                [r.reported, r.cases, r.referred],
+                labels,
+                tally,
+            )
+        })
+        .collect();
     print_table(
         "Tabell 1 — case flow by crime-code group (gryning | report)",
         vec![
@@ -186,36 +199,31 @@ fn compare(projections: &Projections, catalogue: &Catalogue, tally: &mut Tally) 
         println!("  Note on \"Brott i nära relation\": {note}\n");
     }
 
-    let mut rows = Vec::new();
-    for r in &reference.tabell_2 {
-        let row = find(
-            &by_code,
-            &[("code", &r.code), ("period", &r.year.to_string())],
-        );
-        let got = [
-            int(&by_code, row, "reported"),
-            int(&by_code, row, "cases"),
-            int(&by_code, row, "referred"),
-        ];
-        let want = [r.reported, r.cases, r.referred].map(i64::from);
-        let text: String = r.text.chars().take(46).collect();
-        rows.push(vec![
-            Cell::Text(r.code.clone()),
-            Cell::Text(if text.len() < r.text.len() {
+    let rows = reference
+        .tabell_2
+        .iter()
+        .map(|r| {
+            let text: String = r.text.chars().take(46).collect();
+            let text = if text.len() < r.text.len() {
                 format!("{text}…")
             } else {
                 text
-            }),
-            Cell::Text(r.year.to_string()),
-            Cell::Int(got[0]),
-            Cell::Int(want[0]),
-            Cell::Int(got[1]),
-            Cell::Int(want[1]),
-            Cell::Int(got[2]),
-            Cell::Int(want[2]),
-            tally.mark(got == want),
-        ]);
-    }
+            };
+            let labels = vec![
+                Cell::Text(r.code.clone()),
+                Cell::Text(text),
+                Cell::Text(r.year.to_string()),
+            ];
+            flow_row(
+                &by_code,
+                ("code", &r.code),
+                r.year,
+                [r.reported, r.cases, r.referred],
+                labels,
+                tally,
+            )
+        })
+        .collect();
     print_table(
         "Tabell 2 — case flow by crime code (gryning | report)",
         vec![
