@@ -170,11 +170,16 @@ impl Application {
         builder
             .layer(metrics::TimingLayer)
             .add_routes(routes.routes())
-            .serve_with_incoming_shutdown(TcpIncoming::from(listener), async move {
-                signal.await;
-                tracing::info!("shutting down: finishing in-flight calls");
-                stopping.begin_shutdown();
-            })
+            // Without TCP_NODELAY, a reply finished while an earlier one is still unacknowledged
+            // waits for the client's delayed ACK (up to 40 ms): Nagle's algorithm.
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(listener).with_nodelay(Some(true)),
+                async move {
+                    signal.await;
+                    tracing::info!("shutting down: finishing in-flight calls");
+                    stopping.begin_shutdown();
+                },
+            )
             .await?;
         // Reached also when serving fails: the streams and tasks must still be told to stop.
         ctx.begin_shutdown();
