@@ -7,6 +7,11 @@ use std::time::Instant;
 use gryning_domain::{AgeGroup, Body, Catalogue, CrimeCode, Date, Event, Gender, Subject, Uuid};
 use gryning_recording::{Recorder, Submission};
 
+// The allocator the servers use (see gryning-service-common), so that this baseline differs
+// from them only by gRPC.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let dir = std::env::temp_dir().join(format!("record-concurrency-{}", std::process::id()));

@@ -23,5 +23,11 @@ pub use live::LiveProjections;
 pub use server::{init_telemetry, termination, Application};
 pub use status::ServiceError;
 
+/// The allocator of every process that serves gryning (each service binary and `gryning` link
+/// this crate). Under concurrent calls glibc's allocator made threads wait on its arena locks;
+/// with mimalloc the police unary benchmark records about a fifth more events per second.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Convenience for handlers: the generic result with the one error type.
 pub type Result<T> = std::result::Result<T, ServiceError>;
