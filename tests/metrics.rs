@@ -124,7 +124,7 @@ async fn metrics_count_appends_rejections_durations_and_lag() {
     loop {
         let (_, text) = scrape(metrics, "/metrics").await;
         match sample(&text, "gryning_projection_lag_events") {
-            Some(lag) if lag == 0.0 => break,
+            Some(0.0) => break,
             lag => assert!(
                 started.elapsed() < DEADLINE,
                 "projection lag {lag:?} did not reach 0:\n{text}"

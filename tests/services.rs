@@ -2,7 +2,8 @@
 //! directory, driven through the generated clients. A case goes police → prosecution → care and
 //! the insight tables and `Watch` streams see each step; every role × RPC is allowed or
 //! PERMISSION_DENIED, no token is UNAUTHENTICATED; concurrent writers to one case lose nothing;
-//! a restart resumes the projections from their checkpoint and agrees with a rebuild.
+//! a restart resumes the projections from their checkpoint and agrees with a rebuild;
+//! `gryning import --server` names rejected lines; the server ignores SIGPIPE.
 
 #[path = "support/harness.rs"]
 mod harness;
@@ -875,4 +876,163 @@ async fn a_restart_resumes_projections_from_the_checkpoint_and_agrees_with_a_reb
         assert_eq!(&offline, json, "{name}");
     }
     assert!(served["clearance"].contains("2019-Q2") && served["clearance"].contains("2020-Q2"));
+}
+
+/// `gryning import FILE --server URL`: the file goes through the event-log service with the
+/// caller's token. Each rejected line is named by its number — lines that are not NDJSON events
+/// (found by the client), rule breaks and event types the role may not record (found by the
+/// server) — the valid lines are stored, the exit status says some were rejected, and a second
+/// import of the same file stores nothing new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_through_the_server_names_rejected_lines_and_stores_the_rest() {
+    use pb::event::Body as B;
+    let dir = tempfile::tempdir().unwrap();
+    let server = up(dir.path());
+    let tokens = server.tokens.clone();
+    let (case, stranger) = (id(), id());
+    let event = |case: &str, day: &str, body| {
+        serde_json::to_string(&pb::Event {
+            event_id: id(),
+            occurred_on: format!("2020-{day}"),
+            subject: Some(pb::event::Subject::CaseId(case.to_string())),
+            body: Some(body),
+        })
+        .unwrap()
+    };
+    let crime = id();
+    let lines = [
+        event(
+            &case,
+            "01-10",
+            B::CaseOpened(pb::CaseOpened {
+                lead_crime_code: "9365".into(),
+                ..Default::default()
+            }),
+        ),
+        String::new(),
+        "{\"eventId\": ".to_string(),
+        event(
+            &case,
+            "01-11",
+            B::CrimeReported(pb::CrimeReported {
+                crime_id: crime.clone(),
+                crime_code: "9365".into(),
+                victim_gender: 1,
+                victim_age_group: 2,
+            }),
+        ),
+        event(
+            &stranger,
+            "01-12",
+            B::CrimeReported(pb::CrimeReported {
+                crime_id: id(),
+                crime_code: "9365".into(),
+                victim_gender: 1,
+                victim_age_group: 2,
+            }),
+        ),
+        event(
+            &case,
+            "05-01",
+            B::ProsecutionDecided(pb::ProsecutionDecided {
+                crime_id: crime,
+                decision: 1,
+            }),
+        ),
+        event(
+            &case,
+            "02-01",
+            B::CaseReferredToProsecutor(pb::CaseReferredToProsecutor {}),
+        ),
+    ];
+    let file = dir.path().join("events.ndjson");
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let import = |token: Option<&str>| {
+        let mut command = std::process::Command::new(BIN);
+        command
+            .args(["import", file.to_str().unwrap(), "--server", &server.url()])
+            .env_remove("GRYNING_TOKEN");
+        if let Some(token) = token {
+            command.args(["--token", token]);
+        }
+        let out = command.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+
+    let (code, stdout, stderr) = import(Some(&tokens["police"]));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stdout.contains("imported 6 lines")
+            && stdout.contains("3 accepted, 0 duplicate, 3 rejected"),
+        "{stdout}"
+    );
+    let rejected: Vec<&str> = stderr.lines().filter(|l| l.starts_with("line ")).collect();
+    assert_eq!(rejected.len(), 3, "{stderr}");
+    assert!(rejected[0].starts_with("line 3: "), "{stderr}");
+    assert!(
+        rejected[1].starts_with("line 5: ") && rejected[1].contains("case-must-be-opened"),
+        "{stderr}"
+    );
+    assert!(
+        rejected[2].starts_with("line 6: ") && rejected[2].contains("ProsecutionDecided"),
+        "{stderr}"
+    );
+
+    // What is stored: the three valid lines, in file order, recorded by the police principal.
+    let mut auditor = as_role(&server, &tokens, "auditor").await;
+    let mut read = auditor
+        .log
+        .read(pb::ReadRequest { after: 0, limit: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut stored = Vec::new();
+    while let Some(r) = read.message().await.unwrap() {
+        assert_eq!(r.metadata.unwrap().agency, "police");
+        stored.push(serde_json::to_string(&r.event.unwrap()).unwrap());
+    }
+    assert_eq!(
+        stored,
+        [lines[0].clone(), lines[3].clone(), lines[6].clone()]
+    );
+
+    // Importing again stores nothing new: the valid lines are duplicates.
+    let (code, stdout, stderr) = import(Some(&tokens["police"]));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stdout.contains("0 accepted, 3 duplicate, 3 rejected"),
+        "{stdout}"
+    );
+
+    // Without a token the command says what it needs; an analyst may not append at all.
+    let (code, _, stderr) = import(None);
+    assert_ne!(code, Some(0));
+    assert!(stderr.contains("--token"), "{stderr}");
+    let (code, _, stderr) = import(Some(&tokens["analyst"]));
+    assert_ne!(code, Some(0));
+    assert!(stderr.contains("PermissionDenied"), "{stderr}");
+    server.stop();
+}
+
+/// A peer that resets its connection while the server writes to it makes the write fail with
+/// EPIPE, and vectored writes (HTTP/2's) also raise SIGPIPE: a server that did not ignore it
+/// would be killed by any client hanging up at the wrong moment. Read the signal mask the
+/// kernel shows for the running process.
+#[test]
+fn the_server_ignores_sigpipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = up(dir.path());
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+    let ignored = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .map(|mask| u64::from_str_radix(mask.trim(), 16).unwrap())
+        .expect("SigIgn line");
+    const SIGPIPE: u32 = 13; // on Linux
+    assert_ne!(ignored & (1 << (SIGPIPE - 1)), 0, "SigIgn: {ignored:#x}");
+    server.stop();
 }

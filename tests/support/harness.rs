@@ -141,6 +141,15 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // A test failing because the server died says how it died.
+        if std::thread::panicking() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                eprintln!(
+                    "the server had already exited ({status}); log:\n{}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

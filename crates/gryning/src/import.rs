@@ -4,10 +4,12 @@
 //! even when others are rejected.
 
 use std::io::{BufRead, Write};
+use std::ops::ControlFlow;
 use std::sync::mpsc;
 
 use anyhow::Context;
 use gryning_proto::ndjson::{self, MAX_LINE_BYTES};
+use gryning_proto::pb;
 use gryning_recording::{Outcome, Recorder, Submission};
 
 /// Events handed to the recorder at once: large enough to share fsyncs, small enough to keep
@@ -71,60 +73,60 @@ fn read_line(input: &mut impl BufRead, buf: &mut Vec<u8>) -> std::io::Result<Opt
     }
 }
 
-fn parse_batches(mut input: impl BufRead, tx: mpsc::SyncSender<std::io::Result<Parsed>>) {
+/// Reads NDJSON lines from `input` and parses each non-blank one into a `gryning.v1.Event`,
+/// calling `f(line number, bytes consumed, parsed)` for every line read (`parsed` is `None` for
+/// a blank line) until the input ends or `f` says stop. A line longer than `MAX_LINE_BYTES` is
+/// an error of that line, read to its end but not kept.
+pub(crate) fn for_each_line(
+    mut input: impl BufRead,
+    mut f: impl FnMut(u64, u64, Option<Result<pb::Event, String>>) -> ControlFlow<()>,
+) -> std::io::Result<()> {
     let mut buf = Vec::new();
     let mut line_no = 0u64;
-    loop {
-        let mut batch = Parsed {
-            submissions: Vec::with_capacity(BATCH),
-            lines: Vec::with_capacity(BATCH),
-            rejections: Vec::new(),
-            bytes: 0,
+    while let Some((len, consumed)) = read_line(&mut input, &mut buf)? {
+        line_no += 1;
+        let parsed = if len > MAX_LINE_BYTES {
+            Some(Err(ndjson::LineError::TooLong { len }.to_string()))
+        } else if buf.iter().all(u8::is_ascii_whitespace) {
+            None
+        } else {
+            Some(ndjson::parse_line(&buf).map_err(|e| e.to_string()))
         };
-        let mut eof = false;
-        while batch.submissions.len() + batch.rejections.len() < BATCH {
-            let (len, consumed) = match read_line(&mut input, &mut buf) {
-                Ok(Some(read)) => read,
-                Ok(None) => {
-                    eof = true;
-                    break;
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                    return;
-                }
-            };
-            line_no += 1;
-            batch.bytes += consumed;
-            if len > MAX_LINE_BYTES {
-                let reason = ndjson::LineError::TooLong { len }.to_string();
-                batch.rejections.push(LineRejection {
-                    line: line_no,
-                    reason,
-                });
-                continue;
-            }
-            if buf.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            match ndjson::parse_line(&buf)
-                .map_err(|e| e.to_string())
-                .and_then(|pb| gryning_proto::from_pb(pb).map_err(|e| e.to_string()))
-            {
-                Ok(event) => {
-                    batch.submissions.push(Submission::from(event));
-                    batch.lines.push(line_no);
-                }
-                Err(reason) => batch.rejections.push(LineRejection {
-                    line: line_no,
-                    reason,
-                }),
-            }
-        }
-        if tx.send(Ok(batch)).is_err() || eof {
-            return;
+        if f(line_no, consumed, parsed).is_break() {
+            break;
         }
     }
+    Ok(())
+}
+
+fn parse_batches(input: impl BufRead, tx: mpsc::SyncSender<std::io::Result<Parsed>>) {
+    let empty = || Parsed {
+        submissions: Vec::with_capacity(BATCH),
+        lines: Vec::with_capacity(BATCH),
+        rejections: Vec::new(),
+        bytes: 0,
+    };
+    let mut batch = empty();
+    let read = for_each_line(input, |line, consumed, parsed| {
+        batch.bytes += consumed;
+        match parsed.map(|p| p.and_then(|pb| gryning_proto::from_pb(pb).map_err(|e| e.to_string())))
+        {
+            None => {}
+            Some(Ok(event)) => {
+                batch.submissions.push(Submission::from(event));
+                batch.lines.push(line);
+            }
+            Some(Err(reason)) => batch.rejections.push(LineRejection { line, reason }),
+        }
+        if batch.submissions.len() + batch.rejections.len() < BATCH {
+            return ControlFlow::Continue(());
+        }
+        match tx.send(Ok(std::mem::replace(&mut batch, empty()))) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(_) => ControlFlow::Break(()),
+        }
+    });
+    let _ = tx.send(read.map(|()| batch));
 }
 
 /// Imports NDJSON from `input`. `on_rejection` is told of each rejected line as it is found,

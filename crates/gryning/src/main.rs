@@ -43,10 +43,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Record events from an NDJSON file (`-` for standard input), in file order.
+    /// Record events from an NDJSON file (`-` for standard input), in file order: into the data
+    /// directory's store, or with --server through a running server's event-log service.
     Import {
         /// NDJSON file, one gryning.v1.Event per line; `-` reads standard input.
         file: PathBuf,
+        /// With --server, the token decides which event types may be recorded (admin: all).
+        #[command(flatten)]
+        remote: remote::ServerArgs,
     },
     /// Print a table computed from every stored event.
     Table {
@@ -61,31 +65,9 @@ enum Command {
         /// Show the table as it stood when the store's last event was at this global position.
         #[arg(long, value_name = "POSITION")]
         as_of: Option<u64>,
-        /// Ask a running server (e.g. http://127.0.0.1:50051) instead of reading the data directory.
-        #[arg(long, value_name = "URL", env = "GRYNING_SERVER")]
-        server: Option<String>,
-        /// Bearer token for --server (an analyst or admin token).
-        #[arg(long, env = "GRYNING_TOKEN", hide_env_values = true)]
-        token: Option<String>,
-        /// CA certificate (PEM) that signed the server's certificate, for an https:// --server.
-        #[arg(long, value_name = "FILE", env = "GRYNING_CA_CERT")]
-        ca_cert: Option<PathBuf>,
-        /// Client certificate (PEM), for a server that requires one; needs --client-key.
-        #[arg(
-            long,
-            value_name = "FILE",
-            env = "GRYNING_CLIENT_CERT",
-            requires = "client_key"
-        )]
-        client_cert: Option<PathBuf>,
-        /// The client certificate's private key (PEM).
-        #[arg(
-            long,
-            value_name = "FILE",
-            env = "GRYNING_CLIENT_KEY",
-            requires = "client_cert"
-        )]
-        client_key: Option<PathBuf>,
+        /// With --server, the token is an analyst's or an admin's.
+        #[command(flatten)]
+        remote: remote::ServerArgs,
     },
     /// Serve every gRPC service (police, prosecution, care, event_log, insight) on one port.
     Up {
@@ -165,14 +147,37 @@ pub(crate) enum Format {
     Csv,
 }
 
-fn main() -> std::process::ExitCode {
-    // Output piped into `head` or `less` ends quietly when the reader goes away, as a shell
-    // tool should, instead of panicking on a broken pipe.
-    // SAFETY: called first thing in main, before any other thread exists.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+impl Cli {
+    /// Whether this command touches no network socket. Only then may SIGPIPE keep its default
+    /// action: vectored socket writes (`writev`, as HTTP/2 uses) raise SIGPIPE when the peer
+    /// has reset the connection, so a server or client with it would be killed by any peer
+    /// that hangs up at the wrong moment.
+    fn uses_no_socket(&self) -> bool {
+        let offline = self.store.is_none();
+        match &self.command {
+            Command::Up { .. } => false,
+            Command::Import { remote, .. } | Command::Table { remote, .. } => {
+                offline && remote.server.is_none()
+            }
+            Command::Rebuild => offline,
+            Command::Credentials { .. } | Command::Catalog { .. } | Command::Generate { .. } => {
+                true
+            }
+            Command::Demo { .. } => offline,
+        }
     }
+}
+
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if cli.uses_no_socket() {
+        // Output piped into `head` or `less` ends quietly when the reader goes away, as a
+        // shell tool should, instead of panicking on a broken pipe.
+        // SAFETY: no other thread exists yet (the runtime starts below).
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -282,16 +287,59 @@ pub(crate) async fn current_projections(
     Ok(projections)
 }
 
+/// `gryning import FILE --server URL`: the file's events through the event-log service, with
+/// the same progress, rejection lines, summary and exit status as the offline import.
+async fn import_remote(
+    server: &remote::Server,
+    file: &Path,
+) -> anyhow::Result<std::process::ExitCode> {
+    let started = Instant::now();
+    let (input, len): (Box<dyn std::io::BufRead + Send>, u64) = if file.as_os_str() == "-" {
+        (Box::new(BufReader::new(std::io::stdin())), 0)
+    } else {
+        let f =
+            std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        (Box::new(BufReader::with_capacity(1 << 20, f)), len)
+    };
+    let bar = progress_bar(len, "sending");
+    let progress = bar.clone();
+    let (summary, rejections) =
+        remote::import(server, input, move |bytes| progress.set_position(bytes)).await?;
+    bar.finish_and_clear();
+    for r in &rejections {
+        eprintln!("line {}: {}", r.line, r.reason);
+    }
+    import::print_summary(
+        &mut std::io::stdout(),
+        &summary,
+        started.elapsed().as_secs_f64(),
+    )?;
+    Ok(if summary.rejected > 0 {
+        std::process::ExitCode::from(1)
+    } else {
+        std::process::ExitCode::SUCCESS
+    })
+}
+
 async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     let ok = std::process::ExitCode::SUCCESS;
     let catalogue = load_catalogue(cli.catalog.as_deref())?;
     match cli.command {
-        Command::Import { file } => {
+        Command::Import { file, remote } => {
+            if let Some(url) = &remote.server {
+                let server = remote
+                    .connect(
+                        url,
+                        "one of a role that may record the file's events (admin: any)",
+                    )
+                    .await?;
+                return import_remote(&server, &file).await;
+            }
             let dir = data_dir(&cli.data_dir);
             let store = open_store(cli.store.as_deref(), &dir).await?;
             let recorder = Recorder::new(store, catalogue);
             let started = Instant::now();
-            let stderr = std::io::stderr();
             let summary = if file.as_os_str() == "-" {
                 let bar = progress_bar(0, "importing");
                 import::import(
@@ -321,7 +369,6 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 &summary,
                 started.elapsed().as_secs_f64(),
             )?;
-            drop(stderr);
             if summary.rejected > 0 {
                 return Ok(std::process::ExitCode::from(1));
             }
@@ -333,29 +380,12 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             period,
             format,
             as_of,
-            server,
-            token,
-            ca_cert,
-            client_cert,
-            client_key,
+            remote,
         } => {
-            if let Some(url) = server {
-                let tls = remote::Tls {
-                    ca_cert,
-                    client_cert,
-                    client_key,
-                };
-                let text = remote::table(
-                    &url,
-                    &tls,
-                    token.as_deref(),
-                    &name,
-                    by.name(),
-                    period.name(),
-                    as_of,
-                    format,
-                )
-                .await?;
+            if let Some(url) = &remote.server {
+                let server = remote.connect(url, "an analyst or admin token").await?;
+                let text =
+                    remote::table(&server, &name, by.name(), period.name(), as_of, format).await?;
                 let mut out = std::io::stdout().lock();
                 out.write_all(text.as_bytes())?;
                 return Ok(ok);

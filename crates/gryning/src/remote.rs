@@ -1,24 +1,94 @@
-//! The client side of `gryning table --server URL`: asks a running server's insight service and
-//! renders the reply exactly as the offline command would. An `https://` URL is reached over
-//! TLS, trusting the `--ca-cert` given (the system's roots are not consulted: gryning servers
-//! use a deployment's own CA), with a client certificate when the server requires one.
+//! The client side of `gryning table --server URL` and `gryning import --server URL`: the first
+//! asks a running server's insight service and renders the reply exactly as the offline command
+//! would; the second streams an NDJSON file through the event-log service's `Append` and
+//! reports each rejection by its line number, as the offline import does. An `https://` URL is
+//! reached over TLS, trusting the `--ca-cert` given (the system's roots are not consulted:
+//! gryning servers use a deployment's own CA), with a client certificate when the server
+//! requires one.
 
+use std::io::BufRead;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use gryning_projections::{Cell, Table};
 use gryning_proto::pb;
+use gryning_proto::pb::event_log_client::EventLogClient;
 use gryning_proto::pb::insight_client::InsightClient;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
+use crate::import::{LineRejection, Summary};
 use crate::Format;
 
-/// The TLS files of the client side.
-#[derive(Default)]
-pub(crate) struct Tls {
+/// How to reach a running server: its URL, the caller's token and the TLS files of the client
+/// side. Shared by every subcommand that can talk to a server.
+#[derive(clap::Args, Default)]
+pub(crate) struct ServerArgs {
+    /// Talk to a running server (e.g. http://127.0.0.1:50051) instead of the data directory.
+    #[arg(long, value_name = "URL", env = "GRYNING_SERVER")]
+    pub server: Option<String>,
+    /// Bearer token for --server (`gryning up` prints one per role when it creates them).
+    #[arg(long, env = "GRYNING_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// CA certificate (PEM) that signed the server's certificate, for an https:// --server.
+    #[arg(long, value_name = "FILE", env = "GRYNING_CA_CERT")]
     pub ca_cert: Option<PathBuf>,
+    /// Client certificate (PEM), for a server that requires one; needs --client-key.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "GRYNING_CLIENT_CERT",
+        requires = "client_key"
+    )]
     pub client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "GRYNING_CLIENT_KEY",
+        requires = "client_cert"
+    )]
     pub client_key: Option<PathBuf>,
+}
+
+/// A connected channel and the `authorization` header value to send on it.
+pub(crate) struct Server {
+    url: String,
+    channel: Channel,
+    bearer: tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
+}
+
+impl ServerArgs {
+    /// Connects to `url` with these settings; `who` says which token the command needs.
+    pub(crate) async fn connect(&self, url: &str, who: &str) -> anyhow::Result<Server> {
+        let token = self
+            .token
+            .as_deref()
+            .with_context(|| format!("--server needs --token (or GRYNING_TOKEN): {who}"))?;
+        let bearer = format!("Bearer {token}")
+            .parse()
+            .context("--token: not a valid header value")?;
+        Ok(Server {
+            url: url.to_string(),
+            channel: connect(url, self).await?,
+            bearer,
+        })
+    }
+}
+
+impl Server {
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request
+            .metadata_mut()
+            .insert("authorization", self.bearer.clone());
+        request
+    }
+
+    /// A refused call as the user should read it: where, the gRPC code, the server's words.
+    fn refused(&self, status: tonic::Status) -> anyhow::Error {
+        anyhow::anyhow!("{}: {:?}: {}", self.url, status.code(), status.message())
+    }
 }
 
 fn read(option: &str, path: &PathBuf) -> anyhow::Result<Vec<u8>> {
@@ -26,7 +96,7 @@ fn read(option: &str, path: &PathBuf) -> anyhow::Result<Vec<u8>> {
 }
 
 /// A channel to `url`: plain for `http://`, TLS for `https://`.
-pub(crate) async fn connect(url: &str, tls: &Tls) -> anyhow::Result<Channel> {
+async fn connect(url: &str, tls: &ServerArgs) -> anyhow::Result<Channel> {
     let mut endpoint = Channel::from_shared(url.to_string())
         .with_context(|| format!("--server {url:?}: not a URL such as http://127.0.0.1:50051"))?;
     if url.starts_with("https://") {
@@ -54,34 +124,22 @@ pub(crate) async fn connect(url: &str, tls: &Tls) -> anyhow::Result<Channel> {
 }
 
 pub(crate) async fn table(
-    url: &str,
-    tls: &Tls,
-    token: Option<&str>,
+    server: &Server,
     name: &str,
     by: &str,
     period: &str,
     as_of: Option<u64>,
     format: Format,
 ) -> anyhow::Result<String> {
-    let token =
-        token.context("--server needs --token (or GRYNING_TOKEN): an analyst or admin token")?;
-    let mut client = InsightClient::new(connect(url, tls).await?);
-    let mut request = tonic::Request::new(pb::GetTableRequest {
-        name: name.to_string(),
-        by: by.to_string(),
-        period: period.to_string(),
-        as_of,
-    });
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {token}")
-            .parse()
-            .context("--token: not a valid header value")?,
-    );
-    let reply = client
-        .get_table(request)
+    let reply = InsightClient::new(server.channel.clone())
+        .get_table(server.request(pb::GetTableRequest {
+            name: name.to_string(),
+            by: by.to_string(),
+            period: period.to_string(),
+            as_of,
+        }))
         .await
-        .map_err(|s| anyhow::anyhow!("{url}: {:?}: {}", s.code(), s.message()))?
+        .map_err(|s| server.refused(s))?
         .into_inner();
     if format == Format::Json {
         return Ok(reply.json);
@@ -117,4 +175,98 @@ pub(crate) async fn table(
         Format::Csv => table.to_csv(),
         _ => table.to_text(),
     })
+}
+
+/// Events in flight between the file reader and the `Append` stream.
+const IN_FLIGHT: usize = 8192;
+
+/// Streams the NDJSON of `input` through the event-log service's `Append`, in file order. Lines
+/// that are not an event in the NDJSON format are rejected here, without being sent; the
+/// server's rejections come back by the event's place in the stream and are turned into line
+/// numbers. All rejections are returned sorted by line; `on_progress` is told of the input
+/// bytes read so far.
+pub(crate) async fn import(
+    server: &Server,
+    input: impl BufRead + Send + 'static,
+    on_progress: impl Fn(u64) + Send + 'static,
+) -> anyhow::Result<(Summary, Vec<LineRejection>)> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<pb::Event>(IN_FLIGHT);
+    // The reader thread keeps, for each event sent, its line number: the n-th event sent is the
+    // n-th of the stream, which is how the server names it in a rejection.
+    let reader = std::thread::spawn(move || {
+        let mut sent_lines = Vec::new();
+        let mut rejections = Vec::new();
+        let mut bytes = 0u64;
+        let read = crate::import::for_each_line(input, |line, consumed, parsed| {
+            bytes += consumed;
+            match parsed {
+                None => {}
+                Some(Ok(event)) => {
+                    if tx.blocking_send(event).is_err() {
+                        // The call ended early; its status says why.
+                        return ControlFlow::Break(());
+                    }
+                    sent_lines.push(line);
+                }
+                Some(Err(reason)) => rejections.push(LineRejection { line, reason }),
+            }
+            on_progress(bytes);
+            ControlFlow::Continue(())
+        });
+        (read, sent_lines, rejections)
+    });
+    let call = EventLogClient::new(server.channel.clone())
+        .max_decoding_message_size(usize::MAX)
+        .append(server.request(tokio_stream::wrappers::ReceiverStream::new(rx)))
+        .await;
+    let (read, sent_lines, mut rejections) = tokio::task::spawn_blocking(move || reader.join())
+        .await
+        .context("the input reader task failed")?
+        .map_err(|_| anyhow::anyhow!("the input reader thread panicked"))?;
+    let reply = call.map_err(|s| {
+        server.refused(s).context(format!(
+            "the import stopped after {} events were sent; events the server stored before it \
+             stopped stay stored, and importing the file again is safe: they count as duplicates",
+            sent_lines.len()
+        ))
+    })?;
+    let summary = reply.into_inner();
+    if let Err(e) = read {
+        // Everything before the failed read was sent and recorded.
+        return Err(anyhow::Error::new(e).context(format!(
+            "reading the input failed after line {}; the {} events before it were recorded \
+             ({} stored, {} duplicate, {} rejected)",
+            sent_lines.last().copied().unwrap_or(0),
+            sent_lines.len(),
+            summary.accepted,
+            summary.duplicates,
+            summary.rejected
+        )));
+    }
+    for r in summary.rejections {
+        let line = usize::try_from(r.index)
+            .ok()
+            .and_then(|i| sent_lines.get(i))
+            .with_context(|| {
+                format!(
+                    "the server rejected event #{} of {} sent: {}",
+                    r.index,
+                    sent_lines.len(),
+                    r.message
+                )
+            })?;
+        rejections.push(LineRejection {
+            line: *line,
+            reason: r.message,
+        });
+    }
+    rejections.sort_by_key(|r| r.line);
+    Ok((
+        Summary {
+            accepted: summary.accepted,
+            duplicates: summary.duplicates,
+            rejected: rejections.len() as u64,
+        },
+        rejections,
+    ))
 }

@@ -259,7 +259,7 @@ mod tests {
                 state ^= state << 13;
                 state ^= state >> 7;
                 state ^= state << 17;
-                if bytes.is_empty() || state % 3 == 0 {
+                if bytes.is_empty() || state.is_multiple_of(3) {
                     bytes.push(state as u8);
                 } else {
                     let at = (state >> 8) as usize % bytes.len();

@@ -16,7 +16,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() {
     let dir = std::env::temp_dir().join(format!("record-concurrency-{}", std::process::id()));
     let store = Arc::new(gryning_store::sqlite::SqliteStore::open(&dir).unwrap());
-    let recorder = Arc::new(Recorder::new(store, Arc::new(Catalogue::default_catalogue())));
+    let recorder = Arc::new(Recorder::new(
+        store,
+        Arc::new(Catalogue::default_catalogue()),
+    ));
     let per_task = 4000u128;
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -32,13 +35,22 @@ async fn main() {
                     event_id: Uuid::from_u128(n | 2 << 120),
                     occurred_on: day,
                     subject: case,
-                    body: Body::CaseOpened { lead_crime_code: code, police_region: "Polisregion Stockholm".into(), local_police_area: "Farsta".into() },
+                    body: Body::CaseOpened {
+                        lead_crime_code: code,
+                        police_region: "Polisregion Stockholm".into(),
+                        local_police_area: "Farsta".into(),
+                    },
                 };
                 let crime = Event {
                     event_id: Uuid::from_u128(n | 3 << 120),
                     occurred_on: day,
                     subject: case,
-                    body: Body::CrimeReported { crime_id: Uuid::from_u128(n | 4 << 120), crime_code: code, victim_gender: Gender::Female, victim_age_group: AgeGroup::Adult },
+                    body: Body::CrimeReported {
+                        crime_id: Uuid::from_u128(n | 4 << 120),
+                        crime_code: code,
+                        victim_gender: Gender::Female,
+                        victim_age_group: AgeGroup::Adult,
+                    },
                 };
                 recorder.record(Submission::from(opened)).await.unwrap();
                 recorder.record(Submission::from(crime)).await.unwrap();
@@ -49,6 +61,9 @@ async fn main() {
         t.await.unwrap();
     }
     let n = 32 * per_task;
-    println!("{n} events, 32 tasks, one event per record: {:.0} events/s", n as f64 / started.elapsed().as_secs_f64());
+    println!(
+        "{n} events, 32 tasks, one event per record: {:.0} events/s",
+        n as f64 / started.elapsed().as_secs_f64()
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
