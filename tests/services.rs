@@ -113,6 +113,21 @@ fn int(n: i64) -> Option<pb::cell::Value> {
     Some(pb::cell::Value::Int(n))
 }
 
+/// The event log from its first event, through `Read` (`limit` 0: the server's default page).
+async fn read_log(c: &mut Clients, limit: u32) -> Vec<pb::RecordedEvent> {
+    let mut read = c
+        .log
+        .read(pb::ReadRequest { after: 0, limit })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut events = Vec::new();
+    while let Some(e) = read.message().await.unwrap() {
+        events.push(e);
+    }
+    events
+}
+
 async fn watch(c: &mut Clients, name: &str) -> tonic::Streaming<pb::TableChange> {
     let mut stream = c
         .insight
@@ -375,16 +390,11 @@ async fn a_case_goes_police_prosecution_care_and_tables_and_watch_see_each_step(
     })
     .await;
     assert_eq!(last.metadata.unwrap().principal, "care");
-    let mut read = auditor
-        .log
-        .read(pb::ReadRequest { after: 0, limit: 0 })
+    let principals: Vec<String> = read_log(&mut auditor, 0)
         .await
-        .unwrap()
-        .into_inner();
-    let mut principals = Vec::new();
-    while let Some(e) = read.message().await.unwrap() {
-        principals.push(e.metadata.unwrap().principal);
-    }
+        .into_iter()
+        .map(|e| e.metadata.unwrap().principal)
+        .collect();
     assert_eq!(
         principals,
         ["police", "police", "police", "prosecution", "care", "care"]
@@ -661,19 +671,10 @@ async fn concurrent_writers_to_one_case_lose_no_event_and_share_one_version_orde
         w.await.unwrap();
     }
     let mut auditor = as_role(&server, &server.tokens, "auditor").await;
-    let mut read = auditor
-        .log
-        .read(pb::ReadRequest {
-            after: 0,
-            limit: 10_000,
-        })
-        .await
-        .unwrap()
-        .into_inner();
     let mut versions = Vec::new();
     let mut stored = Vec::new();
     let mut last_position = 0;
-    while let Some(e) = read.message().await.unwrap() {
+    for e in read_log(&mut auditor, 10_000).await {
         assert_eq!(e.stream, format!("case-{case}"));
         assert!(e.position > last_position);
         last_position = e.position;
@@ -984,14 +985,8 @@ async fn import_through_the_server_names_rejected_lines_and_stores_the_rest() {
 
     // What is stored: the three valid lines, in file order, recorded by the police principal.
     let mut auditor = as_role(&server, &tokens, "auditor").await;
-    let mut read = auditor
-        .log
-        .read(pb::ReadRequest { after: 0, limit: 0 })
-        .await
-        .unwrap()
-        .into_inner();
     let mut stored = Vec::new();
-    while let Some(r) = read.message().await.unwrap() {
+    for r in read_log(&mut auditor, 0).await {
         assert_eq!(r.metadata.unwrap().agency, "police");
         stored.push(serde_json::to_string(&r.event.unwrap()).unwrap());
     }
