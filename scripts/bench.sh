@@ -39,6 +39,17 @@ echo "-- second baseline: the same single-event recording in-process, 32 tasks, 
 echo "== event log service: bulk Append, client streaming (baseline: Recorder::record_batch in-process)"
 "$bin/examples/bulk_append_bench" 4
 
+echo "== gryning import --server: the CLI streaming NDJSON through a separate gryning up (baseline: the same file imported offline)"
+"$bin/gryning" generate --scale 4 --output "$work/remote.ndjson"
+"$bin/gryning" --data-dir "$work/offline" import "$work/remote.ndjson"
+"$bin/gryning" up --listen 127.0.0.1:0 --data-dir "$work/served" >"$work/up.out" 2>"$work/up.log" &
+up_pid=$!
+until grep -q "^listening on" "$work/up.out"; do sleep 0.2; done
+port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$work/up.out")
+token=$(awk '/^token role=admin/ {print $NF}' "$work/up.out")
+"$bin/gryning" import "$work/remote.ndjson" --server "http://127.0.0.1:$port" --token "$token"
+kill "$up_pid"; wait "$up_pid" || true
+
 echo "== Watch lag under a steady 5,000 referrals/s (baseline: the referrals' own ack latency)"
 "$bin/examples/watch_lag_bench" 10
 
