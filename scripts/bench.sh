@@ -48,6 +48,8 @@ until grep -q "^listening on" "$work/up.out"; do sleep 0.2; done
 port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$work/up.out")
 token=$(awk '/^token role=admin/ {print $NF}' "$work/up.out")
 "$bin/gryning" import "$work/remote.ndjson" --server "http://127.0.0.1:$port" --token "$token"
+echo "-- the same file again: every event a duplicate"
+"$bin/gryning" import "$work/remote.ndjson" --server "http://127.0.0.1:$port" --token "$token"
 kill "$up_pid"; wait "$up_pid" || true
 
 echo "== Watch lag under a steady 5,000 referrals/s (baseline: the referrals' own ack latency)"

@@ -96,6 +96,16 @@ struct Pending {
     stream: String,
 }
 
+/// An event that broke a lifecycle rule, waiting to learn whether it is a resend (see
+/// `Recorder::explain_rejections`).
+struct Unexplained {
+    index: usize,
+    /// The last event of this round in the same stream, if any (its place in `pending`).
+    earlier: Option<usize>,
+    payload: Vec<u8>,
+    rule: gryning_domain::Error,
+}
+
 impl Recorder {
     pub fn new(store: Arc<dyn EventStore>, catalogue: Arc<Catalogue>) -> Recorder {
         Recorder {
@@ -192,6 +202,7 @@ impl Recorder {
         // Rule breaks judged against a state that this round's own appends advanced: they stand
         // only if those appends are stored; otherwise the event is decided again.
         let mut provisional: Vec<(usize, usize, Result<Outcome, Rejection>)> = Vec::new();
+        let mut unexplained: Vec<Unexplained> = Vec::new();
         for &index in todo {
             let event = &submissions[index].event;
             let stream = event.subject.stream_name();
@@ -212,15 +223,12 @@ impl Recorder {
                 match in_round.get(&event.event_id) {
                     // Its verdict follows that of the earlier event with the same id.
                     Some((earlier, stored)) => resends.push((index, *earlier, *stored == payload)),
-                    None => {
-                        let verdict = self.explain_rejection(event.event_id, &payload, rule).await;
-                        match pending.iter().rposition(|p| p.stream == stream) {
-                            Some(earlier) if verdict.is_err() => {
-                                provisional.push((index, earlier, verdict))
-                            }
-                            _ => results[index] = Some(verdict),
-                        }
-                    }
+                    None => unexplained.push(Unexplained {
+                        index,
+                        earlier: pending.iter().rposition(|p| p.stream == stream),
+                        payload,
+                        rule,
+                    }),
                 }
                 continue;
             }
@@ -239,6 +247,13 @@ impl Recorder {
                 }],
             });
             pending.push(Pending { index, stream });
+        }
+        let verdicts = self.explain_rejections(submissions, &unexplained).await;
+        for (u, verdict) in unexplained.into_iter().zip(verdicts) {
+            match u.earlier {
+                Some(earlier) if verdict.is_err() => provisional.push((u.index, earlier, verdict)),
+                _ => results[u.index] = Some(verdict),
+            }
         }
         if requests.is_empty() {
             return Vec::new();
@@ -333,22 +348,51 @@ impl Recorder {
         Ok((recorded.len() as Version, state))
     }
 
-    /// An event broke a lifecycle rule. If the same event was stored before, this is a resend
-    /// and counts as a duplicate; if its id names another event, say so; else the rule stands.
-    async fn explain_rejection(
+    /// Events broke lifecycle rules. Each that was stored before with the same content is a
+    /// resend and counts as a duplicate; one whose id names another event says so; for the
+    /// others the rule stands. The ids are looked up together: a resent file can hold
+    /// thousands of them in one batch.
+    async fn explain_rejections(
         &self,
-        event_id: Uuid,
-        payload: &[u8],
-        rule: gryning_domain::Error,
-    ) -> Result<Outcome, Rejection> {
-        match self.store.find_event(event_id).await {
-            Ok(Some(stored)) if stored.payload == payload => Ok(Outcome::Duplicate {
-                position: stored.position,
-            }),
-            Ok(Some(_)) => Err(Rejection::EventIdReused { event_id }),
-            Ok(None) => Err(rule.into()),
-            Err(e) => Err(Rejection::Store(e)),
+        submissions: &[Submission],
+        unexplained: &[Unexplained],
+    ) -> Vec<Result<Outcome, Rejection>> {
+        if unexplained.is_empty() {
+            return Vec::new();
         }
+        let ids: Vec<Uuid> = unexplained
+            .iter()
+            .map(|u| submissions[u.index].event.event_id)
+            .collect();
+        let found = match self.store.find_events(&ids).await {
+            Ok(found) => found,
+            Err(e) => {
+                let message = match e {
+                    gryning_store::Error::Unavailable(message) => message,
+                    other => other.to_string(),
+                };
+                return unexplained
+                    .iter()
+                    .map(|_| {
+                        Err(Rejection::Store(gryning_store::Error::Unavailable(
+                            message.clone(),
+                        )))
+                    })
+                    .collect();
+            }
+        };
+        unexplained
+            .iter()
+            .zip(ids)
+            .zip(found)
+            .map(|((u, event_id), stored)| match stored {
+                Some(stored) if stored.payload == u.payload => Ok(Outcome::Duplicate {
+                    position: stored.position,
+                }),
+                Some(_) => Err(Rejection::EventIdReused { event_id }),
+                None => Err(u.rule.clone().into()),
+            })
+            .collect()
     }
 }
 

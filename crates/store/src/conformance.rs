@@ -239,6 +239,27 @@ pub async fn append_and_read_back(store: Arc<dyn EventStore>) {
         s.find_event(Uuid::new_v4()).await.unwrap().is_none(),
         "an unknown id is not found"
     );
+    let unknown = Uuid::new_v4();
+    let several = s
+        .find_events(&[a3.event_id, unknown, b1.event_id, a1.event_id])
+        .await
+        .unwrap();
+    let answers: Vec<_> = several
+        .iter()
+        .map(|e| e.as_ref().map(|e| (e.position, e.event_id)))
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            Some((4, a3.event_id)),
+            None,
+            Some((3, b1.event_id)),
+            Some((1, a1.event_id))
+        ],
+        "find_events answers each id in order"
+    );
+    assert_eq!(several[2].as_ref().unwrap().payload, all[2].payload);
+    assert!(s.find_events(&[]).await.unwrap().is_empty());
 
     match s.append(request("a", ExpectedVersion::Any, vec![])).await {
         Err(Error::EmptyAppend { stream }) => assert_eq!(stream, "a"),

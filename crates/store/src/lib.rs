@@ -122,6 +122,16 @@ pub trait EventStore: Send + Sync + 'static {
     /// The stored event with this id, if any.
     async fn find_event(&self, event_id: Uuid) -> Result<Option<RecordedEvent>, Error>;
 
+    /// [`EventStore::find_event`] for several ids at once: one answer per id, in order. A
+    /// backend may answer them together (the embedded store reads them in one blocking task).
+    async fn find_events(&self, event_ids: &[Uuid]) -> Result<Vec<Option<RecordedEvent>>, Error> {
+        let mut found = Vec::with_capacity(event_ids.len());
+        for &id in event_ids {
+            found.push(self.find_event(id).await?);
+        }
+        Ok(found)
+    }
+
     /// Up to `limit` events with positions above `after`, in position order.
     async fn read_all(&self, after: Position, limit: usize) -> Result<Vec<RecordedEvent>, Error>;
 

@@ -245,6 +245,26 @@ impl EventStore for SqliteStore {
             .await
     }
 
+    async fn find_events(&self, event_ids: &[Uuid]) -> Result<Vec<Option<RecordedEvent>>, Error> {
+        let positions: Vec<Option<Position>> = {
+            let index = self.index();
+            event_ids
+                .iter()
+                .map(|id| index.events.get(id).copied())
+                .collect()
+        };
+        if positions.iter().all(Option::is_none) {
+            return Ok(positions.iter().map(|_| None).collect());
+        }
+        self.with_reader(move |_, conn| {
+            positions
+                .into_iter()
+                .map(|p| p.map(|p| read_event(conn, p)).transpose())
+                .collect()
+        })
+        .await
+    }
+
     async fn read_all(&self, after: Position, limit: usize) -> Result<Vec<RecordedEvent>, Error> {
         let head = self.index().head;
         if limit == 0 || after >= head {
