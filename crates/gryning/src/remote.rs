@@ -223,12 +223,18 @@ pub(crate) async fn import(
         .await
         .context("the input reader task failed")?
         .map_err(|_| anyhow::anyhow!("the input reader thread panicked"))?;
-    let reply = call.map_err(|s| {
-        server.refused(s).context(format!(
-            "the import stopped after {} events were sent; events the server stored before it \
-             stopped stay stored, and importing the file again is safe: they count as duplicates",
-            sent_lines.len()
-        ))
+    let reply = call.map_err(|s| match s.code() {
+        // Refused as a whole before any event was recorded.
+        tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => server.refused(s),
+        _ => {
+            let refused = server.refused(s);
+            anyhow::anyhow!(
+                "{refused}\nthe import stopped with {} events sent; those the server recorded \
+                 before it stopped stay recorded, and importing the file again is safe: they \
+                 count as duplicates",
+                sent_lines.len()
+            )
+        }
     })?;
     let summary = reply.into_inner();
     if let Err(e) = read {
