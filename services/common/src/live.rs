@@ -140,23 +140,37 @@ impl Follower {
             self.position.send_replace(position);
             if since_checkpoint >= CHECKPOINT_EVERY {
                 since_checkpoint = 0;
-                self.save();
+                self.save().await;
             }
         }
-        self.save();
+        self.save().await;
     }
 
-    fn save(&self) {
+    /// Writes the checkpoint on a blocking thread: with millions of crimes it takes seconds,
+    /// which on a runtime worker would stall every call that worker serves. Readers keep
+    /// reading meanwhile; the next batch is applied once it is written.
+    async fn save(&self) {
         if !self.data_dir_exists {
             return;
         }
-        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
-        match state.save_checkpoint(&self.checkpoint) {
-            Ok(()) => tracing::info!(
-                position = state.position(),
+        let state = Arc::clone(&self.state);
+        let path = self.checkpoint.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let state = state.read().unwrap_or_else(|e| e.into_inner());
+            state
+                .save_checkpoint(&path)
+                .map(|()| (state.position(), started.elapsed()))
+        })
+        .await;
+        match written {
+            Ok(Ok((position, took))) => tracing::info!(
+                position,
+                ms = took.as_millis() as u64,
                 "projections checkpoint written"
             ),
-            Err(e) => tracing::warn!(error = %e, "cannot write the projections checkpoint"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot write the projections checkpoint"),
+            Err(e) => tracing::warn!(error = %e, "the projections checkpoint task failed"),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! What the benchmarks share: `gryning up`'s server started in-process on a temporary data
-//! directory (embedded store, free port), the tokens it issued, bearer-token clients and
-//! percentiles. Not a benchmark itself (no `main`), so cargo does not build it as an example.
+//! directory (embedded store, free port, default logging), the tokens it issued, bearer-token
+//! clients and percentiles. Not a benchmark itself (no `main`), so cargo does not build it as an example.
 
 #![allow(dead_code)]
 
@@ -33,10 +33,10 @@ pub async fn start(dir: &Path) -> Running {
     let settings = Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.join("data"),
-        // Per-call info logs would cost more than the calls measured.
-        log: "warn".into(),
         ..Settings::default()
     };
+    // Logging as `gryning up` logs by default (level info, to standard error).
+    gryning_service_common::init_telemetry(&settings.log);
     let ctx = Context::open(settings)
         .await
         .expect("open the embedded store");
