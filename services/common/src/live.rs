@@ -146,8 +146,9 @@ impl Follower {
         self.save().await;
     }
 
-    /// Writes the checkpoint on a blocking thread: with millions of crimes it takes seconds,
-    /// which on a runtime worker would stall every call that worker serves. Readers keep
+    /// Writes the checkpoint on a blocking thread: its time grows with the state (tens of
+    /// milliseconds at a quarter of a million events), and on a runtime worker it would stall
+    /// every call that worker serves. Readers keep
     /// reading meanwhile; the next batch is applied once it is written.
     async fn save(&self) {
         if !self.data_dir_exists {
