@@ -590,12 +590,13 @@ impl NatsStore {
     /// Decides every request not yet done against the synced index, and lays out the messages
     /// of this round with predicted sequences from `synced + 1` on.
     async fn plan(&self, work: &mut [Work], synced: Position) -> Result<Vec<Planned>, NatsError> {
-        let mut planned = Vec::new();
-        let mut next = synced + 1;
+        let mut round = Round {
+            planned: Vec::new(),
+            next: synced + 1,
+            ids: HashSet::new(),
+        };
         // Streams as this round leaves them, over the index.
         let mut overlay: HashMap<String, StreamPos> = HashMap::new();
-        // Ids published in this round: a request naming one waits for the next round.
-        let mut round_ids: HashSet<Uuid> = HashSet::new();
         for (w_index, w) in work.iter_mut().enumerate() {
             let stream = w.request.stream.clone();
             let current = match overlay.get(&stream) {
@@ -638,33 +639,8 @@ impl NatsStore {
                     ))));
                     continue;
                 } else {
-                    let base = *base;
-                    let mut last = current.last;
-                    for k in done..w.request.events.len() {
-                        let (subject, message) = self.message(
-                            &stream,
-                            &w.request.events[k],
-                            base + k as Version + 1,
-                            last,
-                        );
-                        round_ids.insert(w.request.events[k].event_id);
-                        planned.push(Planned {
-                            work: w_index,
-                            event: k,
-                            subject,
-                            message,
-                            predicted: next,
-                        });
-                        last = next;
-                        next += 1;
-                    }
-                    overlay.insert(
-                        stream,
-                        StreamPos {
-                            version: base + w.request.events.len() as Version,
-                            last,
-                        },
-                    );
+                    let left = round.lay_out(self, w_index, &w.request, done, *base, current.last);
+                    overlay.insert(stream, left);
                     continue;
                 }
             }
@@ -679,7 +655,7 @@ impl NatsStore {
             if request
                 .events
                 .iter()
-                .any(|e| round_ids.contains(&e.event_id))
+                .any(|e| round.ids.contains(&e.event_id))
             {
                 // Decided next round, once the earlier copy is stored; it writes nothing
                 // whatever it turns out to be, so later requests are not affected.
@@ -688,36 +664,17 @@ impl NatsStore {
             match self.decide(request, current).await? {
                 Some(result) => w.state = State::Done(result),
                 None => {
-                    let mut last = current.last;
-                    for (k, event) in request.events.iter().enumerate() {
-                        let (subject, message) =
-                            self.message(&stream, event, current.version + k as Version + 1, last);
-                        round_ids.insert(event.event_id);
-                        planned.push(Planned {
-                            work: w_index,
-                            event: k,
-                            subject,
-                            message,
-                            predicted: next,
-                        });
-                        last = next;
-                        next += 1;
-                    }
+                    let left =
+                        round.lay_out(self, w_index, request, 0, current.version, current.last);
                     w.state = State::Publishing {
                         base: current.version,
                         stored: vec![None; request.events.len()],
                     };
-                    overlay.insert(
-                        stream,
-                        StreamPos {
-                            version: current.version + request.events.len() as Version,
-                            last,
-                        },
-                    );
+                    overlay.insert(stream, left);
                 }
             }
         }
-        Ok(planned)
+        Ok(round.planned)
     }
 
     /// The refusal or duplicate answer for a request, or `None` if it is to be written.
@@ -894,6 +851,49 @@ enum State {
         stored: Vec<Option<Position>>,
     },
     Done(Result<Appended, Error>),
+}
+
+/// The messages one round of `plan` lays out, and what it has used so far.
+struct Round {
+    planned: Vec<Planned>,
+    /// The sequence the next message is predicted to get.
+    next: Position,
+    /// Ids published in this round: a request naming one waits for the next round.
+    ids: HashSet<Uuid>,
+}
+
+impl Round {
+    /// Lays out events `from..` of `request` (work item `work`), the event at index `k` as
+    /// version `base + k + 1` following the stream's message at `last`; returns the stream as
+    /// they leave it.
+    fn lay_out(
+        &mut self,
+        store: &NatsStore,
+        work: usize,
+        request: &AppendRequest,
+        from: usize,
+        base: Version,
+        mut last: Position,
+    ) -> StreamPos {
+        for (k, event) in request.events.iter().enumerate().skip(from) {
+            let (subject, message) =
+                store.message(&request.stream, event, base + k as Version + 1, last);
+            self.ids.insert(event.event_id);
+            self.planned.push(Planned {
+                work,
+                event: k,
+                subject,
+                message,
+                predicted: self.next,
+            });
+            last = self.next;
+            self.next += 1;
+        }
+        StreamPos {
+            version: base + request.events.len() as Version,
+            last,
+        }
+    }
 }
 
 struct Planned {
