@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use gryning_domain::Uuid;
 
 use crate::index::IdIndex;
-use crate::state::{CareTally, Case, Crime, FxMap, Projections, Referral, Tally, NIL, NO_DAY};
+use crate::state::{CareTally, Case, Crime, Projections, Referral, Tally, NIL, NO_DAY};
 use crate::Error;
 
 const MAGIC: &[u8; 8] = b"GRYNPROJ";
@@ -107,17 +107,26 @@ impl<'a> Reader<'a> {
         }
         Ok(n as usize)
     }
+    /// A counted list of items of at least `item_size` bytes each, each read by `item`; the
+    /// vector holds exactly the items read (no spare capacity: it is kept as live state).
+    fn items<T>(
+        &mut self,
+        item_size: usize,
+        mut item: impl FnMut(&mut Self) -> Result<T, Fail>,
+    ) -> Result<Vec<T>, Fail> {
+        let n = self.len(item_size)?;
+        let mut items = Vec::with_capacity(n);
+        for _ in 0..n {
+            items.push(item(self)?);
+        }
+        Ok(items)
+    }
     fn uuid(&mut self) -> Result<Uuid, Fail> {
         self.take().map(Uuid::from_bytes)
     }
     fn hist(&mut self) -> Result<BTreeMap<i32, u32>, Fail> {
-        let n = self.len(8)?;
-        let mut hist = BTreeMap::new();
-        for _ in 0..n {
-            let value = self.i32()?;
-            hist.insert(value, self.u32()?);
-        }
-        Ok(hist)
+        let pairs = self.items(8, |r| Ok((r.i32()?, r.u32()?)))?;
+        Ok(pairs.into_iter().collect())
     }
 }
 
@@ -211,21 +220,17 @@ fn decode(bytes: &[u8]) -> Result<Projections, Fail> {
         1 => Some((r.i32()?, r.i32()?)),
         other => return Err(format!("bad date-span marker {other}")),
     };
-    let n = r.len(30)?;
-    p.cases.reserve_exact(n);
-    for _ in 0..n {
-        p.cases.push(Case {
+    p.cases = r.items(30, |r| {
+        Ok(Case {
             id: r.uuid()?,
             opened_on: r.i32()?,
             crimes: r.u32()?,
             referrals: r.u32()?,
             lead: r.u16()?,
-        });
-    }
-    let n = r.len(39)?;
-    p.crimes.reserve_exact(n);
-    for _ in 0..n {
-        p.crimes.push(Crime {
+        })
+    })?;
+    p.crimes = r.items(39, |r| {
+        Ok(Crime {
             id: r.uuid()?,
             case: r.u32()?,
             next_in_case: r.u32()?,
@@ -234,19 +239,15 @@ fn decode(bytes: &[u8]) -> Result<Projections, Fail> {
             decided_on: r.i32()?,
             code: r.u16()?,
             flags: r.u8()?,
-        });
-    }
-    let n = r.len(8)?;
-    p.referrals.reserve_exact(n);
-    for _ in 0..n {
-        p.referrals.push(Referral {
+        })
+    })?;
+    p.referrals = r.items(8, |r| {
+        Ok(Referral {
             quarter: r.i32()?,
             next: r.u32()?,
-        });
-    }
-    let n = r.len(6 + 12 * 8)?;
-    let mut tallies = FxMap::default();
-    for _ in 0..n {
+        })
+    })?;
+    let tallies = r.items(6 + 12 * 8, |r| {
         let key = (r.i32()?, r.u16()?);
         let mut t = Tally::default();
         for field in [
@@ -267,27 +268,22 @@ fn decode(bytes: &[u8]) -> Result<Projections, Fail> {
         }
         t.to_referral = r.hist()?;
         t.to_decision = r.hist()?;
-        tallies.insert(key, t);
-    }
-    p.tallies = tallies;
-    let n = r.len(14)?;
-    for _ in 0..n {
-        let key = (r.i32()?, r.u16()?);
-        p.referred_by_year.insert(key, r.i64()?);
-    }
-    let n = r.len(36)?;
-    for _ in 0..n {
+        Ok((key, t))
+    })?;
+    p.tallies = tallies.into_iter().collect();
+    let referred = r.items(14, |r| Ok(((r.i32()?, r.u16()?), r.i64()?)))?;
+    p.referred_by_year = referred.into_iter().collect();
+    let care = r.items(36, |r| {
         let quarter = r.i32()?;
-        p.care.insert(
-            quarter,
-            CareTally {
-                proposed: r.i64()?,
-                started: r.i64()?,
-                completed: r.i64()?,
-                discontinued: r.i64()?,
-            },
-        );
-    }
+        let tally = CareTally {
+            proposed: r.i64()?,
+            started: r.i64()?,
+            completed: r.i64()?,
+            discontinued: r.i64()?,
+        };
+        Ok((quarter, tally))
+    })?;
+    p.care = care.into_iter().collect();
     if !r.bytes.is_empty() {
         return Err(format!(
             "{} unexpected bytes after the state",
