@@ -66,9 +66,9 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use bytes::Bytes;
 use futures_util::StreamExt;
+use gryning_store::verdict::Verdict;
 use gryning_store::{
-    AppendRequest, Appended, Error, EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent,
-    Version,
+    AppendRequest, Appended, Error, EventStore, NewEvent, Position, RecordedEvent, Version,
 };
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -648,10 +648,6 @@ impl NatsStore {
                 continue;
             }
             let request = &w.request;
-            if request.events.is_empty() {
-                w.state = State::Done(Err(Error::EmptyAppend { stream }));
-                continue;
-            }
             if request
                 .events
                 .iter()
@@ -684,59 +680,27 @@ impl NatsStore {
         current: StreamPos,
     ) -> Result<Option<Result<Appended, Error>>, NatsError> {
         let stream = request.stream.as_str();
-        let mut stored = Vec::new();
-        let mut first_stored = None;
-        let mut first_new = None;
-        let mut seen = HashSet::new();
+        let mut verdict = match Verdict::new(request) {
+            Ok(verdict) => verdict,
+            Err(refused) => return Ok(Some(Err(refused))),
+        };
         for event in &request.events {
             let found = self.index().ids.get(&event.event_id).copied();
-            match found {
+            let stored = match found {
                 Some(position) => {
                     let original = self.read_one(position).await?;
-                    if original.stream != stream || original.payload != event.payload {
-                        return Ok(Some(Err(Error::EventIdReused {
-                            event_id: event.event_id,
-                            stream: stream.to_owned(),
-                        })));
-                    }
-                    stored.push(position);
-                    first_stored.get_or_insert(event.event_id);
+                    Some((
+                        position,
+                        original.stream == stream && original.payload == event.payload,
+                    ))
                 }
-                None => {
-                    // One new event id named twice in one request would be two events under one id.
-                    if request.events.len() > 1 && !seen.insert(event.event_id) {
-                        return Ok(Some(Err(Error::EventIdReused {
-                            event_id: event.event_id,
-                            stream: stream.to_owned(),
-                        })));
-                    }
-                    first_new.get_or_insert(event.event_id);
-                }
+                None => None,
+            };
+            if let Err(refused) = verdict.see(event.event_id, stored) {
+                return Ok(Some(Err(refused)));
             }
         }
-        if first_new.is_none() {
-            return Ok(Some(Ok(Appended {
-                positions: stored,
-                version: current.version,
-                duplicate: true,
-            })));
-        }
-        if let Some(event_id) = first_stored {
-            return Ok(Some(Err(Error::PartialDuplicate {
-                event_id,
-                stream: stream.to_owned(),
-            })));
-        }
-        if let ExpectedVersion::Exact(expected) = request.expected_version {
-            if expected != current.version {
-                return Ok(Some(Err(Error::Conflict {
-                    stream: stream.to_owned(),
-                    expected,
-                    actual: current.version,
-                })));
-            }
-        }
-        Ok(None)
+        Ok(verdict.finish(current.version))
     }
 
     /// Publishes a round with many acks in flight. Returns whether anything was stored and,

@@ -11,6 +11,7 @@ use uuid::Uuid;
 pub mod conformance;
 pub mod sqlite;
 mod subscription;
+pub mod verdict;
 
 pub use subscription::Subscription;
 

@@ -19,7 +19,7 @@
 //! One directory must be opened by one `SqliteStore` at a time (clones share it): two would
 //! each keep their own index and hand out the same positions.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
@@ -30,9 +30,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
-use crate::{
-    AppendRequest, Appended, Error, EventStore, ExpectedVersion, Position, RecordedEvent, Version,
-};
+use crate::verdict::Verdict;
+use crate::{AppendRequest, Appended, Error, EventStore, Position, RecordedEvent, Version};
 
 /// The database file inside the store's directory.
 pub const DB_FILE: &str = "events.sqlite3";
@@ -439,71 +438,36 @@ fn append_one(
     request: &AppendRequest,
 ) -> Result<Result<Appended, Error>, Error> {
     let stream = request.stream.as_str();
-    if request.events.is_empty() {
-        return Ok(Err(Error::EmptyAppend {
-            stream: stream.to_owned(),
-        }));
-    }
+    let mut verdict = match Verdict::new(request) {
+        Ok(verdict) => verdict,
+        Err(refused) => return Ok(Err(refused)),
+    };
     let committed = index.streams.get(stream).map_or(&[][..], Vec::as_slice);
     let pending = tentative.streams.get(stream).map_or(&[][..], Vec::as_slice);
     let current = (committed.len() + pending.len()) as Version;
 
     // Idempotency: look every id up before deciding anything.
-    let mut stored = Vec::with_capacity(request.events.len());
-    let mut first_stored = None;
-    let mut first_new = None;
-    let mut seen = HashSet::new();
     for event in &request.events {
         let found = tentative
             .events
             .get(&event.event_id)
             .or_else(|| index.events.get(&event.event_id));
-        match found {
+        let stored = match found {
             Some(&position) => {
                 let (stored_stream, stored_payload) = read_identity(conn, position)?;
-                if stored_stream != stream || stored_payload != event.payload {
-                    return Ok(Err(Error::EventIdReused {
-                        event_id: event.event_id,
-                        stream: stream.to_owned(),
-                    }));
-                }
-                stored.push(position);
-                first_stored.get_or_insert(event.event_id);
+                Some((
+                    position,
+                    stored_stream == stream && stored_payload == event.payload,
+                ))
             }
-            None => {
-                // One new event id named twice in one request would be two events under one id.
-                if request.events.len() > 1 && !seen.insert(event.event_id) {
-                    return Ok(Err(Error::EventIdReused {
-                        event_id: event.event_id,
-                        stream: stream.to_owned(),
-                    }));
-                }
-                first_new.get_or_insert(event.event_id);
-            }
+            None => None,
+        };
+        if let Err(refused) = verdict.see(event.event_id, stored) {
+            return Ok(Err(refused));
         }
     }
-    if first_new.is_none() {
-        return Ok(Ok(Appended {
-            positions: stored,
-            version: current,
-            duplicate: true,
-        }));
-    }
-    if let Some(event_id) = first_stored {
-        return Ok(Err(Error::PartialDuplicate {
-            event_id,
-            stream: stream.to_owned(),
-        }));
-    }
-
-    if let ExpectedVersion::Exact(expected) = request.expected_version {
-        if expected != current {
-            return Ok(Err(Error::Conflict {
-                stream: stream.to_owned(),
-                expected,
-                actual: current,
-            }));
-        }
+    if let Some(answer) = verdict.finish(current) {
+        return Ok(answer);
     }
 
     let mut positions = Vec::with_capacity(request.events.len());
