@@ -56,25 +56,9 @@ impl Application {
         mut routes: RoutesBuilder,
         service_names: &[&'static str],
     ) -> Result<Application, StartError> {
-        let addr = ctx.settings.listen;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind { addr, source })?;
-        let port = listener
-            .local_addr()
-            .map_err(|source| StartError::Bind { addr, source })?
-            .port();
+        let (listener, port) = bind(ctx.settings.listen).await?;
         let metrics = match ctx.settings.metrics_listen {
-            Some(addr) => {
-                let listener = TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| StartError::Bind { addr, source })?;
-                let port = listener
-                    .local_addr()
-                    .map_err(|source| StartError::Bind { addr, source })?
-                    .port();
-                Some((listener, port))
-            }
+            Some(addr) => Some(bind(addr).await?),
             None => None,
         };
         let tls = tls_config(&ctx.settings)?;
@@ -189,6 +173,14 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// A listener on `addr` and the port it got (`addr` may name port 0).
+async fn bind(addr: std::net::SocketAddr) -> Result<(TcpListener, u16), StartError> {
+    let bound = |source| StartError::Bind { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(bound)?;
+    let port = listener.local_addr().map_err(bound)?.port();
+    Ok((listener, port))
 }
 
 /// Completes on SIGTERM (Unix) or ctrl-c.
