@@ -294,25 +294,54 @@ async fn import_remote(
     file: &Path,
 ) -> anyhow::Result<std::process::ExitCode> {
     let started = Instant::now();
-    let (input, len): (Box<dyn std::io::BufRead + Send>, u64) = if file.as_os_str() == "-" {
-        (Box::new(BufReader::new(std::io::stdin())), 0)
-    } else {
-        let f =
-            std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
-        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-        (Box::new(BufReader::with_capacity(1 << 20, f)), len)
-    };
-    let bar = progress_bar(len, "sending");
+    let (input, bar) = import_input(file, "sending")?;
     let progress = bar.clone();
     let (summary, rejections) =
-        remote::import(server, input, move |bytes| progress.set_position(bytes)).await?;
+        remote::import(server, input, move |bytes| show_progress(&progress, bytes)).await?;
     bar.finish_and_clear();
     for r in &rejections {
         eprintln!("line {}: {}", r.line, r.reason);
     }
+    import_summary(&summary, started)
+}
+
+/// The NDJSON input of an import (`-`: standard input) and a progress bar over its bytes (of
+/// unknown length for standard input).
+fn import_input(
+    file: &Path,
+    what: &str,
+) -> anyhow::Result<(Box<dyn std::io::BufRead + Send>, indicatif::ProgressBar)> {
+    if file.as_os_str() == "-" {
+        return Ok((
+            Box::new(BufReader::new(std::io::stdin())),
+            progress_bar(0, what),
+        ));
+    }
+    let f = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    Ok((
+        Box::new(BufReader::with_capacity(1 << 20, f)),
+        progress_bar(len, what),
+    ))
+}
+
+/// Moves an import's progress bar to `bytes` read, or only ticks it when the length is unknown.
+fn show_progress(bar: &indicatif::ProgressBar, bytes: u64) {
+    if bar.length() == Some(0) {
+        bar.tick();
+    } else {
+        bar.set_position(bytes);
+    }
+}
+
+/// Prints an import's summary line; the exit status says whether any line was rejected.
+fn import_summary(
+    summary: &import::Summary,
+    started: Instant,
+) -> anyhow::Result<std::process::ExitCode> {
     import::print_summary(
         &mut std::io::stdout(),
-        &summary,
+        summary,
         started.elapsed().as_secs_f64(),
     )?;
     Ok(if summary.rejected > 0 {
@@ -340,39 +369,16 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let store = open_store(cli.store.as_deref(), &dir).await?;
             let recorder = Recorder::new(store, catalogue);
             let started = Instant::now();
-            let summary = if file.as_os_str() == "-" {
-                let bar = progress_bar(0, "importing");
-                import::import(
-                    &recorder,
-                    BufReader::new(std::io::stdin()),
-                    |r| eprintln!("line {}: {}", r.line, r.reason),
-                    |_| bar.tick(),
-                )
-                .await?
-            } else {
-                let f = std::fs::File::open(&file)
-                    .with_context(|| format!("cannot open {}", file.display()))?;
-                let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-                let bar = progress_bar(len, "importing");
-                let s = import::import(
-                    &recorder,
-                    BufReader::with_capacity(1 << 20, f),
-                    |r| bar.suspend(|| eprintln!("line {}: {}", r.line, r.reason)),
-                    |bytes| bar.set_position(bytes),
-                )
-                .await?;
-                bar.finish_and_clear();
-                s
-            };
-            import::print_summary(
-                &mut std::io::stdout(),
-                &summary,
-                started.elapsed().as_secs_f64(),
-            )?;
-            if summary.rejected > 0 {
-                return Ok(std::process::ExitCode::from(1));
-            }
-            Ok(ok)
+            let (input, bar) = import_input(&file, "importing")?;
+            let summary = import::import(
+                &recorder,
+                input,
+                |r| bar.suspend(|| eprintln!("line {}: {}", r.line, r.reason)),
+                |bytes| show_progress(&bar, bytes),
+            )
+            .await?;
+            bar.finish_and_clear();
+            import_summary(&summary, started)
         }
         Command::Table {
             name,
