@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-/// A lifecycle rule of CONTRACT.md. The names are stable: they appear in error messages,
+/// A lifecycle rule of docs/contract.md. The names are stable: they appear in error messages,
 /// gRPC status details and metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Rule {
