@@ -8,7 +8,8 @@
 #   own changes are judged, however far main has moved since;
 # - on main itself (as CI runs it in a fresh clone of main): the previous commit, HEAD~1 (for
 #   a merge, the main it was merged into);
-# - GRYNING_BUF_AGAINST=<commit> overrides both.
+# - GRYNING_BUF_AGAINST=<commit> overrides both;
+# and then against every earlier commit that changed proto/, since each was published.
 # The protos of that commit are taken with `git archive`, so this works in a plain clone, a
 # worktree and a detached checkout alike. Usage: scripts/buf-breaking.sh BUF_BINARY
 set -euo pipefail
@@ -57,23 +58,32 @@ else
   fi
 fi
 
-if ! git cat-file -e "$against:proto" 2>/dev/null; then
-  echo "buf breaking: $against has no proto/ directory; nothing published to compare with"
-  exit 0
-fi
+# Not only that commit: every earlier state of proto/ is a published state, so the protos are
+# checked against each commit before it that changed proto/. A rename made and merged in a
+# series of commits is caught however many commits came after it.
+states=("$against")
+while read -r commit; do
+  [[ "$commit" != "$against" ]] && states+=("$commit")
+done < <(git rev-list "$against" -- proto)
 
 published="$(mktemp -d)"
 trap 'rm -rf "$published"' EXIT
-git archive "$against" proto | tar -x -C "$published"
-
-echo "buf breaking: against $(git rev-parse --short "$against") ($why)"
-# The published protos are read as a module rooted at proto/, as buf.yaml reads ours.
-if ! "$buf" breaking --against "$published/proto"; then
-  cat >&2 <<EOF
-buf breaking: the change above renames, removes or retypes a published gryning.v1 name.
+for state in "${states[@]}"; do
+  if ! git cat-file -e "$state:proto" 2>/dev/null; then
+    continue
+  fi
+  rm -rf "${published:?}/proto"
+  git archive "$state" proto | tar -x -C "$published"
+  # The published protos are read as a module rooted at proto/, as buf.yaml reads ours.
+  if ! "$buf" breaking --against "$published/proto"; then
+    cat >&2 <<EOF
+buf breaking: against $(git rev-parse --short "$state") (${why}, or a state of proto/ before
+it), the change above renames, removes or retypes a published gryning.v1 name.
 The contract (docs/contract.md) allows only additions within a version: restore the old
 name, number or type and add the new one beside it, or put the change in a new package
 (gryning.v2) while v1 is still served. Check again with: bash scripts/test.sh
 EOF
-  exit 1
-fi
+    exit 1
+  fi
+done
+echo "buf breaking: no published name changed since $(git rev-parse --short "$against") ($why) nor since any of the ${#states[@]} published states of proto/ up to it"
