@@ -130,7 +130,7 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn encode(p: &Projections) -> Vec<u8> {
+pub(crate) fn encode(p: &Projections) -> Vec<u8> {
     let mut w = Writer(Vec::with_capacity(
         64 + p.crimes.len() * 40 + p.cases.len() * 32,
     ));
@@ -209,7 +209,7 @@ fn encode(p: &Projections) -> Vec<u8> {
     w.0
 }
 
-fn decode(bytes: &[u8]) -> Result<Projections, Fail> {
+pub(crate) fn decode(bytes: &[u8]) -> Result<Projections, Fail> {
     let mut r = Reader { bytes };
     let mut p = Projections {
         position: r.u64()?,
@@ -298,7 +298,7 @@ fn decode(bytes: &[u8]) -> Result<Projections, Fail> {
 
 /// Every link points inside its vector, so a damaged file that slipped past the hash still
 /// cannot make a later `apply` index out of bounds.
-fn check_links(p: &Projections) -> Result<(), Fail> {
+pub(crate) fn check_links(p: &Projections) -> Result<(), Fail> {
     let ok = |link: u32, len: usize| link == NIL || (link as usize) < len;
     for (i, c) in p.cases.iter().enumerate() {
         if !ok(c.crimes, p.crimes.len()) || !ok(c.referrals, p.referrals.len()) {

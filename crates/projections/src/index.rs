@@ -7,7 +7,7 @@
 /// Open addressing with linear probing, at most 3/4 full. A slot's tag is `0` when empty, else
 /// `0x80` | seven hash bits, so a probe compares ids only on a (1 in 128 false) tag match.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct IdIndex {
+pub struct IdIndex {
     tags: Vec<u8>,
     slots: Vec<u32>,
     len: usize,
@@ -23,11 +23,13 @@ impl PartialEq for IdIndex {
 
 /// A 64-bit mix (the MurmurHash3 finaliser) of an id and a salt. Not keyed: ids come from the
 /// validated event log, not from anonymous clients, and a fixed hash keeps behaviour reproducible.
-pub(crate) fn hash_id(id: u128, salt: u32) -> u64 {
+#[inline]
+pub fn hash_id(id: u128, salt: u32) -> u64 {
     let (hi, lo) = ((id >> 64) as u64, id as u64);
     mix(hi ^ mix(lo ^ u64::from(salt).wrapping_mul(0x9e37_79b9_7f4a_7c15)))
 }
 
+#[inline]
 fn mix(mut x: u64) -> u64 {
     x ^= x >> 33;
     x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
@@ -36,6 +38,7 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 33)
 }
 
+#[inline]
 fn tag(hash: u64) -> u8 {
     0x80 | (hash >> 57) as u8
 }
@@ -43,7 +46,7 @@ fn tag(hash: u64) -> u8 {
 impl IdIndex {
     /// The entry with this hash for which `is_it` holds.
     #[inline]
-    pub(crate) fn find(&self, hash: u64, mut is_it: impl FnMut(u32) -> bool) -> Option<u32> {
+    pub fn find(&self, hash: u64, mut is_it: impl FnMut(u32) -> bool) -> Option<u32> {
         if self.tags.is_empty() {
             return None;
         }
@@ -61,7 +64,7 @@ impl IdIndex {
 
     /// Adds position `len` (the next one) with its hash; `hash_of` gives the hash of any earlier
     /// position, for when the table grows.
-    pub(crate) fn push(&mut self, hash: u64, hash_of: impl Fn(u32) -> u64) {
+    pub fn push(&mut self, hash: u64, hash_of: impl Fn(u32) -> u64) {
         if (self.len + 1) * 4 > self.tags.len() * 3 {
             let capacity = (self.tags.len() * 2).max(16);
             self.tags = vec![0; capacity];
@@ -83,6 +86,7 @@ impl IdIndex {
         index
     }
 
+    #[inline]
     fn place(&mut self, hash: u64, position: u32) {
         let mask = self.tags.len() - 1;
         let mut i = hash as usize & mask;
@@ -94,7 +98,7 @@ impl IdIndex {
     }
 
     /// Bytes held by the index.
-    pub(crate) fn heap_bytes(&self) -> usize {
+    pub fn heap_bytes(&self) -> usize {
         self.tags.capacity() + self.slots.capacity() * 4
     }
 }

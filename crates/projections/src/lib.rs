@@ -8,6 +8,9 @@
 //! [`catch_up`] feeds it from an [`gryning_store::EventStore`], and [`naive`] recomputes every
 //! table from scratch, straight from the definitions, to check the incremental state against.
 
+#[cfg(feature = "bench")]
+#[doc(hidden)]
+pub mod bench;
 mod checkpoint;
 mod error;
 mod index;
