@@ -13,11 +13,12 @@ pub struct IdIndex {
     len: usize,
 }
 
-// The index is derived data: two states with equal vectors have equivalent indexes, whatever
-// their slot layout (which depends on growth history). State equality compares the vectors.
+// Two indexes are equal when they hold the same entries: the same positions, each with the same
+// tag (seven bits of its id's hash), whatever the slot layout (which depends on growth history).
+// Indexes over different ids then differ but for a 1 in 128 tag collision per entry.
 impl PartialEq for IdIndex {
     fn eq(&self, other: &IdIndex) -> bool {
-        self.len == other.len
+        self.len == other.len && self.tags_by_position() == other.tags_by_position()
     }
 }
 
@@ -97,6 +98,23 @@ impl IdIndex {
         self.slots[i] = position;
     }
 
+    /// The tag of each position `0..len`, read from the slots; `None` if a position is missing,
+    /// out of range or held twice (which `push` never does).
+    fn tags_by_position(&self) -> Option<Vec<u8>> {
+        let mut tags = vec![0u8; self.len];
+        for (&tag, &position) in self.tags.iter().zip(&self.slots) {
+            if tag == 0 {
+                continue;
+            }
+            let held = tags.get_mut(position as usize)?;
+            if *held != 0 {
+                return None;
+            }
+            *held = tag;
+        }
+        tags.iter().all(|&t| t != 0).then_some(tags)
+    }
+
     /// Bytes held by the index.
     pub fn heap_bytes(&self) -> usize {
         self.tags.capacity() + self.slots.capacity() * 4
@@ -123,5 +141,38 @@ mod tests {
         }
         assert_eq!(index.find(hash_id(3, 0), |q| ids[q as usize] == 3), None);
         assert!(index.heap_bytes() <= ids.len() * 5 * 8 / 3 + 80);
+    }
+
+    fn index_of(ids: &[u128]) -> IdIndex {
+        IdIndex::rebuild(ids.len(), |p| hash_id(ids[p as usize], 0))
+    }
+
+    #[test]
+    fn equal_when_the_entries_are_equal_whatever_the_layout() {
+        let ids: Vec<u128> = (0..100u128).map(|i| i * 7919).collect();
+        let built = index_of(&ids);
+        // Pushed one by one into a table that grew differently: a larger capacity, other slots.
+        let hash_of = |p: u32| hash_id(ids[p as usize], 0);
+        let mut grown = IdIndex::rebuild(400, |p| hash_id(u128::from(p) + 1_000_000, 0));
+        grown.tags.iter_mut().for_each(|t| *t = 0);
+        grown.len = 0;
+        for p in 0..ids.len() as u32 {
+            grown.push(hash_of(p), hash_of);
+        }
+        assert_ne!(grown.tags.len(), built.tags.len(), "the layouts differ");
+        assert_eq!(grown, built);
+    }
+
+    #[test]
+    fn unequal_when_the_ids_differ_at_the_same_length() {
+        let ids: Vec<u128> = (0..100u128).map(|i| i * 7919).collect();
+        let mut other = ids.clone();
+        other[37] = 12_345_678_901;
+        assert_ne!(index_of(&ids), index_of(&other));
+        let shorter = index_of(&ids[..99]);
+        assert_ne!(index_of(&ids), shorter);
+        // Salted hashes (crimes are keyed by case) count as different ids too.
+        let salted = IdIndex::rebuild(ids.len(), |p| hash_id(ids[p as usize], 1));
+        assert_ne!(index_of(&ids), salted);
     }
 }

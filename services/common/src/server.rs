@@ -24,6 +24,9 @@ pub struct Application {
     metrics: Option<(TcpListener, u16)>,
     tls: Option<tonic::transport::ServerTlsConfig>,
     routes: RoutesBuilder,
+    /// Listened for from the bind on: a SIGTERM that arrives once `announce` has printed the
+    /// address, but before serving starts, must stop the server gracefully, not kill it.
+    stop: Termination,
 }
 
 /// Reads the PEM files the settings name into a TLS configuration (none without a certificate).
@@ -82,6 +85,7 @@ impl Application {
             metrics,
             tls,
             routes,
+            stop: Termination::listen(),
         })
     }
 
@@ -127,8 +131,9 @@ impl Application {
     }
 
     /// Serves until SIGTERM or ctrl-c.
-    pub async fn run_until_stopped(self) -> Result<(), StartError> {
-        self.run_until(termination()).await
+    pub async fn run_until_stopped(mut self) -> Result<(), StartError> {
+        let stop = std::mem::replace(&mut self.stop, Termination::Unlistened);
+        self.run_until(stop.wait()).await
     }
 
     /// Serves until `signal` completes, then shuts down gracefully.
@@ -140,6 +145,7 @@ impl Application {
             metrics,
             tls,
             routes,
+            stop: _,
         } = self;
         let stopping = Arc::clone(&ctx);
         if let Some((listener, metrics_port)) = metrics {
@@ -185,25 +191,54 @@ async fn bind(addr: std::net::SocketAddr) -> Result<(TcpListener, u16), StartErr
 
 /// Completes on SIGTERM (Unix) or ctrl-c.
 pub async fn termination() {
+    Termination::listen().wait().await
+}
+
+/// SIGTERM and ctrl-c, caught from the moment of `listen` (a signal before `wait` is kept).
+enum Termination {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
+    Signals {
+        term: tokio::signal::unix::Signal,
+        interrupt: tokio::signal::unix::Signal,
+    },
+    /// Ctrl-c only, listened for once `wait` is polled.
+    Unlistened,
+}
+
+impl Termination {
+    fn listen() -> Termination {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) {
+                (Ok(term), Ok(interrupt)) => return Termination::Signals { term, interrupt },
+                (Err(e), _) | (_, Err(e)) => {
                     tracing::warn!(error = %e, "cannot listen for SIGTERM; ctrl-c only");
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
                 }
-            };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
+            }
         }
+        Termination::Unlistened
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn wait(self) {
+        match self {
+            #[cfg(unix)]
+            Termination::Signals {
+                mut term,
+                mut interrupt,
+            } => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = interrupt.recv() => {}
+                }
+            }
+            Termination::Unlistened => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
     }
 }
 
