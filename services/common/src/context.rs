@@ -60,6 +60,8 @@ pub struct Context {
     pub credentials: Arc<Credentials>,
     /// Tokens issued on this start (the credentials file was new): shown once, then gone.
     pub issued: Vec<IssuedToken>,
+    /// The server's gRPC health statuses.
+    pub health: crate::server::Health,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -138,6 +140,7 @@ impl Context {
             catalogue,
             credentials: Arc::new(credentials),
             issued,
+            health: crate::server::Health::default(),
             shutdown: watch::channel(false).0,
             tasks: Mutex::new(Vec::new()),
         }))
