@@ -200,6 +200,7 @@ impl Application {
             routes,
         } = self;
         let stopping = Arc::clone(&ctx);
+        ctx.spawn_background(tokio::spawn(metrics::upkeep(ctx.shutdown_signal())));
         if let Some((listener, metrics_port)) = metrics {
             tracing::info!(port = metrics_port, "serving metrics");
             ctx.spawn_background(tokio::spawn(metrics::serve(listener, Arc::clone(&ctx))));
