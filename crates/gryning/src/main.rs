@@ -16,6 +16,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use gryning_domain::Catalogue;
 use gryning_projections::{By, PeriodKind, Projections, TableName};
 use gryning_recording::Recorder;
+use gryning_service_common::{Options, Settings};
 use gryning_store::EventStore;
 
 /// File under the data directory holding the projections' checkpoint.
@@ -148,12 +149,32 @@ pub(crate) enum Format {
 }
 
 impl Cli {
+    /// The settings (defaults → `GRYNING_CONFIG` file → `GRYNING_…` environment → options),
+    /// with this command line's options on top.
+    fn settings(&self) -> anyhow::Result<Settings> {
+        let mut options = Options {
+            data_dir: self.data_dir.clone(),
+            store: self.store.clone(),
+            catalog: self.catalog.clone(),
+            ..Options::default()
+        };
+        if let Command::Up {
+            listen,
+            metrics_listen,
+        } = &self.command
+        {
+            options.listen = *listen;
+            options.metrics_listen = *metrics_listen;
+        }
+        Ok(Settings::load(&Settings::process_env(), &options)?)
+    }
+
     /// Whether this command touches no network socket. Only then may SIGPIPE keep its default
     /// action: vectored socket writes (`writev`, as HTTP/2 uses) raise SIGPIPE when the peer
     /// has reset the connection, so a server or client with it would be killed by any peer
     /// that hangs up at the wrong moment.
-    fn uses_no_socket(&self) -> bool {
-        let offline = self.store.is_none();
+    fn uses_no_socket(&self, settings: &Settings) -> bool {
+        let offline = settings.store.as_deref().is_none_or(str::is_empty);
         match &self.command {
             Command::Up { .. } => false,
             Command::Import { remote, .. } | Command::Table { remote, .. } => {
@@ -170,7 +191,14 @@ impl Cli {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    if cli.uses_no_socket() {
+    let settings = match cli.settings() {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    if cli.uses_no_socket(&settings) {
         // Output piped into `head` or `less` ends quietly when the reader goes away, as a
         // shell tool should, instead of panicking on a broken pipe.
         // SAFETY: no other thread exists yet (the runtime starts below).
@@ -182,7 +210,7 @@ fn main() -> std::process::ExitCode {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, settings)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -203,30 +231,15 @@ pub(crate) fn load_catalogue(path: Option<&Path>) -> anyhow::Result<Arc<Catalogu
     }))
 }
 
-/// Opens the event store named by `--store` (embedded when unset); `GRYNING_NATS_REPLICAS`
-/// sets the replica count when gryning creates the JetStream stream.
-pub(crate) async fn open_store(
-    url: Option<&str>,
-    data_dir: &Path,
-) -> anyhow::Result<Arc<dyn EventStore>> {
-    let replicas = match std::env::var("GRYNING_NATS_REPLICAS") {
-        Ok(text) => text.parse().with_context(|| {
-            format!("GRYNING_NATS_REPLICAS={text:?}: expected a replica count such as 1 or 3")
-        })?,
-        Err(_) => 1,
-    };
-    gryning_service_common::context::open_store(url, data_dir, replicas)
+/// Opens the event store the settings name (`--store`, embedded in the data directory when
+/// unset; `nats_replicas` when gryning creates the JetStream stream).
+pub(crate) async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn EventStore>> {
+    gryning_service_common::context::open_store(settings)
         .await
-        .with_context(|| match url {
+        .with_context(|| match settings.store.as_deref() {
             Some(url) if !url.is_empty() => format!("--store {url}"),
-            _ => format!("the embedded store in {}", data_dir.display()),
+            _ => format!("the embedded store in {}", settings.data_dir.display()),
         })
-}
-
-fn data_dir(cli_dir: &Option<PathBuf>) -> PathBuf {
-    cli_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("gryning-data"))
 }
 
 /// A progress bar on standard error when it is a terminal, hidden otherwise.
@@ -351,9 +364,9 @@ fn import_summary(
     })
 }
 
-async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+async fn run(cli: Cli, settings: Settings) -> anyhow::Result<std::process::ExitCode> {
     let ok = std::process::ExitCode::SUCCESS;
-    let catalogue = load_catalogue(cli.catalog.as_deref())?;
+    let catalogue = load_catalogue(settings.catalog.as_deref())?;
     match cli.command {
         Command::Import { file, remote } => {
             if let Some(url) = &remote.server {
@@ -365,8 +378,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     .await?;
                 return import_remote(&server, &file).await;
             }
-            let dir = data_dir(&cli.data_dir);
-            let store = open_store(cli.store.as_deref(), &dir).await?;
+            let store = open_store(&settings).await?;
             let recorder = Recorder::new(store, catalogue);
             let started = Instant::now();
             let (input, bar) = import_input(&file, "importing")?;
@@ -399,12 +411,12 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let Some(table_name) = TableName::parse(&name) else {
                 bail!("unknown table {name:?}; the tables are case-flow, clearance, care and progress")
             };
-            let dir = data_dir(&cli.data_dir);
-            if cli.store.is_none() && !dir.join("events.sqlite3").exists() {
+            let dir = &settings.data_dir;
+            if settings.store.is_none() && !dir.join("events.sqlite3").exists() {
                 bail!("no event store in {}: import events first (gryning import FILE) or pass --data-dir", dir.display());
             }
-            let store = open_store(cli.store.as_deref(), &dir).await?;
-            let projections = current_projections(store.as_ref(), &dir, as_of).await?;
+            let store = open_store(&settings).await?;
+            let projections = current_projections(store.as_ref(), dir, as_of).await?;
             let by = match by {
                 ByArg::Code => By::Code,
                 ByArg::Group => By::Group,
@@ -489,15 +501,15 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             Ok(ok)
         }
         Command::Rebuild => {
-            let dir = data_dir(&cli.data_dir);
-            let store = open_store(cli.store.as_deref(), &dir).await?;
+            let dir = &settings.data_dir;
+            let store = open_store(&settings).await?;
             let checkpoint = dir.join(CHECKPOINT_FILE);
             if checkpoint.exists() {
                 std::fs::remove_file(&checkpoint)
                     .with_context(|| format!("cannot remove {}", checkpoint.display()))?;
             }
             let started = Instant::now();
-            let projections = current_projections(store.as_ref(), &dir, None).await?;
+            let projections = current_projections(store.as_ref(), dir, None).await?;
             let secs = started.elapsed().as_secs_f64();
             let n = projections.position();
             println!(
@@ -506,19 +518,9 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             );
             Ok(ok)
         }
-        Command::Up {
-            listen,
-            metrics_listen,
-        } => {
-            let options = up::Options {
-                data_dir: cli.data_dir,
-                store: cli.store,
-                catalog: cli.catalog,
-                listen,
-                metrics_listen,
-            };
-            let settings = up::settings(options)?;
-            let store = open_store(settings.store.as_deref(), &settings.data_dir).await?;
+        Command::Up { .. } => {
+            gryning_service_common::init_telemetry(&settings.log);
+            let store = open_store(&settings).await?;
             up::run(settings, store).await?;
             Ok(ok)
         }

@@ -60,32 +60,42 @@ pub struct Context {
     pub credentials: Arc<Credentials>,
     /// Tokens issued on this start (the credentials file was new): shown once, then gone.
     pub issued: Vec<IssuedToken>,
+    /// The server's gRPC health statuses.
+    pub health: crate::server::Health,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
-/// Opens the event store: the embedded one in `data_dir`, or NATS JetStream for `nats://…`
-/// URLs (several comma-separated server URLs for a cluster), creating the JetStream stream with
-/// `nats_replicas` replicas when it does not exist. The one place a backend is chosen: `gryning`
-/// commands, `gryning up` and every service binary come through here.
-pub async fn open_store(
-    store: Option<&str>,
-    data_dir: &Path,
-    nats_replicas: usize,
-) -> Result<Arc<dyn EventStore>, StartError> {
-    match store {
-        None | Some("") => Ok(Arc::new(gryning_store::sqlite::SqliteStore::open(data_dir)?)),
+/// Opens the event store `settings` name: the embedded one in `data_dir`, or NATS JetStream
+/// for `nats://…` URLs (several comma-separated server URLs for a cluster), creating the
+/// JetStream stream with `nats_replicas` replicas when it does not exist. The one place a
+/// backend is chosen: `gryning` commands, `gryning up` and every service binary come through here.
+pub async fn open_store(settings: &Settings) -> Result<Arc<dyn EventStore>, StartError> {
+    match settings.store.as_deref() {
+        None | Some("") => Ok(Arc::new(gryning_store::sqlite::SqliteStore::open(
+            &settings.data_dir,
+        )?)),
         Some(url) if gryning_store_nats::is_nats_url(url) => {
-            let options = gryning_store_nats::Options { replicas: nats_replicas, ..Default::default() };
-            let store = gryning_store_nats::NatsStore::connect(url, options)
+            let store = gryning_store_nats::NatsStore::connect(url, nats_options(settings))
                 .await
-                .map_err(|source| StartError::Nats { url: url.to_string(), source })?;
+                .map_err(|source| StartError::Nats {
+                    url: url.to_string(),
+                    source,
+                })?;
             Ok(Arc::new(store))
         }
         Some(url) => Err(StartError::Backend {
             url: url.to_string(),
             problem: "unknown backend; use nats://HOST:PORT or leave the store unset for the embedded one",
         }),
+    }
+}
+
+/// The NATS store's options from the settings.
+pub fn nats_options(settings: &Settings) -> gryning_store_nats::Options {
+    gryning_store_nats::Options {
+        replicas: settings.nats_replicas,
+        ..Default::default()
     }
 }
 
@@ -108,12 +118,7 @@ pub fn load_catalogue(path: Option<&Path>) -> Result<Arc<Catalogue>, StartError>
 impl Context {
     /// Opens everything the settings name: store, catalogue, credentials.
     pub async fn open(settings: Settings) -> Result<Arc<Context>, StartError> {
-        let store = open_store(
-            settings.store.as_deref(),
-            &settings.data_dir,
-            settings.nats_replicas,
-        )
-        .await?;
+        let store = open_store(&settings).await?;
         Context::with_store(settings, store)
     }
 
@@ -135,6 +140,7 @@ impl Context {
             catalogue,
             credentials: Arc::new(credentials),
             issued,
+            health: crate::server::Health::default(),
             shutdown: watch::channel(false).0,
             tasks: Mutex::new(Vec::new()),
         }))
@@ -309,4 +315,28 @@ macro_rules! record_command {
         let event = $crate::client_event($r.event_id, $r.occurred_on, $r.client_id, $body);
         $self.ctx.command(principal, event).await
     }};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nats_replicas_from_the_file_reach_the_store_options() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("gryning.toml");
+        std::fs::write(
+            &file,
+            "store = \"nats://127.0.0.1:4222\"\nnats_replicas = 3\n",
+        )
+        .unwrap();
+        let env = [(
+            crate::config::CONFIG_VARIABLE.to_string(),
+            file.to_str().unwrap().to_string(),
+        )]
+        .into();
+        let settings = Settings::load(&env, &crate::Options::default()).unwrap();
+        assert_eq!(nats_options(&settings).replicas, 3);
+        assert_eq!(nats_options(&Settings::default()).replicas, 1);
+    }
 }

@@ -54,10 +54,10 @@ pub fn service(
 /// does not decode is reported rather than skipped.
 fn to_wire(recorded: RecordedEvent) -> Result<pb::RecordedEvent, Status> {
     let event = pb::Event::decode(recorded.payload.as_slice()).map_err(|e| {
-        Status::data_loss(format!(
-            "stored event at position {} cannot be decoded: {e}",
-            recorded.position
-        ))
+        ServiceError::StoredEventUnreadable {
+            position: recorded.position,
+            message: e.to_string(),
+        }
     })?;
     // Metadata is informative; an event recorded without any (e.g. by `gryning import`)
     // still reads back, with empty metadata.
