@@ -986,6 +986,27 @@ impl EventStore for NatsStore {
         }
     }
 
+    /// One sync for the lot (the recorder looks up every id of a batch): the ids not stored
+    /// cost an index lookup each, the stored ones a read.
+    async fn find_events(&self, event_ids: &[Uuid]) -> Result<Vec<Option<RecordedEvent>>, Error> {
+        self.sync().await?;
+        let positions: Vec<Option<Position>> = {
+            let index = self.index();
+            event_ids
+                .iter()
+                .map(|id| index.ids.get(id).copied())
+                .collect()
+        };
+        let mut found = Vec::with_capacity(positions.len());
+        for position in positions {
+            found.push(match position {
+                Some(position) => Some(self.read_one(position).await?),
+                None => None,
+            });
+        }
+        Ok(found)
+    }
+
     async fn read_all(&self, after: Position, limit: usize) -> Result<Vec<RecordedEvent>, Error> {
         if limit == 0 {
             return Ok(Vec::new());
