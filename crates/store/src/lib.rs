@@ -92,6 +92,20 @@ pub enum Error {
     /// The store cannot be used: disk, database or connection trouble.
     #[error("event store unavailable: {0}")]
     Unavailable(String),
+    /// Another process (or another open store in this one) owns the data directory.
+    #[error("data directory {} is in use by {}: one process owns an embedded store (lock file {}); stop that process first, or go through the server it runs with --server URL", dir.display(), holder(*pid), dir.join(sqlite::LOCK_FILE).display())]
+    Locked {
+        dir: std::path::PathBuf,
+        /// The owner's process id as its lock file records it (`None`: not written yet).
+        pid: Option<u32>,
+    },
+}
+
+fn holder(pid: Option<u32>) -> String {
+    match pid {
+        Some(pid) => format!("process {pid}"),
+        None => "another process (its id is not recorded yet)".to_string(),
+    }
 }
 
 /// An append-only, durable event log. "Acknowledged" means durable: when `append` or
