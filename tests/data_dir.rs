@@ -203,3 +203,85 @@ fn a_second_writer_is_refused_while_gryning_up_owns_the_data_directory() {
     ]));
     assert_eq!(ok(offline_table(&data)), ok(offline_table(&fresh)));
 }
+
+/// The events file replaced by an older copy of itself while a newer checkpoint stays: the
+/// checkpoint is ahead of the restored store's head and is discarded, by an offline table and
+/// by a starting server alike, and the tables are a fresh rebuild's.
+#[test]
+fn a_store_restored_to_an_older_copy_does_not_resume_a_newer_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().unwrap();
+    let first = part(dir.path(), 0, 400, "first.ndjson");
+    let second = part(dir.path(), 400, 800, "second.ndjson");
+    let db = data.join("events.sqlite3");
+    let older = dir.path().join("events.sqlite3.after-400");
+
+    ok(gryning(&[
+        "--data-dir",
+        data_arg,
+        "import",
+        first.to_str().unwrap(),
+    ]));
+    std::fs::copy(&db, &older).unwrap();
+    let fresh = dir.path().join("fresh");
+    ok(gryning(&[
+        "--data-dir",
+        fresh.to_str().unwrap(),
+        "import",
+        first.to_str().unwrap(),
+    ]));
+    let rebuilt = ok(offline_table(&fresh));
+
+    let restore = || {
+        ok(gryning(&[
+            "--data-dir",
+            data_arg,
+            "import",
+            second.to_str().unwrap(),
+        ]));
+        let newer = ok(offline_table(&data));
+        assert_ne!(newer, rebuilt, "the checkpoint now holds 800 events");
+        std::fs::copy(&older, &db).unwrap();
+        // No process has the store open; a log left beside the file would belong to the newer one.
+        for stale in ["events.sqlite3-wal", "events.sqlite3-shm"] {
+            let _ = std::fs::remove_file(data.join(stale));
+        }
+    };
+
+    // Offline.
+    restore();
+    let out = offline_table(&data);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(ok(out), rebuilt);
+    assert!(
+        stderr.contains("discarding checkpoint")
+            && stderr.contains("position 800 is ahead of the store's head 400"),
+        "{stderr}"
+    );
+    let again = offline_table(&data);
+    assert!(
+        again.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(ok(again), rebuilt);
+
+    // A starting server.
+    restore();
+    let log = dir.path().join("up.log");
+    let server = harness::Server::start(
+        BIN,
+        &["--data-dir", data_arg, "up", "--listen", "127.0.0.1:0"],
+        &[],
+        &log,
+    );
+    assert_eq!(served_table(&server), rebuilt);
+    server.stop();
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        log.contains("discarding the projections checkpoint")
+            && log.contains("ahead of the store's head 400"),
+        "{log}"
+    );
+}

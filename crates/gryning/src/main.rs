@@ -14,7 +14,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 use gryning_domain::Catalogue;
-use gryning_projections::{By, PeriodKind, Projections, TableName};
+use gryning_projections::{By, PeriodKind, Projections, Resumed, TableName};
 use gryning_recording::Recorder;
 use gryning_service_common::context::Access;
 use gryning_service_common::{Options, Settings};
@@ -282,21 +282,23 @@ pub(crate) async fn current_projections(
     access: Access,
 ) -> anyhow::Result<Projections> {
     let checkpoint = data_dir.join(CHECKPOINT_FILE);
-    let saved = if as_of.is_none() && checkpoint.exists() {
-        match gryning_projections::load_checkpoint(&checkpoint) {
-            Ok(p) => p,
-            Err(e) => {
+    // A discarded checkpoint is replaced even when there is nothing to replay.
+    let mut discarded = false;
+    let mut projections = if as_of.is_none() {
+        match gryning_projections::resume(&checkpoint, store).await? {
+            Resumed::Discarded(why) => {
                 eprintln!(
-                    "warning: ignoring checkpoint {}: {e}; replaying from the first event",
+                    "warning: discarding checkpoint {}: {why}; replaying from the first event",
                     checkpoint.display()
                 );
-                None
+                discarded = true;
+                Projections::default()
             }
+            resumed => resumed.into_projections(),
         }
     } else {
-        None
+        Projections::default()
     };
-    let mut projections = saved.unwrap_or_default();
     let head = store.head().await?;
     let target = as_of.map_or(head, |p| p.min(head));
     if projections.position() > target {
@@ -309,9 +311,11 @@ pub(crate) async fn current_projections(
     })
     .await?;
     bar.finish_and_clear();
-    if as_of.is_none() && applied > 0 && data_dir.exists() && access == Access::Owner {
+    if as_of.is_none() && (applied > 0 || discarded) && data_dir.exists() && access == Access::Owner
+    {
+        let origin = gryning_projections::origin_of(store, projections.position()).await?;
         projections
-            .save_checkpoint(&checkpoint)
+            .save_checkpoint(&checkpoint, &origin)
             .with_context(|| format!("cannot write checkpoint {}", checkpoint.display()))?;
     }
     Ok(projections)

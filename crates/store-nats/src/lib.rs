@@ -68,7 +68,8 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use gryning_store::verdict::Verdict;
 use gryning_store::{
-    AppendRequest, Appended, Error, EventStore, NewEvent, Position, RecordedEvent, Version,
+    AppendRequest, Appended, Error, EventStore, NewEvent, Position, RecordedEvent, StoreIdentity,
+    Version,
 };
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -81,6 +82,9 @@ pub mod testkit;
 pub const VERSION_HEADER: &str = "Gryning-Version";
 /// The header holding an event's metadata, base64 (standard alphabet, padded).
 pub const METADATA_HEADER: &str = "Gryning-Metadata";
+
+/// The [`StoreIdentity::backend`] of this store.
+pub const BACKEND: &str = "nats";
 
 /// Messages asked for per direct-get batch request.
 const READ_CHUNK: usize = 4096;
@@ -167,6 +171,7 @@ struct Inner {
     append_lock: tokio::sync::Mutex<()>,
     head: watch::Sender<Position>,
     tailer: tokio::task::JoinHandle<()>,
+    identity: StoreIdentity,
 }
 
 impl Drop for Inner {
@@ -290,6 +295,16 @@ impl NatsStore {
                 info.config.subjects
             )));
         }
+        // The server stamps a stream with its creation time, once: with the stream's name it
+        // tells this stream from any other, including one deleted and created again.
+        let identity = StoreIdentity {
+            backend: BACKEND.into(),
+            id: format!(
+                "{}@{}",
+                info.config.name,
+                info.created.unix_timestamp_nanos()
+            ),
+        };
         let (head, _) = watch::channel(0);
         let tailer = tokio::spawn(tail(stream.clone(), head.clone()));
         let store = NatsStore {
@@ -301,6 +316,7 @@ impl NatsStore {
                 append_lock: tokio::sync::Mutex::new(()),
                 head,
                 tailer,
+                identity,
             }),
         };
         store.sync().await?;
@@ -1025,5 +1041,9 @@ impl EventStore for NatsStore {
 
     fn watch_head(&self) -> watch::Receiver<Position> {
         self.inner.head.subscribe()
+    }
+
+    fn identity(&self) -> StoreIdentity {
+        self.inner.identity.clone()
     }
 }

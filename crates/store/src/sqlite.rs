@@ -39,7 +39,9 @@ use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
 use crate::verdict::Verdict;
-use crate::{AppendRequest, Appended, Error, EventStore, Position, RecordedEvent, Version};
+use crate::{
+    AppendRequest, Appended, Error, EventStore, Position, RecordedEvent, StoreIdentity, Version,
+};
 
 /// The database file inside the store's directory.
 pub const DB_FILE: &str = "events.sqlite3";
@@ -68,6 +70,16 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS events (
     metadata BLOB    NOT NULL
 )";
 
+/// Facts about the store itself, each written once: `store_id`, the store's identity, is
+/// created with the database (or at the first open by a build that knows the table).
+const META_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID";
+
+/// The [`StoreIdentity::backend`] of this store.
+pub const BACKEND: &str = "sqlite";
+
 const INSERT: &str = "INSERT INTO events (position, stream, version, event_id, payload, metadata)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 const SELECT_ONE: &str =
@@ -88,6 +100,7 @@ pub struct SqliteStore {
 
 struct Inner {
     dir: PathBuf,
+    identity: StoreIdentity,
     /// The locked [`LOCK_FILE`] (`None` for a read-only store); closing it releases the lock,
     /// after the writer has stopped.
     _lock: Option<File>,
@@ -136,6 +149,7 @@ impl SqliteStore {
         let lock = lock_directory(dir)?;
         let path = dir.join(DB_FILE);
         let conn = open_writer(&path)?;
+        let identity = identity(&conn, true)?;
         // The scan runs on a connection of its own, closed after it, so that the pages it reads
         // do not stay in the writer's cache.
         let index = {
@@ -163,6 +177,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
+                identity,
                 _lock: Some(lock),
                 jobs: Some(jobs_tx),
                 writer: Some(handle),
@@ -185,13 +200,14 @@ impl SqliteStore {
                 DB_FILE
             )));
         }
-        let index = {
+        let (index, identity) = {
             let scan = ReaderPool::open(&path)?;
             // One read transaction: the index and its head come from one snapshot.
             scan.execute_batch("BEGIN").map_err(sql("begin a read"))?;
             let index = load_index(&scan, &path)?;
+            let identity = identity(&scan, false)?;
             scan.execute_batch("COMMIT").map_err(sql("end a read"))?;
-            index
+            (index, identity)
         };
         let (_head_tx, head_rx) = watch::channel(index.head);
         let shared = Arc::new(Shared {
@@ -204,6 +220,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
+                identity,
                 _lock: None,
                 jobs: None,
                 writer: None,
@@ -242,6 +259,15 @@ impl SqliteStore {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        // The idle readers close first, so that the writer's connection is the last one: SQLite
+        // then checkpoints the write-ahead log into the database file and removes it, and a
+        // cleanly closed store is the one file `events.sqlite3`.
+        self.shared
+            .readers
+            .idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         // Closing the channel lets the writer finish what is queued and return.
         drop(self.jobs.take());
         if let Some(writer) = self.writer.take() {
@@ -385,6 +411,10 @@ impl EventStore for SqliteStore {
         let mut head = self.inner.head.clone();
         head.mark_unchanged();
         head
+    }
+
+    fn identity(&self) -> StoreIdentity {
+        self.inner.identity.clone()
     }
 }
 
@@ -641,8 +671,46 @@ fn open_writer(path: &Path) -> Result<Connection, Error> {
         .map_err(sql("set busy_timeout"))?;
     conn.execute_batch(SCHEMA)
         .map_err(sql("create the events table"))?;
+    conn.execute_batch(META_SCHEMA)
+        .map_err(sql("create the meta table"))?;
     conn.set_prepared_statement_cache_capacity(16);
     Ok(conn)
+}
+
+/// The store's identity from the `meta` table; the writer (`create`) gives the store one if it
+/// has none yet. A read-only connection on a database without the table gets an empty id.
+fn identity(conn: &Connection, create: bool) -> Result<StoreIdentity, Error> {
+    if create {
+        conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', ?1)",
+            [Uuid::new_v4().to_string()],
+        )
+        .map_err(sql("record the store id"))?;
+    } else {
+        let has_meta: bool = conn
+            .query_row(
+                "SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'meta'",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(sql("look for the meta table"))?;
+        if !has_meta {
+            return Ok(StoreIdentity {
+                backend: BACKEND.into(),
+                id: String::new(),
+            });
+        }
+    }
+    let id: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |row| {
+            row.get(0)
+        })
+        .optional()
+        .map_err(sql("read the store id"))?;
+    Ok(StoreIdentity {
+        backend: BACKEND.into(),
+        id: id.unwrap_or_default(),
+    })
 }
 
 /// Rebuilds the index with one scan of the log, checking positions and versions as it goes.
