@@ -123,7 +123,7 @@ pub async fn run(
     }
 
     let started = Instant::now();
-    let projections = crate::current_projections(store.as_ref(), &dir, None)
+    let projections = crate::current_projections(store.as_ref(), &dir, None, crate::Access::Owner)
         .await
         .context("projecting the events")?;
     println!(

@@ -14,8 +14,9 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 use gryning_domain::Catalogue;
-use gryning_projections::{By, PeriodKind, Projections, TableName};
+use gryning_projections::{By, PeriodKind, Projections, Resumed, TableName};
 use gryning_recording::Recorder;
+use gryning_service_common::context::Access;
 use gryning_service_common::{Options, Settings};
 use gryning_store::EventStore;
 
@@ -236,10 +237,24 @@ pub(crate) fn load_catalogue(path: Option<&Path>) -> anyhow::Result<Arc<Catalogu
 pub(crate) async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn EventStore>> {
     gryning_service_common::context::open_store(settings)
         .await
-        .with_context(|| match settings.store.as_deref() {
-            Some(url) if !url.is_empty() => format!("--store {url}"),
-            _ => format!("the embedded store in {}", settings.data_dir.display()),
-        })
+        .with_context(|| store_name(settings))
+}
+
+/// [`open_store`] for a command that only reads: beside a running owner of the embedded store,
+/// the store is opened read-only (and the checkpoint left to the owner).
+pub(crate) async fn open_store_to_read(
+    settings: &Settings,
+) -> anyhow::Result<(Arc<dyn EventStore>, Access)> {
+    gryning_service_common::context::open_store_to_read(settings)
+        .await
+        .with_context(|| store_name(settings))
+}
+
+fn store_name(settings: &Settings) -> String {
+    match settings.store.as_deref() {
+        Some(url) if !url.is_empty() => format!("--store {url}"),
+        _ => format!("the embedded store in {}", settings.data_dir.display()),
+    }
 }
 
 /// A progress bar on standard error when it is a terminal, hidden otherwise.
@@ -258,28 +273,32 @@ pub(crate) fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
     bar
 }
 
-/// Brings projections up to date from the checkpoint (or `as_of`), saving the new checkpoint.
+/// Brings projections up to date from the checkpoint (or `as_of`), saving the new checkpoint
+/// when this process owns the store (`access`).
 pub(crate) async fn current_projections(
     store: &dyn EventStore,
     data_dir: &Path,
     as_of: Option<u64>,
+    access: Access,
 ) -> anyhow::Result<Projections> {
     let checkpoint = data_dir.join(CHECKPOINT_FILE);
-    let saved = if as_of.is_none() && checkpoint.exists() {
-        match gryning_projections::load_checkpoint(&checkpoint) {
-            Ok(p) => p,
-            Err(e) => {
+    // A discarded checkpoint is replaced even when there is nothing to replay.
+    let mut discarded = false;
+    let mut projections = if as_of.is_none() {
+        match gryning_projections::resume(&checkpoint, store).await? {
+            Resumed::Discarded(why) => {
                 eprintln!(
-                    "warning: ignoring checkpoint {}: {e}; replaying from the first event",
+                    "warning: discarding checkpoint {}: {why}; replaying from the first event",
                     checkpoint.display()
                 );
-                None
+                discarded = true;
+                Projections::default()
             }
+            resumed => resumed.into_projections(),
         }
     } else {
-        None
+        Projections::default()
     };
-    let mut projections = saved.unwrap_or_default();
     let head = store.head().await?;
     let target = as_of.map_or(head, |p| p.min(head));
     if projections.position() > target {
@@ -292,9 +311,11 @@ pub(crate) async fn current_projections(
     })
     .await?;
     bar.finish_and_clear();
-    if as_of.is_none() && applied > 0 && data_dir.exists() {
+    if as_of.is_none() && (applied > 0 || discarded) && data_dir.exists() && access == Access::Owner
+    {
+        let origin = gryning_projections::origin_of(store, projections.position()).await?;
         projections
-            .save_checkpoint(&checkpoint)
+            .save_checkpoint(&checkpoint, &origin)
             .with_context(|| format!("cannot write checkpoint {}", checkpoint.display()))?;
     }
     Ok(projections)
@@ -415,8 +436,18 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<std::process::ExitC
             if settings.store.is_none() && !dir.join("events.sqlite3").exists() {
                 bail!("no event store in {}: import events first (gryning import FILE) or pass --data-dir", dir.display());
             }
-            let store = open_store(&settings).await?;
-            let projections = current_projections(store.as_ref(), dir, as_of).await?;
+            let (store, access) = open_store_to_read(&settings).await?;
+            if let Access::ReadOnly { owner_pid } = access {
+                let owner = owner_pid.map_or_else(
+                    || "another process".to_string(),
+                    |pid| format!("process {pid}"),
+                );
+                eprintln!(
+                    "note: {} is owned by {owner}: reading its events as committed now, read-only (the checkpoint is left to the owner)",
+                    dir.display()
+                );
+            }
+            let projections = current_projections(store.as_ref(), dir, as_of, access).await?;
             let by = match by {
                 ByArg::Code => By::Code,
                 ByArg::Group => By::Group,
@@ -509,7 +540,7 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<std::process::ExitC
                     .with_context(|| format!("cannot remove {}", checkpoint.display()))?;
             }
             let started = Instant::now();
-            let projections = current_projections(store.as_ref(), dir, None).await?;
+            let projections = current_projections(store.as_ref(), dir, None, Access::Owner).await?;
             let secs = started.elapsed().as_secs_f64();
             let n = projections.position();
             println!(

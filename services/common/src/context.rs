@@ -22,7 +22,8 @@ use crate::Settings;
 pub enum StartError {
     #[error(transparent)]
     Config(#[from] crate::config::Error),
-    #[error("cannot open the event store: {0}")]
+    /// The store's error is the source (shown once in an error chain, not twice).
+    #[error("cannot open the event store")]
     Store(#[from] gryning_store::Error),
     #[error("store {url}: {problem}")]
     Backend { url: String, problem: &'static str },
@@ -96,6 +97,32 @@ pub fn nats_options(settings: &Settings) -> gryning_store_nats::Options {
     gryning_store_nats::Options {
         replicas: settings.nats_replicas,
         ..Default::default()
+    }
+}
+
+/// Whether a store opened by [`open_store_to_read`] may be written (and its data directory's
+/// checkpoint with it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// This process owns the store (or it is a shared NATS store).
+    Owner,
+    /// Another process owns the embedded store: it is read as committed at the open, nothing is
+    /// written, the data directory's checkpoint included.
+    ReadOnly { owner_pid: Option<u32> },
+}
+
+/// [`open_store`] for a command that only reads: when another process owns the embedded store
+/// in the data directory, the store is opened read-only beside it instead of being refused.
+pub async fn open_store_to_read(
+    settings: &Settings,
+) -> Result<(Arc<dyn EventStore>, Access), StartError> {
+    match open_store(settings).await {
+        Ok(opened) => Ok((opened, Access::Owner)),
+        Err(StartError::Store(gryning_store::Error::Locked { pid, .. })) => {
+            let opened = gryning_store::sqlite::SqliteStore::open_read_only(&settings.data_dir)?;
+            Ok((Arc::new(opened), Access::ReadOnly { owner_pid: pid }))
+        }
+        Err(e) => Err(e),
     }
 }
 

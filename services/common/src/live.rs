@@ -12,7 +12,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use gryning_projections::Projections;
+use gryning_projections::{Projections, Resumed};
 use gryning_store::EventStore;
 use tokio::sync::watch;
 
@@ -32,28 +32,19 @@ pub struct LiveProjections {
 }
 
 impl LiveProjections {
-    /// Loads the checkpoint (a bad one is logged and ignored: the state is rebuilt), catches up
+    /// Loads the checkpoint (one that is damaged or does not fit the store — another store,
+    /// ahead of its head, or a store restored to an older copy — is logged and ignored: the
+    /// state is rebuilt), catches up
     /// with the store, and starts following it in a background task of `ctx`.
     pub async fn start(ctx: &Context) -> Result<Arc<LiveProjections>, StartError> {
         let path = ctx.settings.data_dir.join(CHECKPOINT_FILE);
-        let mut projections = match gryning_projections::load_checkpoint(&path) {
-            Ok(Some(p)) => p,
-            Ok(None) => Projections::default(),
-            Err(e) => {
-                tracing::warn!(error = %e, "ignoring the projections checkpoint; rebuilding from the first event");
+        let mut projections = match gryning_projections::resume(&path, ctx.store.as_ref()).await? {
+            Resumed::Discarded(why) => {
+                tracing::warn!(path = %path.display(), reason = %why, "discarding the projections checkpoint; rebuilding from the first event");
                 Projections::default()
             }
+            resumed => resumed.into_projections(),
         };
-        let head = ctx.store.head().await?;
-        if projections.position() > head {
-            // The checkpoint belongs to another store (the log was replaced): start over.
-            tracing::warn!(
-                checkpoint = projections.position(),
-                head,
-                "checkpoint is ahead of the store; rebuilding"
-            );
-            projections = Projections::default();
-        }
         let resumed_from = projections.position();
         gryning_projections::catch_up(&mut projections, ctx.store.as_ref(), None, |_| {}).await?;
         tracing::info!(
@@ -188,13 +179,26 @@ impl Follower {
         if !self.data_dir_exists {
             return;
         }
+        // Only this task changes the state, so it stays at this position until the save is done.
+        let at = self
+            .state
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .position();
+        let origin = match gryning_projections::origin_of(self.store.as_ref(), at).await {
+            Ok(origin) => origin,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot write the projections checkpoint");
+                return;
+            }
+        };
         let state = Arc::clone(&self.state);
         let path = self.checkpoint.clone();
         let written = tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
             let state = state.read().unwrap_or_else(|e| e.into_inner());
             state
-                .save_checkpoint(&path)
+                .save_checkpoint(&path, &origin)
                 .map(|()| (state.position(), started.elapsed()))
         })
         .await;
