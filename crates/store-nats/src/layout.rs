@@ -9,7 +9,7 @@ use async_nats::jetstream;
 use async_nats::HeaderMap;
 use base64::Engine as _;
 use bytes::Bytes;
-use gryning_store::verdict::Verdict;
+use gryning_store::verdict::{Chain, Verdict};
 use gryning_store::{AppendRequest, Appended, Error, NewEvent, Position, Version};
 use uuid::Uuid;
 
@@ -61,7 +61,13 @@ impl NatsStore {
         };
         // Streams as this round leaves them, over the index.
         let mut overlay: HashMap<String, StreamPos> = HashMap::new();
-        for (w_index, w) in work.iter_mut().enumerate() {
+        // Streams with a refused request earlier in the call (`verdict::Chain`).
+        let mut chain = Chain::default();
+        for w_index in 0..work.len() {
+            if let Some(State::Done(answer)) = w_index.checked_sub(1).map(|i| &work[i].state) {
+                chain.record(&work[w_index - 1].request, answer);
+            }
+            let w = &mut work[w_index];
             let stream = w.request.stream.clone();
             let current = match overlay.get(&stream) {
                 Some(p) => *p,
@@ -119,6 +125,10 @@ impl NatsStore {
             {
                 // Decided next round, once the earlier copy is stored; it writes nothing
                 // whatever it turns out to be, so later requests are not affected.
+                continue;
+            }
+            if let Some(refused) = chain.refusal(request, current.version) {
+                w.state = State::Done(Err(refused));
                 continue;
             }
             match self.decide(request, current).await? {

@@ -591,7 +591,9 @@ pub async fn idempotency(store: Arc<dyn EventStore>) {
     assert_eq!(s.read_stream("i").await.unwrap().len(), 3);
 }
 
-/// In one batch, refused requests do not stop the others, and later requests see earlier ones.
+/// In one batch, refused requests do not stop the others' streams, later requests see earlier
+/// ones, and once a request of a stream is refused, the batch's later requests of that stream
+/// that expect an exact version are refused too (their caller assumed the refused one stored).
 pub async fn batch_with_failures(store: Arc<dyn EventStore>) {
     let s = &*store;
     append_ok(
@@ -600,17 +602,25 @@ pub async fn batch_with_failures(store: Arc<dyn EventStore>) {
         "setup",
     )
     .await;
-    let (ok1, bad, ok2, ok3) = (event("ok1"), event("bad"), event("ok2"), event("ok3"));
+    let (ok1, bad, ok2, after_bad, ok4) = (
+        event("ok1"),
+        event("bad"),
+        event("ok2"),
+        event("after-bad"),
+        event("ok4"),
+    );
     let results = s
         .append_batch(vec![
             request("x", ExpectedVersion::Exact(1), vec![ok1.clone()]),
             request("x", ExpectedVersion::Exact(1), vec![bad.clone()]), // stale after the first
             request("y", ExpectedVersion::Any, vec![]),
             request("y", ExpectedVersion::Exact(0), vec![ok2.clone()]),
-            request("x", ExpectedVersion::Exact(2), vec![ok3.clone()]), // sees the first
+            // Its version matches, but it follows the refused request of its stream.
+            request("x", ExpectedVersion::Exact(2), vec![after_bad.clone()]),
+            request("y", ExpectedVersion::Exact(1), vec![ok4.clone()]), // sees ok2
         ])
         .await;
-    assert_eq!(results.len(), 5, "one result per request");
+    assert_eq!(results.len(), 6, "one result per request");
     assert_eq!(
         results[0].as_ref().ok(),
         Some(&Appended {
@@ -644,18 +654,25 @@ pub async fn batch_with_failures(store: Arc<dyn EventStore>) {
             duplicate: false
         })
     );
+    assert!(
+        matches!(&results[4], Err(Error::Conflict { expected: 2, .. })),
+        "batch[4] follows a refused request of its stream and must be refused: {:?}",
+        results[4]
+    );
     assert_eq!(
-        results[4].as_ref().ok(),
+        results[5].as_ref().ok(),
         Some(&Appended {
             positions: vec![4],
-            version: 3,
+            version: 2,
             duplicate: false
         })
     );
-    assert!(
-        s.find_event(bad.event_id).await.unwrap().is_none(),
-        "the refused event must not be stored"
-    );
+    for refused in [&bad, &after_bad] {
+        assert!(
+            s.find_event(refused.event_id).await.unwrap().is_none(),
+            "a refused event must not be stored"
+        );
+    }
     let x: Vec<_> = s
         .read_stream("x")
         .await
@@ -663,7 +680,7 @@ pub async fn batch_with_failures(store: Arc<dyn EventStore>) {
         .into_iter()
         .map(|e| e.payload)
         .collect();
-    assert_eq!(x, vec![b"x1".to_vec(), b"ok1".to_vec(), b"ok3".to_vec()]);
+    assert_eq!(x, vec![b"x1".to_vec(), b"ok1".to_vec()]);
     assert_consistent_head(s, 4).await;
     assert!(
         s.append_batch(vec![]).await.is_empty(),

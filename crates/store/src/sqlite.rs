@@ -38,7 +38,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
-use crate::verdict::Verdict;
+use crate::verdict::{Chain, Verdict};
 use crate::{
     AppendRequest, Appended, Error, EventStore, Position, RecordedEvent, StoreIdentity, Version,
 };
@@ -512,9 +512,14 @@ impl Writer {
             let mut insert = tx
                 .prepare_cached(INSERT)
                 .map_err(sql("prepare the insert"))?;
-            for request in jobs.iter().flat_map(|job| &job.requests) {
-                let result = append_one(&tx, &mut insert, &index, &mut tentative, request)?;
-                results.push(result);
+            for job in jobs {
+                let mut chain = Chain::default();
+                for request in &job.requests {
+                    let result =
+                        append_one(&tx, &mut insert, &index, &mut tentative, &chain, request)?;
+                    chain.record(request, &result);
+                    results.push(result);
+                }
             }
         }
         tx.commit().map_err(sql("commit"))?;
@@ -529,6 +534,7 @@ fn append_one(
     insert: &mut rusqlite::CachedStatement<'_>,
     index: &Index,
     tentative: &mut Tentative,
+    chain: &Chain,
     request: &AppendRequest,
 ) -> Result<Result<Appended, Error>, Error> {
     let stream = request.stream.as_str();
@@ -539,6 +545,9 @@ fn append_one(
     let committed = index.streams.get(stream).map_or(&[][..], Vec::as_slice);
     let pending = tentative.streams.get(stream).map_or(&[][..], Vec::as_slice);
     let current = (committed.len() + pending.len()) as Version;
+    if let Some(refused) = chain.refusal(request, current) {
+        return Ok(Err(refused));
+    }
 
     // Idempotency: look every id up before deciding anything.
     for event in &request.events {

@@ -4,6 +4,13 @@
 //! duplicate, answered with the earlier positions; one mixing stored and new events is refused
 //! as a partial duplicate; one new id named twice is reused; finally the expected version must
 //! hold. The backend looks the ids up (each its own way) and feeds the answers in.
+//!
+//! Across the requests of one `append_batch` call, [`Chain`] adds one rule: once a request of a
+//! stream is refused, the call's later requests of that stream that expect an exact version are
+//! refused as conflicts too. A caller that sends several requests of one stream in one call
+//! computed each expected version assuming the earlier ones are stored; if one was not, a later
+//! one whose version matches by coincidence (another writer appended in between) must not slip in
+//! after a state its caller never saw.
 
 use std::collections::HashSet;
 
@@ -86,6 +93,38 @@ impl<'r> Verdict<'r> {
                 actual: current,
             })),
             _ => None,
+        }
+    }
+}
+
+/// The streams refused so far in one `append_batch` call (see the module's documentation).
+#[derive(Default)]
+pub struct Chain {
+    refused: HashSet<String>,
+}
+
+impl Chain {
+    /// The refusal `request` gets because an earlier request of its stream in the same call was
+    /// refused, with the stream at version `current`; `None` when it is to be decided as usual.
+    pub fn refusal(&self, request: &AppendRequest, current: Version) -> Option<Error> {
+        match request.expected_version {
+            ExpectedVersion::Exact(expected) if self.refused.contains(&request.stream) => {
+                Some(Error::Conflict {
+                    stream: request.stream.clone(),
+                    expected,
+                    actual: current,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// Notes the answer a request got.
+    pub fn record(&mut self, request: &AppendRequest, answer: &Result<Appended, Error>) {
+        // An empty request stores nothing whatever its answer: no later request relies on it.
+        let relied_on = !matches!(answer, Ok(_) | Err(Error::EmptyAppend { .. }));
+        if relied_on && !self.refused.contains(&request.stream) {
+            self.refused.insert(request.stream.clone());
         }
     }
 }
