@@ -3,22 +3,11 @@
 //! store then holds, read back through `gryning table`.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn gryning(data_dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gryning"))
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .env_remove("GRYNING_STORE")
-        .env_remove("GRYNING_CATALOG")
-        .output()
-        .expect("gryning runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+#[path = "support/run.rs"]
+mod run;
+use run::{gryning_in as gryning, text};
 
 fn json_table(data_dir: &Path, args: &[&str]) -> Vec<serde_json::Value> {
     let mut all = vec!["table"];

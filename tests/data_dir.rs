@@ -7,29 +7,13 @@
 mod harness;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 const BIN: &str = env!("CARGO_BIN_EXE_gryning");
 
-fn gryning(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env_remove("GRYNING_STORE")
-        .env_remove("GRYNING_CATALOG")
-        .env_remove("GRYNING_TOKEN")
-        .output()
-        .expect("gryning runs")
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+#[path = "support/run.rs"]
+mod run;
+use run::{gryning, ok};
 
 /// Lines `from..to` of the scale-1 dataset, written to `name` in `dir` (a prefix of a valid
 /// history is valid, and so is what follows it once the prefix is stored).

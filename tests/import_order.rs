@@ -5,7 +5,6 @@
 //! lines, which is checked against the deliberately simple recomputation (`naive`).
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use gryning_domain::{Body, Catalogue, Event, Subject, Uuid};
 use gryning_projections::{naive, By, PeriodKind, TableName};
@@ -15,20 +14,9 @@ use gryning_store::{sqlite::SqliteStore, EventStore};
 /// Generated events taken as the file's valid lines: about two import batches' worth.
 const VALID: usize = 15_000;
 
-fn gryning(data_dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gryning"))
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .env_remove("GRYNING_STORE")
-        .env_remove("GRYNING_CATALOG")
-        .output()
-        .expect("gryning runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+#[path = "support/run.rs"]
+mod run;
+use run::{gryning_in as gryning, text};
 
 fn line(event: &Event) -> String {
     ndjson::to_line(&to_pb(event))

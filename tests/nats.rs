@@ -7,29 +7,13 @@
 mod harness;
 
 use std::path::Path;
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use gryning_store_nats::testkit;
 
-fn gryning(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gryning"))
-        .args(args)
-        .env_remove("GRYNING_STORE")
-        .env_remove("GRYNING_CATALOG")
-        .output()
-        .expect("gryning runs")
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+#[path = "support/run.rs"]
+mod run;
+use run::{gryning, ok};
 
 const TABLES: [&[&str]; 5] = [
     &["case-flow", "--by", "group", "--period", "quarter"],
