@@ -8,7 +8,7 @@
 //!
 //! `parse` reads the fixed `YYYY-MM-DD` form itself and hands the three numbers to jiff, which
 //! decides whether the date exists: it runs for every event on import and on every replay, and
-//! jiff's general ISO 8601 parser took 2.4× as long (BENCHMARKS.md, "Dates"). For the same
+//! jiff's general ISO 8601 parser took 2.0–2.4× as long (BENCHMARKS.md, "Dates"). For the same
 //! reason the projections bucket day numbers by quarter with their own civil-from-days
 //! (`gryning-projections`, `period::quarter_of_days`).
 

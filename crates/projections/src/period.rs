@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 ///
 /// This runs several times per event on every replay, so it keeps a hand-written
 /// civil-from-days (Howard Hinnant's public-domain algorithm) instead of `Date::ymd`: jiff's
-/// day number → date took 2.9× as long in the same run (BENCHMARKS.md, "Dates"). A test checks
+/// day number → date took 2.9–3.1× as long in the same run (BENCHMARKS.md, "Dates"). A test checks
 /// it against jiff for every day of four centuries.
 pub(crate) fn quarter_of_days(days: i32) -> i32 {
     let z = days + 719_468;
