@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scale=${1:-10}
 
-cargo build --release --locked -p gryning -p gryning-store -p gryning-projections -p gryning-recording -p gryning-store-nats -p gryning-domain --bins --examples
+cargo build --release --locked -p gryning -p gryning-proto -p gryning-store -p gryning-projections -p gryning-recording -p gryning-store-nats -p gryning-domain --bins --examples
 GRYNING_NATS_SERVER="$(bash scripts/install-nats-server.sh)"
 export GRYNING_NATS_SERVER
 bin=target/release
@@ -60,3 +60,11 @@ echo "== Watch lag under a steady 5,000 referrals/s (baseline: the referrals' ow
 
 echo "== NATS JetStream backend vs raw JetStream publishes, sync_interval always and default"
 "$bin/examples/nats_bench"
+
+echo "== hand-written parts against the libraries they are kept instead of"
+echo "-- wire reader vs prost decode (+ from_pb), the generated dataset at scale 8"
+"$bin/examples/wire_bench"
+echo "-- checkpoint format vs postcard, the state after the same dataset"
+"$bin/examples/checkpoint_bench"
+echo "-- id index vs std and hashbrown hash maps, 1M and 10M ids"
+"$bin/examples/index_bench"

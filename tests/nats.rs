@@ -179,3 +179,90 @@ fn insight_replicas_following_one_stream_serve_the_same_tables() {
         replica.stop();
     }
 }
+
+/// `--store` switched back and forth on one data directory: each backend's checkpoint is
+/// discarded by the other (saying which store it came from), and every table is what a fresh
+/// rebuild from the store in use gives.
+#[test]
+fn switching_the_store_on_one_data_directory_rebuilds_the_projections() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = testkit::Server::standalone(&dir.path().join("nats"), true);
+    let url = format!("nats://127.0.0.1:{}", server.port);
+    let longer = dir.path().join("600.ndjson");
+    std::fs::rename(sample(dir.path(), 600), &longer).unwrap();
+    let shorter = sample(dir.path(), 300);
+    let data = dir.path().join("data");
+    let embedded = ["--data-dir", data.to_str().unwrap()];
+    let nats = [
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--store",
+        url.as_str(),
+    ];
+    let table_with_warnings = |store: &[&str]| {
+        let mut args = store.to_vec();
+        args.push("table");
+        args.extend_from_slice(TABLES[0]);
+        args.extend_from_slice(&["--format", "json"]);
+        let out = gryning(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (ok(out), stderr)
+    };
+
+    ok(gryning(
+        &[&embedded[..], &["import", longer.to_str().unwrap()]].concat(),
+    ));
+    let (on_embedded, warnings) = table_with_warnings(&embedded);
+    assert_eq!(
+        warnings, "",
+        "the first table leaves a checkpoint of the embedded store"
+    );
+    ok(gryning(
+        &[&nats[..], &["import", shorter.to_str().unwrap()]].concat(),
+    ));
+
+    // Fresh rebuilds to compare with: a data directory of its own per backend.
+    let fresh_nats_dir = dir.path().join("fresh-nats");
+    let fresh_nats = [
+        "--data-dir",
+        fresh_nats_dir.to_str().unwrap(),
+        "--store",
+        url.as_str(),
+    ];
+    let fresh_embedded_dir = dir.path().join("fresh-embedded");
+    let fresh_embedded = ["--data-dir", fresh_embedded_dir.to_str().unwrap()];
+    ok(gryning(
+        &[&fresh_embedded[..], &["import", longer.to_str().unwrap()]].concat(),
+    ));
+    let (rebuilt_nats, _) = table_with_warnings(&fresh_nats);
+    let (rebuilt_embedded, _) = table_with_warnings(&fresh_embedded);
+    assert_ne!(
+        rebuilt_nats, rebuilt_embedded,
+        "the two stores hold different histories"
+    );
+    assert_eq!(on_embedded, rebuilt_embedded);
+
+    for (store, rebuilt, from, now) in [
+        (&nats[..], &rebuilt_nats, "sqlite store", "nats store"),
+        (
+            &embedded[..],
+            &rebuilt_embedded,
+            "nats store",
+            "sqlite store",
+        ),
+        (&nats[..], &rebuilt_nats, "sqlite store", "nats store"),
+    ] {
+        let (served, warnings) = table_with_warnings(store);
+        assert_eq!(&served, rebuilt, "{store:?}");
+        assert!(
+            warnings.contains("discarding checkpoint")
+                && warnings.contains(&format!("taken from {from}"))
+                && warnings.contains(&format!("not from this {now}")),
+            "{store:?}: {warnings}"
+        );
+        // The replacement checkpoint is the store's own: the next table resumes from it quietly.
+        let (again, warnings) = table_with_warnings(store);
+        assert_eq!(&again, rebuilt);
+        assert_eq!(warnings, "", "{store:?}");
+    }
+}

@@ -221,3 +221,19 @@ pub async fn next_matching<T>(
         .await
         .unwrap_or_else(|_| panic!("{what}: not seen within {DEADLINE:?}"))
 }
+
+/// Polls `probe` until it gives a value, failing after the deadline (for state a server
+/// reaches in the background, such as live projections catching up).
+pub fn await_value<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "{what}: not seen within {DEADLINE:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -234,7 +234,7 @@ mod tests {
         );
         assert_eq!(stockholm().iana_name(), Some(TIME_ZONE));
 
-        if std::env::var_os("GRYNING_TEST_CHILD").is_some() {
+        if std::env::var_os("NO_TZDATA_CHILD").is_some() {
             return;
         }
         let empty = tempfile::tempdir().unwrap();
@@ -243,7 +243,7 @@ mod tests {
                 "--exact",
                 "date::tests::stockholm_calendar_needs_no_system_tzdata",
             ])
-            .env("GRYNING_TEST_CHILD", "1")
+            .env("NO_TZDATA_CHILD", "1")
             .env("TZDIR", empty.path())
             .env("TZ", "America/New_York")
             .output()

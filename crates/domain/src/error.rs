@@ -1,9 +1,14 @@
-//! Why an event is rejected. Every rejection names the field and the offending value, and a
-//! lifecycle rejection also names the rule, so an integrator can tell what to change.
+//! Why an event is rejected. Every rejection names the field and a short prefix of the offending
+//! value, and a lifecycle rejection also names the rule, so an integrator can tell what to change.
+//!
+//! Messages end up in logs and in gRPC status messages, so the value is never echoed whole: at
+//! most [`ECHO_CHARS`] characters of it, with every digit masked when a personal identity
+//! number is anywhere near (see [`echo`]). A 1 MB value therefore costs a short message, and an
+//! identity number sent by mistake is not written to a log.
 
 use std::fmt;
 
-/// A lifecycle rule of CONTRACT.md. The names are stable: they appear in error messages,
+/// A lifecycle rule of docs/contract.md. The names are stable: they appear in error messages,
 /// gRPC status details and metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Rule {
@@ -77,6 +82,34 @@ pub enum Error {
     },
 }
 
+/// Characters of an offending value that an error message echoes.
+/// Enough for a UUID (36), short enough that no value fills a log line or a status message.
+pub const ECHO_CHARS: usize = 40;
+
+/// What an error message may show of a value from a request: its first [`ECHO_CHARS`]
+/// characters (then `…` when it was longer), with every digit written `#` if a personal
+/// identity or coordination number is found in the first 64 characters (so that one cut by
+/// the prefix is masked too). Control characters are shown escaped by the messages' `{:?}`.
+pub fn echo(value: &str) -> String {
+    let window: String = value.chars().take(64).collect();
+    let mask = crate::personnummer::find(&window).is_some();
+    let mut shown: String = value
+        .chars()
+        .take(ECHO_CHARS)
+        .map(|c| {
+            if mask && (c.is_ascii_digit() || c.is_numeric()) {
+                '#'
+            } else {
+                c
+            }
+        })
+        .collect();
+    if value.chars().nth(ECHO_CHARS).is_some() {
+        shown.push('…');
+    }
+    shown
+}
+
 impl Error {
     pub fn invalid(
         field: impl Into<String>,
@@ -85,7 +118,7 @@ impl Error {
     ) -> Error {
         Error::InvalidField {
             field: field.into(),
-            value: value.into(),
+            value: echo(&value.into()),
             problem: problem.into(),
         }
     }
@@ -99,7 +132,7 @@ impl Error {
         Error::Lifecycle {
             rule,
             field: field.into(),
-            value: value.into(),
+            value: echo(&value.into()),
             problem: problem.into(),
         }
     }
@@ -117,5 +150,44 @@ impl Error {
             Error::InvalidField { .. } => "invalid-field",
             Error::Lifecycle { rule, .. } => rule.name(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{echo, Error, ECHO_CHARS};
+
+    #[test]
+    fn echoes_a_short_prefix_of_a_long_value() {
+        let huge = "x".repeat(1 << 20);
+        let e = Error::invalid("event_id", huge, "must be a UUID");
+        assert_eq!(
+            e.to_string().len(),
+            "field event_id: must be a UUID (value \"\")".len() + ECHO_CHARS + '…'.len_utf8()
+        );
+        assert_eq!(echo("0418"), "0418");
+        assert_eq!(echo(&"ab".repeat(30)), format!("{}…", "ab".repeat(20)));
+        let uuid = "6f1c2a0e-3b7d-4c55-9a8e-1d2f3a4b5c6d";
+        assert_eq!(echo(uuid), uuid, "a UUID is echoed whole");
+    }
+
+    #[test]
+    fn masks_identity_numbers_even_when_cut_by_the_prefix() {
+        // Test numbers with a correct Luhn digit, made up for the tests.
+        assert_eq!(echo("811218-9876"), "######-####");
+        assert_eq!(echo("811218\u{2013}9876"), "######\u{2013}####");
+        let cut = format!("{}811218-9876", "a".repeat(ECHO_CHARS - 4));
+        assert!(!echo(&cut).contains("8112"), "{}", echo(&cut));
+        let e = Error::invalid("case_id", "19811218-9876", "must be a UUID");
+        assert!(!e.to_string().contains("9876"), "{e}");
+        // A value without an identity number keeps its digits.
+        assert_eq!(echo("2020-13-01"), "2020-13-01");
+    }
+
+    #[test]
+    fn control_characters_are_escaped_in_messages() {
+        let e = Error::invalid("case_opened.police_region", "a\u{0}b\u{1b}[31m\r\n", "x");
+        let text = e.to_string();
+        assert!(!text.chars().any(char::is_control), "{text:?}");
     }
 }

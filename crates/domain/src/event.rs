@@ -190,33 +190,94 @@ pub enum Body {
     },
 }
 
+/// Declares [`EventType`] from one list: each type's name (its proto message, as
+/// `stringify!` writes it), its place in [`EventType::ALL`] and whether its subject is a client.
+macro_rules! event_types {
+    (@client case) => { false };
+    (@client client) => { true };
+    ($($variant:ident: $subject:ident),* $(,)?) => {
+        /// The type of an event: which [`Body`] it has, without its fields.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum EventType {
+            $($variant),*
+        }
+
+        impl EventType {
+            /// Every event type, in the order of the proto's `Event.body` oneof.
+            pub const ALL: [EventType; [$(stringify!($variant)),*].len()] =
+                [$(EventType::$variant),*];
+
+            /// The message name in the proto, e.g. `CrimeReported`.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(EventType::$variant => stringify!($variant)),*
+                }
+            }
+
+            /// True for the types whose subject is a client (Kriminalvården and social
+            /// services); the others name a case.
+            pub const fn is_care(self) -> bool {
+                match self {
+                    $(EventType::$variant => event_types!(@client $subject)),*
+                }
+            }
+
+            pub fn parse(name: &str) -> Option<EventType> {
+                EventType::ALL.into_iter().find(|t| t.name() == name)
+            }
+        }
+    };
+}
+
+// The one list of event types. A new type is added here, as a `Body` variant, and in the proto
+// (see ARCHITECTURE.md, "Adding an event type").
+event_types! {
+    CaseOpened: case,
+    CrimeReported: case,
+    CrimeReclassified: case,
+    CaseReclassified: case,
+    CaseReferredToProsecutor: case,
+    InvestigationClosed: case,
+    ProsecutionDecided: case,
+    ContractCareProposed: case,
+    ChildWelfareNotified: case,
+    TreatmentProgrammeStarted: client,
+    TreatmentProgrammeEnded: client,
+    SupportGranted: client,
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl Body {
+    pub fn event_type(&self) -> EventType {
+        match self {
+            Body::CaseOpened { .. } => EventType::CaseOpened,
+            Body::CrimeReported { .. } => EventType::CrimeReported,
+            Body::CrimeReclassified { .. } => EventType::CrimeReclassified,
+            Body::CaseReclassified { .. } => EventType::CaseReclassified,
+            Body::CaseReferredToProsecutor => EventType::CaseReferredToProsecutor,
+            Body::InvestigationClosed { .. } => EventType::InvestigationClosed,
+            Body::ProsecutionDecided { .. } => EventType::ProsecutionDecided,
+            Body::ContractCareProposed => EventType::ContractCareProposed,
+            Body::ChildWelfareNotified => EventType::ChildWelfareNotified,
+            Body::TreatmentProgrammeStarted { .. } => EventType::TreatmentProgrammeStarted,
+            Body::TreatmentProgrammeEnded { .. } => EventType::TreatmentProgrammeEnded,
+            Body::SupportGranted { .. } => EventType::SupportGranted,
+        }
+    }
+
     /// The message name in the proto, e.g. `CrimeReported`; used in errors, logs and metrics.
     pub fn type_name(&self) -> &'static str {
-        match self {
-            Body::CaseOpened { .. } => "CaseOpened",
-            Body::CrimeReported { .. } => "CrimeReported",
-            Body::CrimeReclassified { .. } => "CrimeReclassified",
-            Body::CaseReclassified { .. } => "CaseReclassified",
-            Body::CaseReferredToProsecutor => "CaseReferredToProsecutor",
-            Body::InvestigationClosed { .. } => "InvestigationClosed",
-            Body::ProsecutionDecided { .. } => "ProsecutionDecided",
-            Body::ContractCareProposed => "ContractCareProposed",
-            Body::ChildWelfareNotified => "ChildWelfareNotified",
-            Body::TreatmentProgrammeStarted { .. } => "TreatmentProgrammeStarted",
-            Body::TreatmentProgrammeEnded { .. } => "TreatmentProgrammeEnded",
-            Body::SupportGranted { .. } => "SupportGranted",
-        }
+        self.event_type().name()
     }
 
     /// True for the events whose subject is a client (Kriminalvården and social services).
     pub fn is_care(&self) -> bool {
-        matches!(
-            self,
-            Body::TreatmentProgrammeStarted { .. }
-                | Body::TreatmentProgrammeEnded { .. }
-                | Body::SupportGranted { .. }
-        )
+        self.event_type().is_care()
     }
 }
 
@@ -227,4 +288,34 @@ pub struct Event {
     pub occurred_on: Date,
     pub subject: Subject,
     pub body: Body,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_type_names_are_distinct_and_parse_back() {
+        let mut names: Vec<&str> = EventType::ALL.iter().map(|t| t.name()).collect();
+        for t in EventType::ALL {
+            assert_eq!(EventType::parse(t.name()), Some(t));
+        }
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), EventType::ALL.len());
+        assert_eq!(
+            EventType::parse("CrimeReported"),
+            Some(EventType::CrimeReported)
+        );
+        assert_eq!(EventType::parse("crime_reported"), None);
+        let care: Vec<EventType> = EventType::ALL.into_iter().filter(|t| t.is_care()).collect();
+        assert_eq!(
+            care,
+            [
+                EventType::TreatmentProgrammeStarted,
+                EventType::TreatmentProgrammeEnded,
+                EventType::SupportGranted
+            ]
+        );
+    }
 }

@@ -12,7 +12,7 @@ pub mod validate;
 
 pub use catalogue::Catalogue;
 pub use date::Date;
-pub use error::{Error, Rule};
+pub use error::{echo, Error, Rule, ECHO_CHARS};
 pub use event::*;
 pub use lifecycle::StreamState;
 pub use uuid::Uuid;

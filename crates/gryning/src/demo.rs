@@ -97,7 +97,11 @@ pub async fn run(
         started.elapsed().as_secs_f64()
     );
 
-    let store = crate::open_store(None, &dir).await?;
+    let embedded = gryning_service_common::Settings {
+        data_dir: dir.clone(),
+        ..Default::default()
+    };
+    let store = crate::open_store(&embedded).await?;
     let recorder = Recorder::new(store.clone(), catalogue.clone());
     let started = Instant::now();
     let bar = crate::progress_bar(ndjson.len() as u64, "recording");
@@ -119,7 +123,7 @@ pub async fn run(
     }
 
     let started = Instant::now();
-    let projections = crate::current_projections(store.as_ref(), &dir, None)
+    let projections = crate::current_projections(store.as_ref(), &dir, None, crate::Access::Owner)
         .await
         .context("projecting the events")?;
     println!(

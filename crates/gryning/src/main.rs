@@ -14,8 +14,10 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 use gryning_domain::Catalogue;
-use gryning_projections::{By, PeriodKind, Projections, TableName};
+use gryning_projections::{By, PeriodKind, Projections, Resumed, TableName};
 use gryning_recording::Recorder;
+use gryning_service_common::context::Access;
+use gryning_service_common::{Options, Settings};
 use gryning_store::EventStore;
 
 /// File under the data directory holding the projections' checkpoint.
@@ -148,12 +150,32 @@ pub(crate) enum Format {
 }
 
 impl Cli {
+    /// The settings (defaults → `GRYNING_CONFIG` file → `GRYNING_…` environment → options),
+    /// with this command line's options on top.
+    fn settings(&self) -> anyhow::Result<Settings> {
+        let mut options = Options {
+            data_dir: self.data_dir.clone(),
+            store: self.store.clone(),
+            catalog: self.catalog.clone(),
+            ..Options::default()
+        };
+        if let Command::Up {
+            listen,
+            metrics_listen,
+        } = &self.command
+        {
+            options.listen = *listen;
+            options.metrics_listen = *metrics_listen;
+        }
+        Ok(Settings::load(&Settings::process_env(), &options)?)
+    }
+
     /// Whether this command touches no network socket. Only then may SIGPIPE keep its default
     /// action: vectored socket writes (`writev`, as HTTP/2 uses) raise SIGPIPE when the peer
     /// has reset the connection, so a server or client with it would be killed by any peer
     /// that hangs up at the wrong moment.
-    fn uses_no_socket(&self) -> bool {
-        let offline = self.store.is_none();
+    fn uses_no_socket(&self, settings: &Settings) -> bool {
+        let offline = settings.store.as_deref().is_none_or(str::is_empty);
         match &self.command {
             Command::Up { .. } => false,
             Command::Import { remote, .. } | Command::Table { remote, .. } => {
@@ -170,7 +192,14 @@ impl Cli {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    if cli.uses_no_socket() {
+    let settings = match cli.settings() {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    if cli.uses_no_socket(&settings) {
         // Output piped into `head` or `less` ends quietly when the reader goes away, as a
         // shell tool should, instead of panicking on a broken pipe.
         // SAFETY: no other thread exists yet (the runtime starts below).
@@ -182,7 +211,7 @@ fn main() -> std::process::ExitCode {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, settings)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -203,30 +232,29 @@ pub(crate) fn load_catalogue(path: Option<&Path>) -> anyhow::Result<Arc<Catalogu
     }))
 }
 
-/// Opens the event store named by `--store` (embedded when unset); `GRYNING_NATS_REPLICAS`
-/// sets the replica count when gryning creates the JetStream stream.
-pub(crate) async fn open_store(
-    url: Option<&str>,
-    data_dir: &Path,
-) -> anyhow::Result<Arc<dyn EventStore>> {
-    let replicas = match std::env::var("GRYNING_NATS_REPLICAS") {
-        Ok(text) => text.parse().with_context(|| {
-            format!("GRYNING_NATS_REPLICAS={text:?}: expected a replica count such as 1 or 3")
-        })?,
-        Err(_) => 1,
-    };
-    gryning_service_common::context::open_store(url, data_dir, replicas)
+/// Opens the event store the settings name (`--store`, embedded in the data directory when
+/// unset; `nats_replicas` when gryning creates the JetStream stream).
+pub(crate) async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn EventStore>> {
+    gryning_service_common::context::open_store(settings)
         .await
-        .with_context(|| match url {
-            Some(url) if !url.is_empty() => format!("--store {url}"),
-            _ => format!("the embedded store in {}", data_dir.display()),
-        })
+        .with_context(|| store_name(settings))
 }
 
-fn data_dir(cli_dir: &Option<PathBuf>) -> PathBuf {
-    cli_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("gryning-data"))
+/// [`open_store`] for a command that only reads: beside a running owner of the embedded store,
+/// the store is opened read-only (and the checkpoint left to the owner).
+pub(crate) async fn open_store_to_read(
+    settings: &Settings,
+) -> anyhow::Result<(Arc<dyn EventStore>, Access)> {
+    gryning_service_common::context::open_store_to_read(settings)
+        .await
+        .with_context(|| store_name(settings))
+}
+
+fn store_name(settings: &Settings) -> String {
+    match settings.store.as_deref() {
+        Some(url) if !url.is_empty() => format!("--store {url}"),
+        _ => format!("the embedded store in {}", settings.data_dir.display()),
+    }
 }
 
 /// A progress bar on standard error when it is a terminal, hidden otherwise.
@@ -245,28 +273,32 @@ pub(crate) fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
     bar
 }
 
-/// Brings projections up to date from the checkpoint (or `as_of`), saving the new checkpoint.
+/// Brings projections up to date from the checkpoint (or `as_of`), saving the new checkpoint
+/// when this process owns the store (`access`).
 pub(crate) async fn current_projections(
     store: &dyn EventStore,
     data_dir: &Path,
     as_of: Option<u64>,
+    access: Access,
 ) -> anyhow::Result<Projections> {
     let checkpoint = data_dir.join(CHECKPOINT_FILE);
-    let saved = if as_of.is_none() && checkpoint.exists() {
-        match gryning_projections::load_checkpoint(&checkpoint) {
-            Ok(p) => p,
-            Err(e) => {
+    // A discarded checkpoint is replaced even when there is nothing to replay.
+    let mut discarded = false;
+    let mut projections = if as_of.is_none() {
+        match gryning_projections::resume(&checkpoint, store).await? {
+            Resumed::Discarded(why) => {
                 eprintln!(
-                    "warning: ignoring checkpoint {}: {e}; replaying from the first event",
+                    "warning: discarding checkpoint {}: {why}; replaying from the first event",
                     checkpoint.display()
                 );
-                None
+                discarded = true;
+                Projections::default()
             }
+            resumed => resumed.into_projections(),
         }
     } else {
-        None
+        Projections::default()
     };
-    let mut projections = saved.unwrap_or_default();
     let head = store.head().await?;
     let target = as_of.map_or(head, |p| p.min(head));
     if projections.position() > target {
@@ -279,9 +311,11 @@ pub(crate) async fn current_projections(
     })
     .await?;
     bar.finish_and_clear();
-    if as_of.is_none() && applied > 0 && data_dir.exists() {
+    if as_of.is_none() && (applied > 0 || discarded) && data_dir.exists() && access == Access::Owner
+    {
+        let origin = gryning_projections::origin_of(store, projections.position()).await?;
         projections
-            .save_checkpoint(&checkpoint)
+            .save_checkpoint(&checkpoint, &origin)
             .with_context(|| format!("cannot write checkpoint {}", checkpoint.display()))?;
     }
     Ok(projections)
@@ -351,9 +385,9 @@ fn import_summary(
     })
 }
 
-async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+async fn run(cli: Cli, settings: Settings) -> anyhow::Result<std::process::ExitCode> {
     let ok = std::process::ExitCode::SUCCESS;
-    let catalogue = load_catalogue(cli.catalog.as_deref())?;
+    let catalogue = load_catalogue(settings.catalog.as_deref())?;
     match cli.command {
         Command::Import { file, remote } => {
             if let Some(url) = &remote.server {
@@ -365,8 +399,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     .await?;
                 return import_remote(&server, &file).await;
             }
-            let dir = data_dir(&cli.data_dir);
-            let store = open_store(cli.store.as_deref(), &dir).await?;
+            let store = open_store(&settings).await?;
             let recorder = Recorder::new(store, catalogue);
             let started = Instant::now();
             let (input, bar) = import_input(&file, "importing")?;
@@ -399,12 +432,22 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let Some(table_name) = TableName::parse(&name) else {
                 bail!("unknown table {name:?}; the tables are case-flow, clearance, care and progress")
             };
-            let dir = data_dir(&cli.data_dir);
-            if cli.store.is_none() && !dir.join("events.sqlite3").exists() {
+            let dir = &settings.data_dir;
+            if settings.store.is_none() && !dir.join("events.sqlite3").exists() {
                 bail!("no event store in {}: import events first (gryning import FILE) or pass --data-dir", dir.display());
             }
-            let store = open_store(cli.store.as_deref(), &dir).await?;
-            let projections = current_projections(store.as_ref(), &dir, as_of).await?;
+            let (store, access) = open_store_to_read(&settings).await?;
+            if let Access::ReadOnly { owner_pid } = access {
+                let owner = owner_pid.map_or_else(
+                    || "another process".to_string(),
+                    |pid| format!("process {pid}"),
+                );
+                eprintln!(
+                    "note: {} is owned by {owner}: reading its events as committed now, read-only (the checkpoint is left to the owner)",
+                    dir.display()
+                );
+            }
+            let projections = current_projections(store.as_ref(), dir, as_of, access).await?;
             let by = match by {
                 ByArg::Code => By::Code,
                 ByArg::Group => By::Group,
@@ -489,15 +532,15 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             Ok(ok)
         }
         Command::Rebuild => {
-            let dir = data_dir(&cli.data_dir);
-            let store = open_store(cli.store.as_deref(), &dir).await?;
+            let dir = &settings.data_dir;
+            let store = open_store(&settings).await?;
             let checkpoint = dir.join(CHECKPOINT_FILE);
             if checkpoint.exists() {
                 std::fs::remove_file(&checkpoint)
                     .with_context(|| format!("cannot remove {}", checkpoint.display()))?;
             }
             let started = Instant::now();
-            let projections = current_projections(store.as_ref(), &dir, None).await?;
+            let projections = current_projections(store.as_ref(), dir, None, Access::Owner).await?;
             let secs = started.elapsed().as_secs_f64();
             let n = projections.position();
             println!(
@@ -506,19 +549,9 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             );
             Ok(ok)
         }
-        Command::Up {
-            listen,
-            metrics_listen,
-        } => {
-            let options = up::Options {
-                data_dir: cli.data_dir,
-                store: cli.store,
-                catalog: cli.catalog,
-                listen,
-                metrics_listen,
-            };
-            let settings = up::settings(options)?;
-            let store = open_store(settings.store.as_deref(), &settings.data_dir).await?;
+        Command::Up { .. } => {
+            gryning_service_common::init_telemetry(&settings.log);
+            let store = open_store(&settings).await?;
             up::run(settings, store).await?;
             Ok(ok)
         }

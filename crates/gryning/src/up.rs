@@ -6,24 +6,11 @@
 //! [`application`] is the composition alone (no settings, no store choice), so the benchmarks
 //! in `examples/` serve exactly what `gryning up` serves.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use gryning_service_common::{
-    init_telemetry, Application, Context, LiveProjections, Settings, StartError,
-};
+use gryning_service_common::{Application, Context, LiveProjections, Settings, StartError};
 use gryning_store::EventStore;
 use tonic::service::RoutesBuilder;
-
-/// Command-line options of `gryning up`; each, when given, wins over the file and environment.
-#[derive(Default)]
-pub(crate) struct Options {
-    pub data_dir: Option<PathBuf>,
-    pub store: Option<String>,
-    pub catalog: Option<PathBuf>,
-    pub listen: Option<std::net::SocketAddr>,
-    pub metrics_listen: Option<std::net::SocketAddr>,
-}
 
 /// Every service, health and reflection, bound (not yet serving) with `ctx`'s settings.
 pub(crate) async fn application(ctx: Arc<Context>) -> Result<Application, StartError> {
@@ -47,28 +34,6 @@ pub(crate) async fn application(ctx: Arc<Context>) -> Result<Application, StartE
         ],
     )
     .await
-}
-
-/// Layers the settings (defaults → file → environment → `options`) and starts telemetry.
-pub(crate) fn settings(options: Options) -> anyhow::Result<Settings> {
-    let mut settings = Settings::load(None, &Settings::process_env())?;
-    if let Some(dir) = options.data_dir {
-        settings.data_dir = dir;
-    }
-    if options.store.is_some() {
-        settings.store = options.store;
-    }
-    if options.catalog.is_some() {
-        settings.catalog = options.catalog;
-    }
-    if let Some(listen) = options.listen {
-        settings.listen = listen;
-    }
-    if options.metrics_listen.is_some() {
-        settings.metrics_listen = options.metrics_listen;
-    }
-    init_telemetry(&settings.log);
-    Ok(settings)
 }
 
 /// Serves every service over `store` (the CLI's backend choice) until SIGTERM or ctrl-c.

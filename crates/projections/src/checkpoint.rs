@@ -4,7 +4,8 @@
 //!
 //! Format (all integers little-endian): the magic `GRYNPROJ`, a `u32` format version, a `u64`
 //! payload length, the payload, and a `u64` FNV-1a hash of the payload that catches a damaged
-//! file. The payload lists the position, the date span, cases, crimes, referral quarters, the
+//! file. The payload starts with the checkpoint's [`Origin`] — the store's backend and id, and
+//! the id of the event at the checkpoint's position — then lists the position, the date span, cases, crimes, referral quarters, the
 //! per-(quarter, code) tallies in key order, the yearly referral counts and the care counts.
 //! The id indexes are not stored: they are rebuilt from the vectors on load.
 
@@ -14,6 +15,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use gryning_domain::Uuid;
+use gryning_store::StoreIdentity;
 
 use crate::index::IdIndex;
 use crate::state::{CareTally, Case, Crime, Projections, Referral, Tally, NIL, NO_DAY};
@@ -22,7 +24,24 @@ use crate::Error;
 const MAGIC: &[u8; 8] = b"GRYNPROJ";
 /// The checkpoint format this build writes and reads. A checkpoint of another version is
 /// refused with [`Error::FormatVersion`]; the caller rebuilds from the event log.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+
+/// Where a checkpoint's state was taken: the store, and the event at the checkpoint's position,
+/// which tells the same store restored to an older copy (or otherwise rewritten) from the one
+/// the state was folded from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origin {
+    pub store: StoreIdentity,
+    /// The id of the event at the checkpoint's position (`None` at position 0).
+    pub event_id: Option<Uuid>,
+}
+
+/// A checkpoint as read back: the state and where it was taken.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Checkpoint {
+    pub projections: Projections,
+    pub origin: Origin,
+}
 
 fn fnv1a(bytes: &[u8]) -> u64 {
     let mut hash = 0xcbf2_9ce4_8422_2325u64;
@@ -55,6 +74,10 @@ impl Writer {
     }
     fn len(&mut self, n: usize) {
         self.u64(n as u64);
+    }
+    fn text(&mut self, text: &str) {
+        self.len(text.len());
+        self.0.extend_from_slice(text.as_bytes());
     }
     fn hist(&mut self, hist: &BTreeMap<i32, u32>) {
         self.len(hist.len());
@@ -124,16 +147,29 @@ impl<'a> Reader<'a> {
     fn uuid(&mut self) -> Result<Uuid, Fail> {
         self.take().map(Uuid::from_bytes)
     }
+    fn text(&mut self) -> Result<String, Fail> {
+        let bytes = self.items(1, |r| r.u8())?;
+        String::from_utf8(bytes).map_err(|_| "a name is not UTF-8".to_string())
+    }
     fn hist(&mut self) -> Result<BTreeMap<i32, u32>, Fail> {
         let pairs = self.items(8, |r| Ok((r.i32()?, r.u32()?)))?;
         Ok(pairs.into_iter().collect())
     }
 }
 
-fn encode(p: &Projections) -> Vec<u8> {
+pub(crate) fn encode(p: &Projections, origin: &Origin) -> Vec<u8> {
     let mut w = Writer(Vec::with_capacity(
-        64 + p.crimes.len() * 40 + p.cases.len() * 32,
+        128 + p.crimes.len() * 40 + p.cases.len() * 32,
     ));
+    w.text(&origin.store.backend);
+    w.text(&origin.store.id);
+    match origin.event_id {
+        None => w.u8(0),
+        Some(id) => {
+            w.u8(1);
+            w.0.extend_from_slice(id.as_bytes());
+        }
+    }
     w.u64(p.position);
     match p.span {
         None => w.u8(0),
@@ -209,8 +245,18 @@ fn encode(p: &Projections) -> Vec<u8> {
     w.0
 }
 
-fn decode(bytes: &[u8]) -> Result<Projections, Fail> {
+pub(crate) fn decode(bytes: &[u8]) -> Result<Checkpoint, Fail> {
     let mut r = Reader { bytes };
+    let store = StoreIdentity {
+        backend: r.text()?,
+        id: r.text()?,
+    };
+    let event_id = match r.u8()? {
+        0 => None,
+        1 => Some(r.uuid()?),
+        other => return Err(format!("bad event-id marker {other}")),
+    };
+    let origin = Origin { store, event_id };
     let mut p = Projections {
         position: r.u64()?,
         ..Projections::default()
@@ -293,12 +339,21 @@ fn decode(bytes: &[u8]) -> Result<Projections, Fail> {
     check_links(&p)?;
     p.case_index = IdIndex::rebuild(p.cases.len(), |i| p.case_hash(i));
     p.crime_index = IdIndex::rebuild(p.crimes.len(), |i| p.crime_hash(i));
-    Ok(p)
+    if (p.position == 0) != origin.event_id.is_none() {
+        return Err(format!(
+            "position {} does not fit the recorded event id {:?}",
+            p.position, origin.event_id
+        ));
+    }
+    Ok(Checkpoint {
+        projections: p,
+        origin,
+    })
 }
 
 /// Every link points inside its vector, so a damaged file that slipped past the hash still
 /// cannot make a later `apply` index out of bounds.
-fn check_links(p: &Projections) -> Result<(), Fail> {
+pub(crate) fn check_links(p: &Projections) -> Result<(), Fail> {
     let ok = |link: u32, len: usize| link == NIL || (link as usize) < len;
     for (i, c) in p.cases.iter().enumerate() {
         if !ok(c.crimes, p.crimes.len()) || !ok(c.referrals, p.referrals.len()) {
@@ -340,10 +395,11 @@ fn temporary_path(path: &Path) -> PathBuf {
 }
 
 impl Projections {
-    /// Writes the state and its position to `path`, atomically and durably: `path.tmp` is
-    /// written and fsynced, renamed over `path`, and the directory is fsynced.
-    pub fn save_checkpoint(&self, path: &Path) -> Result<(), Error> {
-        let payload = encode(self);
+    /// Writes the state, its position and `origin` (where it was taken, see
+    /// [`crate::origin_of`]) to `path`, atomically and durably: `path.tmp` is written and
+    /// fsynced, renamed over `path`, and the directory is fsynced.
+    pub fn save_checkpoint(&self, path: &Path, origin: &Origin) -> Result<(), Error> {
+        let payload = encode(self, origin);
         let mut bytes = Vec::with_capacity(payload.len() + 28);
         bytes.extend_from_slice(MAGIC);
         bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -369,8 +425,9 @@ impl Projections {
 }
 
 /// Reads a checkpoint written by [`Projections::save_checkpoint`]: `None` if there is none,
-/// an error if the file is damaged or of another format version.
-pub fn load_checkpoint(path: &Path) -> Result<Option<Projections>, Error> {
+/// an error if the file is damaged or of another format version. Whether it fits the store at
+/// hand is [`crate::resume`]'s question.
+pub fn load_checkpoint(path: &Path) -> Result<Option<Checkpoint>, Error> {
     let bytes = match fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -414,13 +471,31 @@ pub fn load_checkpoint(path: &Path) -> Result<Option<Projections>, Error> {
 mod tests {
     use super::*;
 
+    fn origin() -> Origin {
+        Origin {
+            store: StoreIdentity {
+                backend: "sqlite".into(),
+                id: "3f0c5d8e-1111-4222-8333-444455556666".into(),
+            },
+            event_id: None,
+        }
+    }
+
     #[test]
     fn missing_is_none_and_damage_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("projections.ckpt");
         assert!(load_checkpoint(&path).unwrap().is_none());
-        Projections::new().save_checkpoint(&path).unwrap();
-        assert_eq!(load_checkpoint(&path).unwrap(), Some(Projections::new()));
+        Projections::new()
+            .save_checkpoint(&path, &origin())
+            .unwrap();
+        assert_eq!(
+            load_checkpoint(&path).unwrap(),
+            Some(Checkpoint {
+                projections: Projections::new(),
+                origin: origin()
+            })
+        );
         assert!(!temporary_path(&path).exists());
 
         let mut bytes = fs::read(&path).unwrap();
@@ -440,7 +515,7 @@ mod tests {
                 err,
                 Error::FormatVersion {
                     found: 9,
-                    expected: 1,
+                    expected: FORMAT_VERSION,
                     ..
                 }
             ),

@@ -4,22 +4,28 @@
 //! [`Projections`] is pure state folded event by event in store position order; it keeps counts
 //! per (quarter, crime code) and answers any table for years or quarters, by code or by the
 //! groups of whichever catalogue is in force, at query time. [`Projections::save_checkpoint`]
-//! and [`load_checkpoint`] persist it so a restart only reads the events after the checkpoint,
+//! and [`load_checkpoint`] persist it so a restart only reads the events after the checkpoint
+//! ([`resume`] uses a checkpoint only if it was taken from the store at hand),
 //! [`catch_up`] feeds it from an [`gryning_store::EventStore`], and [`naive`] recomputes every
 //! table from scratch, straight from the definitions, to check the incremental state against.
 
+#[cfg(feature = "bench")]
+#[doc(hidden)]
+pub mod bench;
 mod checkpoint;
 mod error;
 mod index;
 pub mod naive;
 mod period;
 mod query;
+mod resume;
 mod runner;
 mod state;
 mod table;
 
-pub use checkpoint::{load_checkpoint, FORMAT_VERSION};
+pub use checkpoint::{load_checkpoint, Checkpoint, Origin, FORMAT_VERSION};
 pub use error::Error;
+pub use resume::{origin_of, resume, Discarded, Resumed};
 pub use runner::{catch_up, BATCH_SIZE};
 pub use state::{MemoryUse, Projections};
 pub use table::{By, Cell, PeriodKind, Table, TableName};

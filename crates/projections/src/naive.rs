@@ -2,6 +2,11 @@
 //! first fold each case, crime and programme to its final form, then count. No incremental
 //! bookkeeping, no quarter-to-year summing, no histograms: it exists to check [`crate::Projections`]
 //! against (tests compare the two on random event sequences), and is too slow for real use.
+//!
+//! It shares nothing with the real path past the domain types: it finds a code's groups by
+//! reading each group's list of codes in the catalogue (not the catalogue's code-to-groups
+//! index), and keeps its own row values, columns, labels, medians, percents and rules for which
+//! rows are shown, so a mistake in either path's grouping or layout makes the two tables differ.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -10,9 +15,7 @@ use gryning_domain::{
     TreatmentOutcome, Uuid,
 };
 
-use crate::period::{label, median_sorted};
-use crate::query::{columns, key_label, keys_of, push_care_row, push_rows, CareCounts, Counts};
-use crate::table::{By, PeriodKind, Table, TableName};
+use crate::table::{By, Cell, PeriodKind, Table, TableName};
 
 struct Case {
     opened: Date,
@@ -162,69 +165,93 @@ pub fn table(
         }
     }
 
+    let is_year = period == PeriodKind::Year;
+    let of = |date: Date| period_of(period, date);
     let mut rows = Vec::new();
-    let dates = events.iter().map(|e| e.occurred_on);
-    let (Some(first), Some(last)) = (dates.clone().min(), dates.max()) else {
+    let (Some(first), Some(last)) = (
+        events.iter().map(|e| e.occurred_on).min(),
+        events.iter().map(|e| e.occurred_on).max(),
+    ) else {
         return Table {
             name: name.name().to_string(),
-            columns: columns(name, by),
+            columns: columns_of(name, by),
             rows,
         };
     };
-    let is_year = period == PeriodKind::Year;
-    let of = |date: Date| period_of(period, date);
 
     if name == TableName::Care {
         for p in of(first)..=of(last) {
             let end = last_day(period, p);
-            let mut c = CareCounts::default();
-            for (date, body) in &care_events {
-                if of(*date) != p {
-                    continue;
-                }
-                match body {
-                    Body::ContractCareProposed => c.proposed += 1,
-                    Body::TreatmentProgrammeStarted { .. } => c.started += 1,
-                    Body::TreatmentProgrammeEnded {
-                        outcome: TreatmentOutcome::Completed,
-                    } => c.completed += 1,
-                    Body::TreatmentProgrammeEnded {
-                        outcome: TreatmentOutcome::Discontinued,
-                    } => c.discontinued += 1,
-                    _ => {}
-                }
+            let in_period = |kind: fn(&Body) -> bool| {
+                care_events
+                    .iter()
+                    .filter(|(date, body)| of(*date) == p && kind(body))
+                    .count() as i64
+            };
+            let row = CareRow {
+                proposed: in_period(|b| matches!(b, Body::ContractCareProposed)),
+                started: in_period(|b| matches!(b, Body::TreatmentProgrammeStarted { .. })),
+                completed: in_period(|b| {
+                    matches!(
+                        b,
+                        Body::TreatmentProgrammeEnded {
+                            outcome: TreatmentOutcome::Completed
+                        }
+                    )
+                }),
+                discontinued: in_period(|b| {
+                    matches!(
+                        b,
+                        Body::TreatmentProgrammeEnded {
+                            outcome: TreatmentOutcome::Discontinued
+                        }
+                    )
+                }),
+                continuing: programmes
+                    .values()
+                    .flatten()
+                    .filter(|(start, stop)| *start <= end && stop.is_none_or(|stop| stop > end))
+                    .count() as i64,
+            };
+            let counts = [
+                row.proposed,
+                row.started,
+                row.completed,
+                row.discontinued,
+                row.continuing,
+            ];
+            if counts.iter().any(|&n| n != 0) {
+                let mut cells = vec![Cell::Text(period_label(is_year, p))];
+                cells.extend(counts.map(Cell::Int));
+                rows.push(cells);
             }
-            c.continuing = programmes
-                .values()
-                .flatten()
-                .filter(|(start, stop)| *start <= end && stop.is_none_or(|stop| stop > end))
-                .count() as i64;
-            push_care_row(&label(is_year, p), &c, &mut rows);
         }
         return Table {
             name: name.name().to_string(),
-            columns: columns(name, by),
+            columns: columns_of(name, by),
             rows,
         };
     }
 
-    #[derive(Default)]
-    struct Acc {
-        counts: Counts,
-        to_referral: Vec<i32>,
-        to_decision: Vec<i32>,
+    // Rows by (period, the key's place in the table's order); each holds its label.
+    let mut acc: BTreeMap<(i32, u32), (String, CodeRow)> = BTreeMap::new();
+    fn row<'a>(
+        acc: &'a mut BTreeMap<(i32, u32), (String, CodeRow)>,
+        p: i32,
+        (rank, label): &(u32, String),
+    ) -> &'a mut CodeRow {
+        &mut acc
+            .entry((p, *rank))
+            .or_insert_with(|| (label.clone(), CodeRow::default()))
+            .1
     }
-    let mut acc: BTreeMap<(i32, u32), Acc> = BTreeMap::new();
-    let keys = |code: CrimeCode| keys_of(by, code.number(), catalogue);
 
     for case in cases.values() {
-        for key in keys(case.lead) {
-            acc.entry((of(case.opened), key)).or_default().counts.cases += 1;
-        }
-        let periods: BTreeSet<i32> = case.referrals.iter().map(|&(_, d)| of(d)).collect();
-        for p in periods {
-            for key in keys(case.lead) {
-                acc.entry((p, key)).or_default().counts.referred_cases += 1;
+        for key in row_keys(by, case.lead, catalogue) {
+            row(&mut acc, of(case.opened), &key).cases += 1;
+            let periods: BTreeSet<i32> = case.referrals.iter().map(|&(_, d)| of(d)).collect();
+            for p in periods {
+                row(&mut acc, p, &key).referred_cases += 1;
             }
         }
     }
@@ -239,44 +266,187 @@ pub fn table(
             .iter()
             .find(|&&(at, _)| at > crime.reported_at)
             .map(|&(_, date)| date);
-        for key in keys(crime.code) {
-            let cohort = acc.entry((of(crime.reported), key)).or_default();
-            cohort.counts.reported += 1;
+        for key in row_keys(by, crime.code, catalogue) {
+            let cohort = row(&mut acc, of(crime.reported), &key);
+            cohort.reported += 1;
             if let Some(referred) = referral {
-                cohort.counts.cohort_referred += 1;
+                cohort.cohort_referred += 1;
                 cohort
                     .to_referral
                     .push(referred.days() - crime.reported.days());
             }
             if let Some((decided, decision)) = crime.decision {
                 let clears = matches!(decision, Decision::Prosecution(d) if d.clears());
-                cohort.counts.cohort_decided += 1;
-                cohort.counts.cohort_cleared += i64::from(clears);
+                cohort.cohort_decided += 1;
+                cohort.cohort_cleared += i64::from(clears);
                 if let (Decision::Prosecution(_), Some(referred)) = (decision, referral) {
                     cohort.to_decision.push(decided.days() - referred.days());
                 }
-                let handled = acc.entry((of(decided), key)).or_default();
-                handled.counts.handled[gender] += 1;
-                handled.counts.cleared[gender] += i64::from(clears);
+                let handled = row(&mut acc, of(decided), &key);
+                handled.handled[gender] += 1;
+                handled.cleared[gender] += i64::from(clears);
             }
         }
     }
-    for ((p, key), mut a) in acc {
-        a.to_referral.sort_unstable();
-        a.to_decision.sort_unstable();
-        a.counts.median_to_referral = median_sorted(&a.to_referral);
-        a.counts.median_to_decision = median_sorted(&a.to_decision);
-        push_rows(
-            name,
-            &label(is_year, p),
-            &key_label(by, key, catalogue),
-            &a.counts,
-            &mut rows,
-        );
+    for ((p, _), (key, r)) in acc {
+        let period = Cell::Text(period_label(is_year, p));
+        let key = Cell::Text(key);
+        match name {
+            TableName::CaseFlow => {
+                if r.reported != 0 || r.cases != 0 || r.referred_cases != 0 {
+                    rows.push(vec![
+                        period,
+                        key,
+                        Cell::Int(r.reported),
+                        Cell::Int(r.cases),
+                        Cell::Int(r.referred_cases),
+                    ]);
+                }
+            }
+            TableName::Clearance => {
+                let mut lines = vec![(
+                    "ALL",
+                    r.handled.iter().sum::<i64>(),
+                    r.cleared.iter().sum::<i64>(),
+                )];
+                for (i, g) in Gender::ALL.iter().enumerate() {
+                    lines.push((g.table_name(), r.handled[i], r.cleared[i]));
+                }
+                for (gender, handled, cleared) in lines {
+                    if handled == 0 {
+                        continue;
+                    }
+                    rows.push(vec![
+                        period.clone(),
+                        key.clone(),
+                        Cell::Text(gender.to_string()),
+                        Cell::Int(handled),
+                        Cell::Int(cleared),
+                        Cell::Float(cleared as f64 * 100.0 / handled as f64),
+                    ]);
+                }
+            }
+            TableName::Progress => {
+                let open = r.reported - r.cohort_decided;
+                if r.reported != 0 || r.cohort_referred != 0 || r.cohort_decided != 0 {
+                    rows.push(vec![
+                        period,
+                        key,
+                        Cell::Int(r.reported),
+                        Cell::Int(r.reported),
+                        Cell::Int(r.cohort_referred),
+                        Cell::Int(r.cohort_decided),
+                        Cell::Int(r.cohort_cleared),
+                        Cell::Int(open),
+                        median(r.to_referral),
+                        median(r.to_decision),
+                    ]);
+                }
+            }
+            TableName::Care => unreachable!("answered above"),
+        }
     }
     Table {
         name: name.name().to_string(),
-        columns: columns(name, by),
+        columns: columns_of(name, by),
         rows,
     }
+}
+
+/// The values of one (period, code or group) row.
+#[derive(Default)]
+struct CodeRow {
+    reported: i64,
+    cases: i64,
+    referred_cases: i64,
+    /// Per gender, in `Gender::ALL` order.
+    handled: [i64; 3],
+    cleared: [i64; 3],
+    cohort_referred: i64,
+    cohort_decided: i64,
+    cohort_cleared: i64,
+    /// Days from report to referral, and from referral to a prosecution decision, one per crime.
+    to_referral: Vec<i32>,
+    to_decision: Vec<i32>,
+}
+
+struct CareRow {
+    proposed: i64,
+    started: i64,
+    completed: i64,
+    discontinued: i64,
+    continuing: i64,
+}
+
+/// The rows a crime code counts under, as (place in the table's order, label): the code itself,
+/// or every group whose list of codes holds it, in catalogue order (groups may overlap).
+fn row_keys(by: By, code: CrimeCode, catalogue: &Catalogue) -> Vec<(u32, String)> {
+    match by {
+        By::Code => vec![(u32::from(code.number()), code.to_string())],
+        By::Group => catalogue
+            .groups()
+            .iter()
+            .enumerate()
+            .filter(|(_, group)| group.codes.contains(&code))
+            .map(|(i, group)| (i as u32, group.name.clone()))
+            .collect(),
+    }
+}
+
+fn columns_of(name: TableName, by: By) -> Vec<&'static str> {
+    let key = match by {
+        By::Code => "code",
+        By::Group => "group",
+    };
+    match name {
+        TableName::CaseFlow => vec!["period", key, "reported", "cases", "referred"],
+        TableName::Clearance => vec![
+            "period",
+            key,
+            "victim_gender",
+            "handled",
+            "cleared",
+            "percent",
+        ],
+        TableName::Care => vec![
+            "period",
+            "contract_care_proposed",
+            "programmes_started",
+            "programmes_completed",
+            "programmes_discontinued",
+            "programmes_continuing",
+        ],
+        TableName::Progress => vec![
+            "period",
+            key,
+            "reported",
+            "in_case",
+            "referred",
+            "decided",
+            "cleared",
+            "open",
+            "median_days_to_referral",
+            "median_days_to_decision",
+        ],
+    }
+}
+
+/// "2020", or "2020-Q1" for the period number `2020 * 4`.
+fn period_label(is_year: bool, p: i32) -> String {
+    if is_year {
+        p.to_string()
+    } else {
+        format!("{}-Q{}", p.div_euclid(4), p.rem_euclid(4) + 1)
+    }
+}
+
+/// The middle value, or the mean of the middle two; null for no values.
+fn median(mut values: Vec<i32>) -> Cell {
+    values.sort_unstable();
+    let n = values.len();
+    if n == 0 {
+        return Cell::Null;
+    }
+    let (a, b) = (values[(n - 1) / 2], values[n / 2]);
+    Cell::Float((f64::from(a) + f64::from(b)) / 2.0)
 }

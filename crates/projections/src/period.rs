@@ -1,5 +1,5 @@
-//! Calendar buckets and the small numeric helpers both the incremental state and the naive
-//! recomputation use, so that both round floats the same way.
+//! Calendar buckets and the small numeric helpers of the incremental state and its queries.
+//! The naive recomputation has its own (it must not share what it checks).
 
 use std::collections::BTreeMap;
 
@@ -38,7 +38,9 @@ pub(crate) fn percent(cleared: i64, handled: i64) -> Option<f64> {
 }
 
 /// The median of values sorted ascending; the mean of the two middle ones for an even count.
-pub(crate) fn median_sorted(values: &[i32]) -> Option<f64> {
+/// What [`median_histogram`] is checked against.
+#[cfg(test)]
+fn median_sorted(values: &[i32]) -> Option<f64> {
     let n = values.len();
     if n == 0 {
         return None;

@@ -1,7 +1,6 @@
 //! Answers a table from the state: sums the per-(quarter, code) counts into the asked periods
-//! and codes or groups, merges lead-time histograms for the medians, and lays out the rows. The
-//! row layout (columns, which rows are printed, their cells) is shared with [`crate::naive`],
-//! which computes the same values another way.
+//! and codes or groups, merges lead-time histograms for the medians, and lays out the rows.
+//! [`crate::naive`] computes the same tables another way, with its own grouping and layout.
 
 use std::collections::BTreeMap;
 

@@ -29,6 +29,7 @@ pub(crate) const CLEARED: u8 = 3;
 
 /// One reported crime. Field order keeps it at 40 bytes with no padding to speak of.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "bench", derive(serde::Serialize, serde::Deserialize))]
 pub(crate) struct Crime {
     pub id: Uuid,
     /// Position of its case in [`Projections::cases`]; crime ids are unique only per case.
@@ -56,6 +57,7 @@ impl Crime {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "bench", derive(serde::Serialize, serde::Deserialize))]
 pub(crate) struct Case {
     pub id: Uuid,
     pub opened_on: i32,
@@ -68,6 +70,7 @@ pub(crate) struct Case {
 
 /// One distinct quarter in which a case was referred: a case counts once per period.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "bench", derive(serde::Serialize, serde::Deserialize))]
 pub(crate) struct Referral {
     pub quarter: i32,
     pub next: u32,
@@ -75,6 +78,7 @@ pub(crate) struct Referral {
 
 /// Counts for one (quarter, crime code).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "bench", derive(serde::Serialize, serde::Deserialize))]
 pub(crate) struct Tally {
     /// Crimes reported in the quarter (case-flow `reported`, progress cohort).
     pub reported: i64,
@@ -97,6 +101,7 @@ pub(crate) struct Tally {
 
 /// Care counts for one quarter, by event date.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "bench", derive(serde::Serialize, serde::Deserialize))]
 pub(crate) struct CareTally {
     pub proposed: i64,
     pub started: i64,
@@ -150,13 +155,16 @@ const DECISION: u8 = 4;
 
 /// The projections' state after the events up to [`Projections::position`].
 #[derive(Clone, Debug, Default, PartialEq)]
+#[cfg_attr(feature = "bench", derive(serde::Serialize, serde::Deserialize))]
 pub struct Projections {
     pub(crate) position: u64,
     /// Earliest and latest `occurred_on` (days) of any applied event.
     pub(crate) span: Option<(i32, i32)>,
     pub(crate) cases: Vec<Case>,
+    #[cfg_attr(feature = "bench", serde(skip))]
     pub(crate) case_index: IdIndex,
     pub(crate) crimes: Vec<Crime>,
+    #[cfg_attr(feature = "bench", serde(skip))]
     pub(crate) crime_index: IdIndex,
     pub(crate) referrals: Vec<Referral>,
     pub(crate) tallies: FxMap<(i32, u16), Tally>,

@@ -41,6 +41,12 @@ impl MemoryStore {
 
 #[async_trait]
 impl EventStore for MemoryStore {
+    fn identity(&self) -> gryning_store::StoreIdentity {
+        gryning_store::StoreIdentity {
+            backend: "memory".into(),
+            id: "test".into(),
+        }
+    }
     async fn append_batch(
         &self,
         requests: Vec<AppendRequest>,

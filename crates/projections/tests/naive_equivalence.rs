@@ -12,7 +12,7 @@ use gryning_domain::{
     AgeGroup, Body, Catalogue, ClosureReason, CrimeCode, Date, Event, Gender, ProsecutionDecision,
     Subject, SupportKind, TreatmentOutcome, Uuid,
 };
-use gryning_projections::{load_checkpoint, naive, By, PeriodKind, Projections, TableName};
+use gryning_projections::{load_checkpoint, naive, By, Origin, PeriodKind, Projections, TableName};
 use proptest::prelude::*;
 
 /// Codes in one group (9365, 4012, 9381), in two overlapping ones (0418), in three (0610), and
@@ -190,8 +190,14 @@ proptest! {
         let first = project(&events[..half], 0, Projections::new());
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("projections.ckpt");
-        first.save_checkpoint(&path).unwrap();
-        let reloaded = load_checkpoint(&path).unwrap().unwrap();
+        let origin = Origin {
+            store: gryning_store::StoreIdentity { backend: "sqlite".into(), id: "a-test-store".into() },
+            event_id: (half > 0).then(|| events[half - 1].event_id),
+        };
+        first.save_checkpoint(&path, &origin).unwrap();
+        let checkpoint = load_checkpoint(&path).unwrap().unwrap();
+        prop_assert_eq!(&checkpoint.origin, &origin);
+        let reloaded = checkpoint.projections;
         prop_assert_eq!(&reloaded, &first);
         prop_assert_eq!(reloaded.position(), half as u64);
         let resumed = project(&events, half, reloaded);

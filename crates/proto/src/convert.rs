@@ -504,4 +504,45 @@ mod tests {
             .to_string()
             .contains("not a value of this enum"));
     }
+
+    #[test]
+    fn errors_about_ids_and_codes_echo_a_short_masked_prefix() {
+        let sample = || {
+            to_pb(&Event {
+                event_id: Uuid::from_u128(1),
+                occurred_on: Date::parse("2020-03-02").unwrap(),
+                subject: Subject::Case(Uuid::from_u128(2)),
+                body: Body::CrimeReclassified {
+                    crime_id: Uuid::from_u128(3),
+                    crime_code: CrimeCode::parse("4024").unwrap(),
+                },
+            })
+        };
+        // A made-up test number with a correct Luhn digit.
+        let number = "19811218-9876";
+        let mut huge = sample();
+        huge.event_id = "e".repeat(1 << 20);
+        let mut in_case = sample();
+        in_case.subject = Some(pb::event::Subject::CaseId(number.into()));
+        let mut in_crime = sample();
+        let mut in_code = sample();
+        if let Some(pb::event::Body::CrimeReclassified(body)) = in_crime.body.as_mut() {
+            body.crime_id = format!("crime {number}");
+        }
+        if let Some(pb::event::Body::CrimeReclassified(body)) = in_code.body.as_mut() {
+            body.crime_code = number.into();
+        }
+        for (event, field) in [
+            (huge, "event_id"),
+            (in_case, "case_id"),
+            (in_crime, "crime_reclassified.crime_id"),
+            (in_code, "crime_reclassified.crime_code"),
+        ] {
+            let err = from_pb(event).unwrap_err();
+            let text = err.to_string();
+            assert_eq!(err.field(), field, "{text}");
+            assert!(text.len() < 200, "{} bytes: {}", text.len(), &text[..200]);
+            assert!(!text.contains("9876"), "{text}");
+        }
+    }
 }

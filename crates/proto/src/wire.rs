@@ -1,8 +1,13 @@
 //! A direct reader of the protobuf wire format of `gryning.v1.Event`, for stored events. It
 //! borrows strings from the input instead of allocating them, which makes a replay's decoding
 //! several times cheaper than a prost decode into owned messages. It follows protobuf's rules
-//! for well-formed input (unknown fields skipped, last value of a field wins); a test checks
-//! that it agrees with prost on every event the generator produces and never panics on noise.
+//! for well-formed input (last value of a field wins; unknown fields inside a body message are
+//! skipped) with one deliberate exception: a field of `gryning.v1.Event` itself that this
+//! version does not know is an error, not skipped. New event types are added to `Event`'s
+//! `body` oneof, so an unknown field there is most likely an event this version cannot read, and
+//! folding the log without it would falsify every table after it. A known field with the wrong
+//! wire type is an error too. A test checks that the reader agrees with prost on every event the
+//! generator produces and never panics on noise.
 
 use crate::convert::{BodyView, SubjectView, View};
 
@@ -16,7 +21,16 @@ pub enum WireError {
     WireType { wire_type: u64, at: usize },
     #[error("field {field} is not valid UTF-8")]
     Utf8 { field: u64 },
+    #[error("field number {field} of gryning.v1.Event is not known to this version (an event type or field added later); upgrade gryning to read this event")]
+    UnknownField { field: u64 },
+    #[error("field {field} of gryning.v1.Event has wire type {wire_type}, not the length-delimited type its definition says")]
+    FieldType { field: u64, wire_type: u64 },
 }
+
+/// The field numbers of `gryning.v1.Event` this reader knows: event id, date, the subject
+/// oneof and the body oneof (`proto/gryning/v1/events.proto`).
+pub(crate) const EVENT_FIELDS: [u64; 16] =
+    [1, 2, 3, 4, 10, 11, 12, 13, 14, 15, 16, 17, 18, 30, 31, 32];
 
 struct Reader<'a> {
     bytes: &'a [u8],
@@ -27,7 +41,8 @@ struct Reader<'a> {
 enum Value<'a> {
     Varint(u64),
     Bytes(&'a [u8]),
-    Other,
+    /// A fixed-size value, with its wire type (1 or 5).
+    Other(u64),
 }
 
 impl<'a> Reader<'a> {
@@ -74,7 +89,7 @@ impl<'a> Reader<'a> {
             0 => Value::Varint(self.varint()?),
             1 => {
                 self.take(8)?;
-                Value::Other
+                Value::Other(1)
             }
             2 => {
                 let len =
@@ -83,7 +98,7 @@ impl<'a> Reader<'a> {
             }
             5 => {
                 self.take(4)?;
-                Value::Other
+                Value::Other(5)
             }
             wire_type => return Err(WireError::WireType { wire_type, at }),
         };
@@ -126,7 +141,25 @@ pub(crate) fn read_event(bytes: &[u8]) -> Result<View<'_>, WireError> {
     let mut view = View::default();
     let mut reader = Reader::new(bytes);
     while let Some((number, value)) = reader.field()? {
-        let Value::Bytes(b) = value else { continue };
+        // Every field of `Event` is a string or a message: length-delimited.
+        let b = match value {
+            Value::Bytes(b) => b,
+            _ if !EVENT_FIELDS.contains(&number) => {
+                return Err(WireError::UnknownField { field: number })
+            }
+            Value::Varint(_) => {
+                return Err(WireError::FieldType {
+                    field: number,
+                    wire_type: 0,
+                })
+            }
+            Value::Other(wire_type) => {
+                return Err(WireError::FieldType {
+                    field: number,
+                    wire_type,
+                })
+            }
+        };
         let body = |repeated| fields(b, repeated);
         match number {
             1 => view.event_id = text(number, b)?,
@@ -197,7 +230,7 @@ pub(crate) fn read_event(bytes: &[u8]) -> Result<View<'_>, WireError> {
                     age_group: f.numbers[3],
                 })
             }
-            _ => {}
+            _ => return Err(WireError::UnknownField { field: number }),
         }
     }
     Ok(view)
@@ -218,6 +251,10 @@ mod tests {
                 convert::from_view(view).map_err(|e| e.to_string()),
                 "{bytes:?}"
             ),
+            // prost skips every unknown field; the reader refuses one of `Event` itself.
+            (Ok(_), Err(WireError::UnknownField { field })) => {
+                assert!(!EVENT_FIELDS.contains(&field), "{bytes:?}")
+            }
             (Ok(_), Err(e)) => panic!("prost reads {bytes:?} but the direct reader says {e}"),
             // prost refuses some input the reader tolerates (e.g. field number zero); such bytes
             // are never stored, and the field rules still judge the view.
@@ -268,5 +305,106 @@ mod tests {
             }
             agree(&bytes);
         }
+    }
+
+    fn sample() -> pb::Event {
+        pb::Event {
+            event_id: "6f1c2a0e-3b7d-4c55-9a8e-1d2f3a4b5c6d".into(),
+            occurred_on: "2020-03-02".into(),
+            subject: Some(pb::event::Subject::CaseId(
+                "9b2e0c1d-2e3f-4a5b-8c7d-6e5f4a3b2c1d".into(),
+            )),
+            body: Some(pb::event::Body::CaseOpened(pb::CaseOpened {
+                lead_crime_code: "4024".into(),
+                police_region: "Polisregion Stockholm".into(),
+                local_police_area: "Farsta".into(),
+            })),
+        }
+    }
+
+    /// Field 19 of `Event`, length-delimited, an empty message: a body this version lacks.
+    const UNKNOWN_BODY: [u8; 3] = [0x9a, 0x01, 0x00];
+
+    #[test]
+    fn an_unknown_event_body_is_an_error_not_a_skipped_field() {
+        let mut no_body = sample();
+        no_body.body = None;
+        let mut alone = no_body.encode_to_vec();
+        alone.extend_from_slice(&UNKNOWN_BODY);
+        // prost skips it, and would hand on an event without a body.
+        assert_eq!(pb::Event::decode(alone.as_slice()).unwrap().body, None);
+        assert_eq!(
+            read_event(&alone),
+            Err(WireError::UnknownField { field: 19 })
+        );
+        // After a known body, protobuf's "last one wins" would make the unknown body the event;
+        // skipping it would read the known one instead.
+        let mut after_known = sample().encode_to_vec();
+        after_known.extend_from_slice(&UNKNOWN_BODY);
+        assert_eq!(
+            read_event(&after_known),
+            Err(WireError::UnknownField { field: 19 })
+        );
+        let message = crate::decode_event(&after_known).unwrap_err().to_string();
+        assert!(message.contains("field number 19"), "{message}");
+        // A field number outside the body oneof is refused the same way (field 5, a string).
+        let mut plain = sample().encode_to_vec();
+        plain.extend_from_slice(&[0x2a, 0x01, b'x']);
+        assert_eq!(
+            read_event(&plain),
+            Err(WireError::UnknownField { field: 5 })
+        );
+    }
+
+    #[test]
+    fn a_known_event_field_with_another_wire_type_is_an_error() {
+        let mut bytes = sample().encode_to_vec();
+        // Field 10 (`case_opened`) as a varint.
+        bytes.extend_from_slice(&[0x50, 0x01]);
+        assert_eq!(
+            read_event(&bytes),
+            Err(WireError::FieldType {
+                field: 10,
+                wire_type: 0
+            })
+        );
+        assert!(pb::Event::decode(bytes.as_slice()).is_err());
+    }
+
+    #[test]
+    fn an_unknown_field_inside_a_body_is_skipped() {
+        let mut event = sample();
+        let expected = convert::from_pb(event.clone()).unwrap();
+        let pb::event::Body::CaseOpened(body) = event.body.take().unwrap() else {
+            unreachable!()
+        };
+        let mut body = body.encode_to_vec();
+        // Field 9 of `CaseOpened`, a string.
+        body.extend_from_slice(&[0x4a, 0x01, b'x']);
+        let mut bytes = event.encode_to_vec();
+        bytes.push(0x52); // field 10, length-delimited
+        bytes.push(u8::try_from(body.len()).unwrap());
+        bytes.extend_from_slice(&body);
+        assert_eq!(crate::decode_event(&bytes).unwrap(), expected);
+    }
+
+    #[test]
+    fn the_known_event_fields_are_those_of_the_proto() {
+        use prost::Message as _;
+        let set = prost_types::FileDescriptorSet::decode(crate::FILE_DESCRIPTOR_SET).unwrap();
+        let event = set
+            .file
+            .iter()
+            .filter(|f| f.package() == "gryning.v1")
+            .flat_map(|f| &f.message_type)
+            .find(|m| m.name() == "Event")
+            .expect("gryning.v1.Event in the descriptor set");
+        let mut numbers: Vec<u64> = event
+            .field
+            .iter()
+            .map(|f| u64::try_from(f.number()).unwrap())
+            .collect();
+        numbers.sort_unstable();
+        assert_eq!(numbers, EVENT_FIELDS);
     }
 }

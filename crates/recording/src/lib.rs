@@ -9,13 +9,20 @@
 //!    the append fail with a conflict instead of slipping past the rules; the recorder then
 //!    reloads the stream and decides again, a bounded number of times.
 //!
-//! Idempotency: the store accepts an event id stored before with identical content as a
-//! duplicate. An event that breaks a lifecycle rule is first looked up by id, because a resent
-//! event usually breaks one (a second `CaseOpened`), and a resend must read as a duplicate.
+//! Idempotency: every event id of a batch is looked up before anything is decided. An id stored
+//! before with identical content is a duplicate (whatever the stream's state now says: a resent
+//! `CaseOpened` breaks case-opened-once, yet reads as the duplicate it is); with other content
+//! it is a reused id. Only new events are checked and appended.
+//!
+//! Order: the accepted events of a batch are appended in submission order, so their positions
+//! increase in submission order. With a single writer one round decides the whole batch. When
+//! another writer appends to one of the batch's streams between the reading of its state and the
+//! append, the store refuses that stream's events from there on; they are decided again in a
+//! later round and so stored after the rest of the batch.
 
 mod clock;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use gryning_domain::{validate, Catalogue, Date, Event, StreamState, Uuid};
@@ -94,20 +101,18 @@ pub struct Recorder {
     clock: Clock,
 }
 
-/// One event on its way through a batch.
+/// One event of a round to be appended, in submission order.
 struct Pending {
     index: usize,
     stream: String,
 }
 
-/// An event that broke a lifecycle rule, waiting to learn whether it is a resend (see
-/// `Recorder::explain_rejections`).
-struct Unexplained {
-    index: usize,
-    /// The last event of this round in the same stream, if any (its place in `pending`).
-    earlier: Option<usize>,
-    payload: Vec<u8>,
-    rule: gryning_domain::Error,
+/// A stream's working state during a round: as loaded, then advanced by the round's accepted
+/// events, with the place in `pending` of the last of them.
+struct Working {
+    version: Version,
+    state: StreamState,
+    last_pending: Option<usize>,
 }
 
 impl Recorder {
@@ -195,37 +200,85 @@ impl Recorder {
             .collect()
     }
 
-    /// One round: checks each event against its stream's state (as advanced by the events
-    /// before it in this round), appends the valid ones together, fills in `results`, and
-    /// returns the indexes that met a concurrent writer and must be decided again.
+    /// One round: looks up every event id of the round at once, then decides each event in
+    /// submission order (a stored id is a duplicate or a reused id; otherwise the lifecycle
+    /// rule against its stream's state, as advanced by the round's earlier events), appends the
+    /// accepted ones together in submission order, fills in `results`, and returns the indexes
+    /// that met a concurrent writer and must be decided again.
+    ///
+    /// Looking the ids up before deciding is what keeps file order: a resend is known to be one
+    /// before it could reach the store, so with a single writer the store accepts every request
+    /// of the round and no event is left for a later round.
     async fn decide_and_append(
         &self,
         submissions: &[Submission],
         todo: &[usize],
         results: &mut [Option<Result<Outcome, Rejection>>],
     ) -> Vec<usize> {
-        // Working copies of the states this round touches, advanced as events are accepted.
-        let mut states: HashMap<String, (Version, StreamState)> = HashMap::new();
+        let ids: Vec<Uuid> = todo
+            .iter()
+            .map(|&index| submissions[index].event.event_id)
+            .collect();
+        let found = match self.store.find_events(&ids).await {
+            Ok(found) => found,
+            Err(e) => {
+                let message = match e {
+                    gryning_store::Error::Unavailable(message) => message,
+                    other => other.to_string(),
+                };
+                for &index in todo {
+                    results[index] = Some(Err(Rejection::Store(
+                        gryning_store::Error::Unavailable(message.clone()),
+                    )));
+                }
+                return Vec::new();
+            }
+        };
+        let mut states: HashMap<String, Working> = HashMap::new();
         let mut pending: Vec<Pending> = Vec::with_capacity(todo.len());
-        // Event ids of this round's appends, to recognise a resend within the same batch.
+        let mut requests: Vec<AppendRequest> = Vec::with_capacity(todo.len());
+        // Event ids of this round's appends (their place in `pending`, their content), to
+        // recognise a resend within the same batch.
         let mut in_round: HashMap<Uuid, (usize, Vec<u8>)> = HashMap::new();
-        // Events whose id an earlier event of this round carries: (index, that event's place in
-        // `pending`, whether the content is the same). If that event is stored, these are
+        // Events whose id an earlier append of this round carries: (index, that append's place
+        // in `pending`, whether the content is the same). If that append is stored, these are
         // duplicates (same content) or reuse its id (other content); if not, they are decided
         // again.
         let mut resends: Vec<(usize, usize, bool)> = Vec::new();
-        let mut requests: Vec<AppendRequest> = Vec::with_capacity(todo.len());
         // Rule breaks judged against a state that this round's own appends advanced: they stand
         // only if those appends are stored; otherwise the event is decided again.
-        let mut provisional: Vec<(usize, usize, Result<Outcome, Rejection>)> = Vec::new();
-        let mut unexplained: Vec<Unexplained> = Vec::new();
-        for &index in todo {
+        let mut provisional: Vec<(usize, usize, Rejection)> = Vec::new();
+        for (&index, stored) in todo.iter().zip(found) {
             let event = &submissions[index].event;
             let stream = event.subject.stream_name();
+            let payload = gryning_proto::encode_event(event);
+            if let Some(stored) = stored {
+                results[index] = Some(if stored.stream == stream && stored.payload == payload {
+                    Ok(Outcome::Duplicate {
+                        position: stored.position,
+                    })
+                } else {
+                    Err(Rejection::EventIdReused {
+                        event_id: event.event_id,
+                    })
+                });
+                continue;
+            }
+            if let Some((earlier, earlier_payload)) = in_round.get(&event.event_id) {
+                resends.push((index, *earlier, *earlier_payload == payload));
+                continue;
+            }
             if !states.contains_key(&stream) {
                 match self.load_state(&stream).await {
-                    Ok(state) => {
-                        states.insert(stream.clone(), state);
+                    Ok((version, state)) => {
+                        states.insert(
+                            stream.clone(),
+                            Working {
+                                version,
+                                state,
+                                last_pending: None,
+                            },
+                        );
                     }
                     Err(e) => {
                         results[index] = Some(Err(Rejection::Store(e)));
@@ -233,29 +286,23 @@ impl Recorder {
                     }
                 }
             }
-            let (version, state) = states.get_mut(&stream).expect("loaded above");
-            let payload = gryning_proto::encode_event(event);
-            if let Err(rule) = state.check(event) {
-                match in_round.get(&event.event_id) {
-                    // Its verdict follows that of the earlier event with the same id.
-                    Some((earlier, stored)) => resends.push((index, *earlier, *stored == payload)),
-                    None => unexplained.push(Unexplained {
-                        index,
-                        earlier: pending.iter().rposition(|p| p.stream == stream),
-                        payload,
-                        rule,
-                    }),
+            let working = states.get_mut(&stream).expect("loaded above");
+            if let Err(rule) = working.state.check(event) {
+                // The id is not stored (looked up above), so the rule stands, unless it was
+                // judged against this round's own appends.
+                match working.last_pending {
+                    Some(earlier) => provisional.push((index, earlier, rule.into())),
+                    None => results[index] = Some(Err(rule.into())),
                 }
                 continue;
             }
-            state.apply(event);
-            *version += 1;
-            in_round
-                .entry(event.event_id)
-                .or_insert_with(|| (pending.len(), payload.clone()));
+            working.state.apply(event);
+            working.version += 1;
+            working.last_pending = Some(pending.len());
+            in_round.insert(event.event_id, (pending.len(), payload.clone()));
             requests.push(AppendRequest {
                 stream: stream.clone(),
-                expected_version: ExpectedVersion::Exact(*version - 1),
+                expected_version: ExpectedVersion::Exact(working.version - 1),
                 events: vec![NewEvent {
                     event_id: event.event_id,
                     payload,
@@ -264,25 +311,20 @@ impl Recorder {
             });
             pending.push(Pending { index, stream });
         }
-        let verdicts = self.explain_rejections(submissions, &unexplained).await;
-        for (u, verdict) in unexplained.into_iter().zip(verdicts) {
-            match u.earlier {
-                Some(earlier) if verdict.is_err() => provisional.push((u.index, earlier, verdict)),
-                _ => results[u.index] = Some(verdict),
-            }
-        }
-        if requests.is_empty() {
-            return Vec::new();
-        }
-
-        let appended = self.store.append_batch(requests).await;
+        // With a single writer every request below is stored. Only another writer appending to
+        // one of these streams since its state was read (or storing one of these ids since the
+        // lookup) makes the store answer otherwise; such a stream's working state is then void.
+        let appended = if requests.is_empty() {
+            Vec::new()
+        } else {
+            self.store.append_batch(requests).await
+        };
         let mut retry = Vec::new();
-        // Streams whose working state no longer matches the store: drop them from the cache.
-        let mut stale: Vec<&str> = Vec::new();
+        let mut stale: HashSet<&str> = HashSet::new();
         for (item, result) in pending.iter().zip(appended) {
             results[item.index] = match result {
                 Ok(a) if a.duplicate => {
-                    stale.push(&item.stream);
+                    stale.insert(&item.stream);
                     Some(Ok(Outcome::Duplicate {
                         position: a.positions[0],
                     }))
@@ -292,16 +334,16 @@ impl Recorder {
                     version: a.version,
                 })),
                 Err(gryning_store::Error::Conflict { .. }) => {
-                    stale.push(&item.stream);
+                    stale.insert(&item.stream);
                     retry.push(item.index);
                     None
                 }
                 Err(gryning_store::Error::EventIdReused { event_id, .. }) => {
-                    stale.push(&item.stream);
+                    stale.insert(&item.stream);
                     Some(Err(Rejection::EventIdReused { event_id }))
                 }
                 Err(e) => {
-                    stale.push(&item.stream);
+                    stale.insert(&item.stream);
                     Some(Err(Rejection::Store(e)))
                 }
             };
@@ -323,10 +365,10 @@ impl Recorder {
             };
         }
         for (index, earlier, verdict) in provisional {
-            if stale.contains(&pending[earlier].stream.as_str()) {
+            if stale.contains(pending[earlier].stream.as_str()) {
                 retry.push(index);
             } else {
-                results[index] = Some(verdict);
+                results[index] = Some(Err(verdict));
             }
         }
         retry.sort_unstable();
@@ -338,7 +380,7 @@ impl Recorder {
             states.remove(*stream);
             cache.remove(*stream);
         }
-        cache.extend(states);
+        cache.extend(states.into_iter().map(|(s, w)| (s, (w.version, w.state))));
         retry
     }
 
@@ -355,60 +397,13 @@ impl Recorder {
         for r in &recorded {
             let event = gryning_proto::decode_event(&r.payload).map_err(|e| {
                 gryning_store::Error::Unavailable(format!(
-                    "stream {stream} version {}: {e}",
-                    r.version
+                    "stored event at position {} (stream {stream} version {}) cannot be read: {e}",
+                    r.position, r.version
                 ))
             })?;
             state.apply(&event);
         }
         Ok((recorded.len() as Version, state))
-    }
-
-    /// Events broke lifecycle rules. Each that was stored before with the same content is a
-    /// resend and counts as a duplicate; one whose id names another event says so; for the
-    /// others the rule stands. The ids are looked up together: a resent file can hold
-    /// thousands of them in one batch.
-    async fn explain_rejections(
-        &self,
-        submissions: &[Submission],
-        unexplained: &[Unexplained],
-    ) -> Vec<Result<Outcome, Rejection>> {
-        if unexplained.is_empty() {
-            return Vec::new();
-        }
-        let ids: Vec<Uuid> = unexplained
-            .iter()
-            .map(|u| submissions[u.index].event.event_id)
-            .collect();
-        let found = match self.store.find_events(&ids).await {
-            Ok(found) => found,
-            Err(e) => {
-                let message = match e {
-                    gryning_store::Error::Unavailable(message) => message,
-                    other => other.to_string(),
-                };
-                return unexplained
-                    .iter()
-                    .map(|_| {
-                        Err(Rejection::Store(gryning_store::Error::Unavailable(
-                            message.clone(),
-                        )))
-                    })
-                    .collect();
-            }
-        };
-        unexplained
-            .iter()
-            .zip(ids)
-            .zip(found)
-            .map(|((u, event_id), stored)| match stored {
-                Some(stored) if stored.payload == u.payload => Ok(Outcome::Duplicate {
-                    position: stored.position,
-                }),
-                Some(_) => Err(Rejection::EventIdReused { event_id }),
-                None => Err(u.rule.clone().into()),
-            })
-            .collect()
     }
 }
 

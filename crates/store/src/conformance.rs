@@ -44,6 +44,7 @@ pub fn cases() -> Vec<(&'static str, Case)> {
             Box::pin(subscription_hand_over(s))
         }),
         ("large_batch", |s| Box::pin(large_batch(s))),
+        ("identity", |s| Box::pin(identity(s))),
     ]
 }
 
@@ -835,12 +836,39 @@ pub async fn large_batch(store: Arc<dyn EventStore>) {
     assert_eq!(store.read_stream("bulk").await.unwrap().len() as u64, BULK);
 }
 
+/// A store has an identity from the start: a backend name and an id, neither empty, unchanged
+/// by appends. (That it survives a reopen is checked by [`restart`]; that two stores differ, by
+/// [`distinct_identities`].)
+pub async fn identity(store: Arc<dyn EventStore>) {
+    let first = store.identity();
+    assert!(!first.backend.is_empty(), "the identity names the backend");
+    assert!(!first.id.is_empty(), "a new store has an id: {first}");
+    append_ok(
+        &*store,
+        request("a", ExpectedVersion::Exact(0), vec![event("a1")]),
+        "identity",
+    )
+    .await;
+    assert_eq!(
+        store.identity(),
+        first,
+        "appends do not change the identity"
+    );
+}
+
+/// Two stores made fresh, on storage of their own, have different identities.
+pub async fn distinct_identities(a: Arc<dyn EventStore>, b: Arc<dyn EventStore>) {
+    let (a, b) = (a.identity(), b.identity());
+    assert_eq!(a.backend, b.backend);
+    assert_ne!(a, b, "two stores must not share an identity");
+}
+
 /// Events survive reopening the store, once each, and new appends continue where they stopped.
 /// `open` must open the same storage at each call; the case drops every handle it holds on the
 /// first store before opening the second.
 pub async fn restart(open: &Opener) {
     let (a1, a2, b1) = (event("a1"), event("a2"), event("b1"));
-    let before = {
+    let (identity, before) = {
         let store = open().await;
         append_ok(
             &*store,
@@ -854,9 +882,14 @@ pub async fn restart(open: &Opener) {
             "before restart",
         )
         .await;
-        assert_log_consistent(&*store).await
+        (store.identity(), assert_log_consistent(&*store).await)
     };
     let store = open().await;
+    assert_eq!(
+        store.identity(),
+        identity,
+        "the reopened store keeps its identity"
+    );
     let after = assert_log_consistent(&*store).await;
     assert_eq!(
         after, before,
@@ -950,7 +983,7 @@ macro_rules! conformance_tests {
     (fresh: $fresh:expr) => {
         $crate::conformance_tests!(@cases $fresh; append_and_read_back, expected_version_conflict,
             racing_writers, idempotency, batch_with_failures, read_all_paging,
-            subscription_hand_over, large_batch);
+            subscription_hand_over, large_batch, identity);
     };
     (@cases $fresh:expr; $($name:ident),+) => {
         $(
@@ -960,6 +993,13 @@ macro_rules! conformance_tests {
                 $crate::conformance::$name(store).await;
             }
         )+
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn distinct_identities() {
+            let (_guard_a, a) = $fresh.await;
+            let (_guard_b, b) = $fresh.await;
+            $crate::conformance::distinct_identities(a, b).await;
+        }
 
         /// A case added to the suite must be added to the list the macro runs.
         #[test]

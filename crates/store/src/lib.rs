@@ -71,6 +71,24 @@ pub struct RecordedEvent {
     pub metadata: Vec<u8>,
 }
 
+/// Which store positions belong to: the backend and the id the store was given when it was
+/// created. Two stores never share an id and a store keeps its id for life — so does a copy of
+/// its files, which is why a projection checkpoint also records the event at its position.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct StoreIdentity {
+    /// The backend: `sqlite` (embedded) or `nats` (JetStream).
+    pub backend: String,
+    /// Created with the store (empty: a read-only open of a store never given one; such a
+    /// store matches no checkpoint).
+    pub id: String,
+}
+
+impl std::fmt::Display for StoreIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} store {:?}", self.backend, self.id)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Another writer got there first: reload the stream and decide again.
@@ -92,6 +110,20 @@ pub enum Error {
     /// The store cannot be used: disk, database or connection trouble.
     #[error("event store unavailable: {0}")]
     Unavailable(String),
+    /// Another process (or another open store in this one) owns the data directory.
+    #[error("data directory {} is in use by {}: one process owns an embedded store (lock file {}); stop that process first, or go through the server it runs with --server URL", dir.display(), holder(*pid), dir.join(sqlite::LOCK_FILE).display())]
+    Locked {
+        dir: std::path::PathBuf,
+        /// The owner's process id as its lock file records it (`None`: not written yet).
+        pid: Option<u32>,
+    },
+}
+
+fn holder(pid: Option<u32>) -> String {
+    match pid {
+        Some(pid) => format!("process {pid}"),
+        None => "another process (its id is not recorded yet)".to_string(),
+    }
 }
 
 /// An append-only, durable event log. "Acknowledged" means durable: when `append` or
@@ -156,6 +188,10 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// A receiver that sees the head position change as appends are acknowledged.
     fn watch_head(&self) -> tokio::sync::watch::Receiver<Position>;
+
+    /// The store's identity: the same at every open of the same storage, different for any
+    /// other store (of either backend).
+    fn identity(&self) -> StoreIdentity;
 }
 
 /// Every event after `after`: first those already stored, then each new one as it is

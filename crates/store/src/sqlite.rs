@@ -16,10 +16,18 @@
 //! commit has returned, so a reader never finds an index entry whose row is not committed, and
 //! `read_all` never returns an event above the head that the index publishes.
 //!
-//! One directory must be opened by one `SqliteStore` at a time (clones share it): two would
-//! each keep their own index and hand out the same positions.
+//! **One owner.** One directory is written by one `SqliteStore` at a time (clones share it):
+//! two would each keep their own index and hand out the same positions. [`SqliteStore::open`]
+//! therefore takes an exclusive lock on [`LOCK_FILE`] in the directory (an advisory `flock`,
+//! released by the kernel when the process ends, however it ends) and writes the owner's
+//! process id into it; a second open, from another process or from this one, fails with
+//! [`Error::Locked`] before anything is written. [`SqliteStore::open_read_only`] takes no
+//! lock: it reads through read-only connections, which WAL mode lets run beside the owner's
+//! writer, and never writes.
 
 use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
@@ -31,10 +39,16 @@ use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
 use crate::verdict::Verdict;
-use crate::{AppendRequest, Appended, Error, EventStore, Position, RecordedEvent, Version};
+use crate::{
+    AppendRequest, Appended, Error, EventStore, Position, RecordedEvent, StoreIdentity, Version,
+};
 
 /// The database file inside the store's directory.
 pub const DB_FILE: &str = "events.sqlite3";
+
+/// The lock file inside the store's directory: locked by the owning store while it is open,
+/// holding the owner's process id.
+pub const LOCK_FILE: &str = "gryning.lock";
 
 /// The writer stops taking more waiting jobs into a transaction once it holds this many events
 /// (a single larger job still goes whole into one transaction: a request is all or none).
@@ -56,6 +70,16 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS events (
     metadata BLOB    NOT NULL
 )";
 
+/// Facts about the store itself, each written once: `store_id`, the store's identity, is
+/// created with the database (or at the first open by a build that knows the table).
+const META_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID";
+
+/// The [`StoreIdentity::backend`] of this store.
+pub const BACKEND: &str = "sqlite";
+
 const INSERT: &str = "INSERT INTO events (position, stream, version, event_id, payload, metadata)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 const SELECT_ONE: &str =
@@ -76,6 +100,10 @@ pub struct SqliteStore {
 
 struct Inner {
     dir: PathBuf,
+    identity: StoreIdentity,
+    /// The locked [`LOCK_FILE`] (`None` for a read-only store); closing it releases the lock,
+    /// after the writer has stopped.
+    _lock: Option<File>,
     /// `None` only while dropping: closing the channel is what stops the writer.
     jobs: Option<mpsc::Sender<Job>>,
     writer: Option<JoinHandle<()>>,
@@ -109,6 +137,8 @@ impl SqliteStore {
     /// Opens the store in `dir`, creating the directory and the database if needed. Reads the
     /// whole log once to rebuild the in-memory index (about 0.6 s per million events) and
     /// fails if a stream's versions are not contiguous.
+    ///
+    /// Fails with [`Error::Locked`] while another store (in any process) has `dir` open.
     pub fn open(dir: &Path) -> Result<SqliteStore, Error> {
         std::fs::create_dir_all(dir).map_err(|e| {
             Error::Unavailable(format!(
@@ -116,8 +146,10 @@ impl SqliteStore {
                 dir.display()
             ))
         })?;
+        let lock = lock_directory(dir)?;
         let path = dir.join(DB_FILE);
         let conn = open_writer(&path)?;
+        let identity = identity(&conn, true)?;
         // The scan runs on a connection of its own, closed after it, so that the pages it reads
         // do not stay in the writer's cache.
         let index = {
@@ -145,8 +177,53 @@ impl SqliteStore {
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
+                identity,
+                _lock: Some(lock),
                 jobs: Some(jobs_tx),
                 writer: Some(handle),
+                shared,
+                head: head_rx,
+            }),
+        })
+    }
+
+    /// Opens an existing store in `dir` for reading only, without the owner's lock: beside a
+    /// running owner (WAL mode lets readers and the one writer work at once), it sees the log
+    /// as committed when it opened and never writes the database. Appends fail with
+    /// [`Error::Unavailable`]; the head does not move after the open.
+    pub fn open_read_only(dir: &Path) -> Result<SqliteStore, Error> {
+        let path = dir.join(DB_FILE);
+        if !path.exists() {
+            return Err(Error::Unavailable(format!(
+                "no event store in {}: {} does not exist",
+                dir.display(),
+                DB_FILE
+            )));
+        }
+        let (index, identity) = {
+            let scan = ReaderPool::open(&path)?;
+            // One read transaction: the index and its head come from one snapshot.
+            scan.execute_batch("BEGIN").map_err(sql("begin a read"))?;
+            let index = load_index(&scan, &path)?;
+            let identity = identity(&scan, false)?;
+            scan.execute_batch("COMMIT").map_err(sql("end a read"))?;
+            (index, identity)
+        };
+        let (_head_tx, head_rx) = watch::channel(index.head);
+        let shared = Arc::new(Shared {
+            index: RwLock::new(index),
+            readers: ReaderPool {
+                path,
+                idle: Mutex::new(Vec::new()),
+            },
+        });
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                dir: dir.to_path_buf(),
+                identity,
+                _lock: None,
+                jobs: None,
+                writer: None,
                 shared,
                 head: head_rx,
             }),
@@ -182,6 +259,15 @@ impl SqliteStore {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        // The idle readers close first, so that the writer's connection is the last one: SQLite
+        // then checkpoints the write-ahead log into the database file and removes it, and a
+        // cleanly closed store is the one file `events.sqlite3`.
+        self.shared
+            .readers
+            .idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         // Closing the channel lets the writer finish what is queued and return.
         drop(self.jobs.take());
         if let Some(writer) = self.writer.take() {
@@ -204,12 +290,16 @@ impl EventStore for SqliteStore {
                 return results;
             }
         }
+        let why = if self.inner._lock.is_none() {
+            format!(
+                "the store in {} was opened read-only",
+                self.inner.dir.display()
+            )
+        } else {
+            "the store's writer thread has stopped".to_string()
+        };
         (0..count)
-            .map(|_| {
-                Err(Error::Unavailable(
-                    "the store's writer thread has stopped".into(),
-                ))
-            })
+            .map(|_| Err(Error::Unavailable(why.clone())))
             .collect()
     }
 
@@ -321,6 +411,10 @@ impl EventStore for SqliteStore {
         let mut head = self.inner.head.clone();
         head.mark_unchanged();
         head
+    }
+
+    fn identity(&self) -> StoreIdentity {
+        self.inner.identity.clone()
     }
 }
 
@@ -522,6 +616,40 @@ impl Index {
 // ---------------------------------------------------------------------------------------------
 // Opening
 
+/// Takes the directory's exclusive lock and records this process's id in the lock file. The
+/// lock belongs to the open file description, so a second open in this same process is refused
+/// as well as one in another process.
+fn lock_directory(dir: &Path) -> Result<File, Error> {
+    let path = dir.join(LOCK_FILE);
+    let failed = |doing: &str, e: std::io::Error| {
+        Error::Unavailable(format!("cannot {doing} lock file {}: {e}", path.display()))
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| failed("open the", e))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            return Err(Error::Locked {
+                dir: dir.to_path_buf(),
+                pid: text.trim().parse().ok(),
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(failed("lock the", e)),
+    }
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| writeln!(file, "{}", std::process::id()))
+        .map_err(|e| failed("write the", e))?;
+    Ok(file)
+}
+
 fn open_writer(path: &Path) -> Result<Connection, Error> {
     let conn = Connection::open(path)
         .map_err(|e| Error::Unavailable(format!("cannot open {}: {e}", path.display())))?;
@@ -543,8 +671,46 @@ fn open_writer(path: &Path) -> Result<Connection, Error> {
         .map_err(sql("set busy_timeout"))?;
     conn.execute_batch(SCHEMA)
         .map_err(sql("create the events table"))?;
+    conn.execute_batch(META_SCHEMA)
+        .map_err(sql("create the meta table"))?;
     conn.set_prepared_statement_cache_capacity(16);
     Ok(conn)
+}
+
+/// The store's identity from the `meta` table; the writer (`create`) gives the store one if it
+/// has none yet. A read-only connection on a database without the table gets an empty id.
+fn identity(conn: &Connection, create: bool) -> Result<StoreIdentity, Error> {
+    if create {
+        conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', ?1)",
+            [Uuid::new_v4().to_string()],
+        )
+        .map_err(sql("record the store id"))?;
+    } else {
+        let has_meta: bool = conn
+            .query_row(
+                "SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'meta'",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(sql("look for the meta table"))?;
+        if !has_meta {
+            return Ok(StoreIdentity {
+                backend: BACKEND.into(),
+                id: String::new(),
+            });
+        }
+    }
+    let id: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |row| {
+            row.get(0)
+        })
+        .optional()
+        .map_err(sql("read the store id"))?;
+    Ok(StoreIdentity {
+        backend: BACKEND.into(),
+        id: id.unwrap_or_default(),
+    })
 }
 
 /// Rebuilds the index with one scan of the log, checking positions and versions as it goes.

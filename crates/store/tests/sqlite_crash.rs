@@ -1,39 +1,56 @@
 //! Kill test: acknowledged appends must survive SIGKILL.
 //!
-//! The parent test runs this very test binary again as a child process, whose `child_appender`
-//! test appends continuously from several tasks and prints each event id once its append has
-//! been acknowledged. The parent kills the child with SIGKILL mid-flight, reopens the store and
+//! The test runs this very binary again as a child process with `--child-appender DIR`; the
+//! child appends continuously from several tasks and prints each event id once its append has
+//! been acknowledged. The test kills the child with SIGKILL mid-flight, reopens the store and
 //! checks that every acknowledged event is there exactly once and that the log is consistent.
+//!
+//! The target has its own `main` (`harness = false` in Cargo.toml) so that the child is an
+//! entry point of the binary, not a test: the test list holds the one real test, run through
+//! `libtest-mimic` with the usual test-harness arguments.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gryning_store::sqlite::SqliteStore;
 use gryning_store::{AppendRequest, EventStore, ExpectedVersion, NewEvent};
+use libtest_mimic::{Arguments, Trial};
 use uuid::Uuid;
 
-/// Carries the data directory to the child; without it the child test does nothing.
-const DIR_VAR: &str = "GRYNING_STORE_CRASH_DIR";
-/// Marks acknowledged-id lines among the test harness's own output.
+/// The first argument that makes the binary the child appender; the data directory follows.
+const CHILD: &str = "--child-appender";
+/// Marks acknowledged-id lines in the child's standard output.
 const ACK: &str = "ACK ";
 const ACKS_BEFORE_KILL: usize = 20_000;
 const APPENDERS: u64 = 4;
 const STREAMS_PER_APPENDER: u64 = 50;
 
-#[test]
+fn main() -> ExitCode {
+    let mut args = std::env::args_os().skip(1);
+    if args.next().is_some_and(|arg| arg == CHILD) {
+        let dir = args
+            .next()
+            .expect("--child-appender needs a data directory");
+        child_appender(Path::new(&dir));
+        return ExitCode::SUCCESS;
+    }
+    let args = Arguments::from_args();
+    let tests = vec![Trial::test("acknowledged_appends_survive_sigkill", || {
+        acknowledged_appends_survive_sigkill();
+        Ok(())
+    })];
+    libtest_mimic::run(&args, tests).exit_code()
+}
+
 fn acknowledged_appends_survive_sigkill() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut child = Command::new(std::env::current_exe().expect("current_exe"))
-        .args([
-            "--exact",
-            "child_appender",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(DIR_VAR, dir.path())
+        .arg(CHILD)
+        .arg(dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -161,18 +178,14 @@ fn acknowledged_appends_survive_sigkill() {
 }
 
 /// The child's work: appends until killed (or, if orphaned, until its own deadline).
-#[test]
-fn child_appender() {
-    let Some(dir) = std::env::var_os(DIR_VAR) else {
-        return;
-    };
+fn child_appender(dir: &Path) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     runtime.block_on(async move {
-        let store: Arc<dyn EventStore> = Arc::new(SqliteStore::open(dir.as_ref()).expect("open"));
+        let store: Arc<dyn EventStore> = Arc::new(SqliteStore::open(dir).expect("open"));
         let stdout = Arc::new(std::sync::Mutex::new(std::io::stdout()));
         let tasks: Vec<_> = (0..APPENDERS)
             .map(|task| {

@@ -1,8 +1,8 @@
 //! Synthetic, deterministic event data for gryning. At scale 1 the dataset *is* the Stockholm
 //! case flow of 2019–2020 as published in Länsstyrelsen Stockholm's *Regional lägesrapport
-//! 2020*: computed by the table definitions of CONTRACT.md with the default catalogue, it gives
-//! Tabell 1 and Tabell 2, Kriminalvården's figures exactly and the 2019 person-clearance rates
-//! within rounding (see [`reference()`]). Everything else about it is random but realistic:
+//! 2020*: computed by the table definitions of docs/contract.md with the default catalogue, it
+//! gives Tabell 1 and Tabell 2, Kriminalvården's figures exactly and the 2019 person-clearance
+//! rates within rounding (see [`reference()`]). Everything else about it is random but realistic:
 //! victims, dates, police areas, reclassifications, superseded decisions, open crimes. At scale
 //! N it is N independent copies of that flow (fresh ids, same dates), for benchmarks.
 //!
@@ -66,8 +66,8 @@ pub fn generate(seed: u64, scale: u32, catalogue: &Catalogue) -> Vec<Event> {
     events(seed, scale, catalogue).collect()
 }
 
-/// Writes the events as NDJSON (CONTRACT.md's interchange format, one event per line) and
-/// returns how many were written. `out` is buffered here.
+/// Writes the events as NDJSON (the interchange format of docs/contract.md, one event per line)
+/// and returns how many were written. `out` is buffered here.
 pub fn write_ndjson(
     seed: u64,
     scale: u32,

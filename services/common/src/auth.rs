@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use gryning_domain::Body;
+use gryning_domain::{Body, EventType};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -127,19 +127,25 @@ impl Rpc {
 
 /// The agency whose role records events of this type.
 pub fn agency_of(body: &Body) -> Role {
-    match body {
-        Body::ProsecutionDecided { .. } => Role::Prosecution,
-        Body::ContractCareProposed
-        | Body::TreatmentProgrammeStarted { .. }
-        | Body::TreatmentProgrammeEnded { .. }
-        | Body::SupportGranted { .. } => Role::Care,
-        Body::CaseOpened { .. }
-        | Body::CrimeReported { .. }
-        | Body::CrimeReclassified { .. }
-        | Body::CaseReclassified { .. }
-        | Body::CaseReferredToProsecutor
-        | Body::InvestigationClosed { .. }
-        | Body::ChildWelfareNotified => Role::Police,
+    agency_of_type(body.event_type())
+}
+
+/// The agency whose role records events of type `event_type`.
+pub fn agency_of_type(event_type: EventType) -> Role {
+    use EventType::*;
+    match event_type {
+        ProsecutionDecided => Role::Prosecution,
+        ContractCareProposed
+        | TreatmentProgrammeStarted
+        | TreatmentProgrammeEnded
+        | SupportGranted => Role::Care,
+        CaseOpened
+        | CrimeReported
+        | CrimeReclassified
+        | CaseReclassified
+        | CaseReferredToProsecutor
+        | InvestigationClosed
+        | ChildWelfareNotified => Role::Police,
     }
 }
 
@@ -458,5 +464,53 @@ mod tests {
         assert!(may_append(Role::Police, &Body::ChildWelfareNotified));
         assert!(!may_append(Role::Analyst, &Body::ChildWelfareNotified));
         assert!(may_append(Role::Admin, &Body::ContractCareProposed));
+    }
+
+    /// The policy's lists against the proto, the one declaration of the API: `Rpc::ALL` names
+    /// every RPC of the gryning services and `EventType::ALL` every body of `Event`, so a new
+    /// RPC or event type cannot be left out of the policy (or of the metrics labels and the
+    /// role tests that iterate these lists).
+    #[test]
+    fn the_policy_lists_every_rpc_and_event_type_of_the_proto() {
+        use prost::Message as _;
+        let set = prost_types::FileDescriptorSet::decode(gryning_proto::FILE_DESCRIPTOR_SET)
+            .expect("the descriptor set decodes");
+        let files = || set.file.iter().filter(|f| f.package() == "gryning.v1");
+        let mut in_proto: Vec<&str> = files()
+            .flat_map(|f| &f.service)
+            .flat_map(|s| s.method.iter().map(|m| m.name()))
+            .collect();
+        let mut in_policy: Vec<String> = Rpc::ALL.iter().map(|r| format!("{r:?}")).collect();
+        in_proto.sort_unstable();
+        in_policy.sort_unstable();
+        assert_eq!(in_policy, in_proto, "Rpc::ALL against the proto's RPCs");
+
+        let event = files()
+            .flat_map(|f| &f.message_type)
+            .find(|m| m.name() == "Event")
+            .expect("message gryning.v1.Event");
+        let body = event
+            .oneof_decl
+            .iter()
+            .position(|o| o.name() == "body")
+            .expect("oneof body") as i32;
+        let bodies: Vec<&str> = event
+            .field
+            .iter()
+            .filter(|f| f.oneof_index == Some(body))
+            .map(|f| f.type_name().trim_start_matches(".gryning.v1."))
+            .collect();
+        let types: Vec<&str> = EventType::ALL.iter().map(|t| t.name()).collect();
+        assert_eq!(types, bodies, "EventType::ALL against Event.body");
+
+        for t in EventType::ALL {
+            let agency = agency_of_type(t);
+            assert!(
+                Rpc::Append.allows(agency),
+                "{t}: {agency:?} may not call Append"
+            );
+            // A client's events are recorded by the care agencies.
+            assert!(!t.is_care() || agency == Role::Care, "{t}: {agency:?}");
+        }
     }
 }

@@ -1,12 +1,52 @@
-//! Typed settings of a gryning server, layered: built-in defaults, then an optional TOML file,
-//! then `GRYNING_…` environment variables. The environment is passed in as a map so tests can
+//! Typed settings of a gryning server, layered with `figment`: built-in defaults, then the
+//! TOML file named by `GRYNING_CONFIG`, then `GRYNING_…` environment variables, then the
+//! command-line options of the binary (`gryning up`'s `--listen`, the global `--data-dir`, …).
+//! Every binary loads its settings here. The environment is passed in as a map so tests can
 //! layer settings without touching the process environment.
+//!
+//! The keys are the fields of [`Settings`]; a key's variable is `GRYNING_` and the key in
+//! capitals. A key the file does not know and a `GRYNING_` variable that is neither a setting
+//! nor one of [`NOT_SETTINGS`] are errors that name the key or the variable and the nearest
+//! valid one, so a misspelling is never silently ignored.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::LazyLock;
 
-use serde::Deserialize;
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// The variable naming the settings file.
+pub const CONFIG_VARIABLE: &str = "GRYNING_CONFIG";
+
+/// Every `GRYNING_` variable that is not a setting, with what reads it: the misspelling check
+/// leaves these alone. One list for the repository (a test finds every `GRYNING_` name in it).
+pub const NOT_SETTINGS: &[(&str, &str)] = &[
+    (CONFIG_VARIABLE, "names the settings file"),
+    ("GRYNING_SERVER", "the CLI's --server"),
+    ("GRYNING_TOKEN", "the CLI's --token"),
+    ("GRYNING_CA_CERT", "the CLI's --ca-cert"),
+    ("GRYNING_CLIENT_CERT", "the CLI's --client-cert"),
+    ("GRYNING_CLIENT_KEY", "the CLI's --client-key"),
+    (
+        "GRYNING_NATS_SERVER",
+        "the nats-server binary the tests start",
+    ),
+    (
+        "GRYNING_NATS_BASE_PORT",
+        "the first port of deploy/local-cluster.sh",
+    ),
+    (
+        "GRYNING_STORE_CRASH_DIR",
+        "the store's crash test, for its child process",
+    ),
+    (
+        "GRYNING_BUF_AGAINST",
+        "the commit scripts/buf-breaking.sh compares the protos with",
+    ),
+];
 
 /// Why settings could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -18,23 +58,30 @@ pub enum Error {
     },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
+    #[error("config file {path}: unknown key {key:?}; {hint}")]
+    UnknownKey {
+        path: PathBuf,
+        key: String,
+        hint: String,
+    },
+    #[error("environment variable {name}: not a gryning setting; {hint}")]
+    UnknownVariable { name: String, hint: String },
+    /// A value of the right key that is not right: `origin` names the key and its layer.
+    #[error("{origin}: {problem}")]
+    Value { origin: String, problem: String },
     #[error("setting {key}: {problem}")]
     Tls {
         key: &'static str,
         problem: &'static str,
     },
-    #[error("environment variable {name}: {problem} (value {value:?})")]
-    Environment {
-        name: &'static str,
-        value: String,
-        problem: &'static str,
-    },
 }
 
 /// Everything a server needs to start.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Address to listen on; port 0 picks a free port (see `Application::port`).
+    #[serde(deserialize_with = "address")]
     pub listen: SocketAddr,
     /// Data directory of the embedded store, the projections' checkpoint and the credentials.
     pub data_dir: PathBuf,
@@ -47,6 +94,7 @@ pub struct Settings {
     /// Log filter such as `info` or `info,gryning_insight=debug`.
     pub log: String,
     /// Address of the Prometheus `GET /metrics` endpoint; `None` serves no metrics.
+    #[serde(deserialize_with = "optional_address")]
     pub metrics_listen: Option<SocketAddr>,
     /// Server certificate chain (PEM); with `tls_key`, gRPC is served over TLS only.
     pub tls_cert: Option<PathBuf>,
@@ -54,7 +102,8 @@ pub struct Settings {
     pub tls_key: Option<PathBuf>,
     /// CA certificate (PEM): when set, every client must present a certificate it signed.
     pub tls_client_ca: Option<PathBuf>,
-    /// Replicas of the JetStream stream when gryning creates it (`nats://` stores only).
+    /// Replicas of the JetStream stream when gryning creates it (`nats://` stores only), 1 to 5.
+    #[serde(deserialize_with = "replicas")]
     pub nats_replicas: usize,
 }
 
@@ -76,82 +125,96 @@ impl Default for Settings {
     }
 }
 
-/// The file layer: every key optional.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileLayer {
-    listen: Option<SocketAddr>,
-    data_dir: Option<PathBuf>,
-    store: Option<String>,
-    catalog: Option<PathBuf>,
-    credentials: Option<PathBuf>,
-    log: Option<String>,
-    metrics_listen: Option<SocketAddr>,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
-    tls_client_ca: Option<PathBuf>,
-    nats_replicas: Option<usize>,
+/// Command-line options of a binary: each one given wins over the file and the environment.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Options {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<PathBuf>,
+}
+
+/// The setting keys, in declaration order: the fields of [`Settings`].
+pub fn keys() -> &'static [String] {
+    static KEYS: LazyLock<Vec<String>> = LazyLock::new(|| {
+        dict_of(&Settings::default())
+            .map(|dict| dict.into_keys().collect())
+            .unwrap_or_default()
+    });
+    &KEYS
+}
+
+/// The environment variable of setting `key`.
+pub fn variable(key: &str) -> String {
+    format!("GRYNING_{}", key.to_ascii_uppercase())
+}
+
+fn dict_of(value: &impl Serialize) -> Option<Dict> {
+    match Value::serialize(value).ok()? {
+        Value::Dict(_, dict) => Some(dict),
+        _ => None,
+    }
+}
+
+/// "did you mean …? valid …: …", the nearest of `candidates` to `wrong` first when it is close.
+fn hint(wrong: &str, candidates: &[String], what: &str) -> String {
+    let nearest = candidates
+        .iter()
+        .map(|c| (strsim::damerau_levenshtein(wrong, c), c))
+        .min()
+        .filter(|(distance, c)| *distance <= 3.max(c.len() / 3));
+    let valid = candidates.join(", ");
+    match nearest {
+        Some((_, c)) => format!("did you mean {c}? the valid {what} are {valid}"),
+        None => format!("the valid {what} are {valid}"),
+    }
+}
+
+const FILE_LAYER: &str = "config file";
+const ENV_LAYER: &str = "environment variable";
+const OPTION_LAYER: &str = "command-line option";
+
+/// One layer of settings with the metadata that lets an error name its origin.
+struct Layer {
+    metadata: Metadata,
+    dict: Dict,
+}
+
+impl Provider for Layer {
+    fn metadata(&self) -> Metadata {
+        self.metadata.clone()
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Ok(Profile::Default.collect(self.dict.clone()))
+    }
 }
 
 impl Settings {
-    /// Defaults, then `file` (or the file named by `GRYNING_CONFIG` when `file` is `None`), then
-    /// the `GRYNING_LISTEN`, `GRYNING_DATA_DIR`, `GRYNING_STORE`, `GRYNING_CATALOG`,
-    /// `GRYNING_CREDENTIALS`, `GRYNING_LOG`, `GRYNING_METRICS_LISTEN`, `GRYNING_TLS_CERT`,
-    /// `GRYNING_TLS_KEY`, `GRYNING_TLS_CLIENT_CA` and `GRYNING_NATS_REPLICAS` variables of `env`. A TLS key without a
+    /// Defaults, then the file named by `GRYNING_CONFIG` in `env`, then the `GRYNING_…` setting
+    /// variables of `env` (an empty one counts as unset), then `options`. A TLS key without a
     /// certificate (or the reverse), or a client CA without either, is an error.
-    pub fn load(file: Option<&Path>, env: &HashMap<String, String>) -> Result<Settings, Error> {
-        let mut settings = Settings::default();
-        let file = file
-            .map(Path::to_path_buf)
-            .or_else(|| env.get("GRYNING_CONFIG").map(PathBuf::from));
-        if let Some(path) = file {
-            let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
-                path: path.clone(),
-                source,
-            })?;
-            let layer: FileLayer = toml::from_str(&text).map_err(|e| Error::Parse {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
-            settings.apply(layer);
-        }
-        let var = |name: &str| env.get(name).filter(|v| !v.is_empty()).cloned();
-        let address = |name: &'static str| match var(name) {
-            Some(value) => match value.parse() {
-                Ok(addr) => Ok(Some(addr)),
-                Err(_) => Err(Error::Environment {
-                    name,
-                    value,
-                    problem: "must be an address such as 127.0.0.1:50051",
-                }),
-            },
-            None => Ok(None),
-        };
-        let listen = address("GRYNING_LISTEN")?;
-        let metrics_listen = address("GRYNING_METRICS_LISTEN")?;
-        let nats_replicas = match var("GRYNING_NATS_REPLICAS") {
-            Some(value) => Some(value.parse().ok().filter(|n| (1..=5).contains(n)).ok_or(
-                Error::Environment {
-                    name: "GRYNING_NATS_REPLICAS",
-                    value,
-                    problem: "must be a replica count from 1 to 5, such as 3",
-                },
-            )?),
-            None => None,
-        };
-        settings.apply(FileLayer {
-            listen,
-            data_dir: var("GRYNING_DATA_DIR").map(PathBuf::from),
-            store: var("GRYNING_STORE"),
-            catalog: var("GRYNING_CATALOG").map(PathBuf::from),
-            credentials: var("GRYNING_CREDENTIALS").map(PathBuf::from),
-            log: var("GRYNING_LOG"),
-            metrics_listen,
-            tls_cert: var("GRYNING_TLS_CERT").map(PathBuf::from),
-            tls_key: var("GRYNING_TLS_KEY").map(PathBuf::from),
-            tls_client_ca: var("GRYNING_TLS_CLIENT_CA").map(PathBuf::from),
-            nats_replicas,
+    pub fn load(env: &HashMap<String, String>, options: &Options) -> Result<Settings, Error> {
+        let mut figment = Figment::from(Layer {
+            metadata: Metadata::named("built-in default"),
+            dict: dict_of(&Settings::default()).unwrap_or_default(),
         });
+        if let Some(path) = env.get(CONFIG_VARIABLE).filter(|v| !v.is_empty()) {
+            figment = figment.merge(file_layer(&PathBuf::from(path))?);
+        }
+        figment = figment.merge(env_layer(env)?);
+        figment = figment.merge(Layer {
+            metadata: Metadata::named(OPTION_LAYER)
+                .interpolater(|_, keys| format!("--{}", keys.join(".").replace('_', "-"))),
+            dict: dict_of(options).unwrap_or_default(),
+        });
+        let settings: Settings = figment.extract().map_err(value_error)?;
         settings.check_tls()?;
         Ok(settings)
     }
@@ -173,42 +236,6 @@ impl Settings {
         }
     }
 
-    fn apply(&mut self, layer: FileLayer) {
-        if let Some(v) = layer.listen {
-            self.listen = v;
-        }
-        if let Some(v) = layer.data_dir {
-            self.data_dir = v;
-        }
-        if layer.store.is_some() {
-            self.store = layer.store;
-        }
-        if layer.catalog.is_some() {
-            self.catalog = layer.catalog;
-        }
-        if layer.credentials.is_some() {
-            self.credentials = layer.credentials;
-        }
-        if let Some(v) = layer.log {
-            self.log = v;
-        }
-        if layer.metrics_listen.is_some() {
-            self.metrics_listen = layer.metrics_listen;
-        }
-        if layer.tls_cert.is_some() {
-            self.tls_cert = layer.tls_cert;
-        }
-        if layer.tls_key.is_some() {
-            self.tls_key = layer.tls_key;
-        }
-        if layer.tls_client_ca.is_some() {
-            self.tls_client_ca = layer.tls_client_ca;
-        }
-        if let Some(n) = layer.nats_replicas {
-            self.nats_replicas = n;
-        }
-    }
-
     /// The credentials file in use.
     pub fn credentials_path(&self) -> PathBuf {
         self.credentials
@@ -224,6 +251,117 @@ impl Settings {
     }
 }
 
+/// The file's keys, each checked against [`keys`].
+fn file_layer(path: &PathBuf) -> Result<Layer, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let dict: Dict = toml::from_str(&text).map_err(|e| Error::Parse {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    if let Some(key) = dict.keys().find(|k| !keys().contains(k)) {
+        return Err(Error::UnknownKey {
+            path: path.clone(),
+            key: key.clone(),
+            hint: hint(key, keys(), "keys"),
+        });
+    }
+    Ok(Layer {
+        metadata: Metadata::from(FILE_LAYER, path.as_path()).interpolater(|_, keys| keys.join(".")),
+        dict,
+    })
+}
+
+/// The setting variables of `env` as strings (each setting parses its own); any other
+/// `GRYNING_` variable not in [`NOT_SETTINGS`] is a misspelling.
+fn env_layer(env: &HashMap<String, String>) -> Result<Layer, Error> {
+    let mut dict = Dict::new();
+    let mut names: Vec<&String> = env.keys().collect();
+    names.sort();
+    for name in names {
+        let Some(rest) = name.strip_prefix("GRYNING_") else {
+            continue;
+        };
+        if NOT_SETTINGS.iter().any(|(n, _)| n == name) {
+            continue;
+        }
+        let key = rest.to_ascii_lowercase();
+        if !keys().contains(&key) || variable(&key) != *name {
+            let mut known: Vec<String> = keys().iter().map(|k| variable(k)).collect();
+            known.extend(NOT_SETTINGS.iter().map(|(n, _)| n.to_string()));
+            return Err(Error::UnknownVariable {
+                name: name.clone(),
+                hint: hint(name, &known, "variables"),
+            });
+        }
+        let value = &env[name];
+        if !value.is_empty() {
+            dict.insert(key, Value::from(value.clone()));
+        }
+    }
+    Ok(Layer {
+        metadata: Metadata::named(ENV_LAYER).interpolater(|_, keys| variable(&keys.join("_"))),
+        dict,
+    })
+}
+
+/// A figment error as the key, its layer and the problem.
+fn value_error(error: figment::Error) -> Error {
+    let key = error.path.join(".");
+    let origin = match &error.metadata {
+        Some(md) if md.name == FILE_LAYER => match &md.source {
+            Some(source) => format!("config file {source}, key {key}"),
+            None => format!("config file, key {key}"),
+        },
+        Some(md) if md.name == ENV_LAYER => format!("environment variable {}", variable(&key)),
+        Some(md) if md.name == OPTION_LAYER => format!("option --{}", key.replace('_', "-")),
+        _ => format!("setting {key}"),
+    };
+    Error::Value {
+        origin,
+        problem: error.kind.to_string(),
+    }
+}
+
+fn parse_address<E: serde::de::Error>(text: &str) -> Result<SocketAddr, E> {
+    text.parse().map_err(|_| {
+        E::custom(format!(
+            "must be an address such as 127.0.0.1:50051 (value {text:?})"
+        ))
+    })
+}
+
+fn address<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    parse_address(&String::deserialize(d)?)
+}
+
+fn optional_address<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    Option::<String>::deserialize(d)?
+        .map(|text| parse_address(&text))
+        .transpose()
+}
+
+/// A replica count from 1 to 5, from a number (the file) or a string (the environment).
+fn replicas<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Count {
+        Number(i64),
+        Text(String),
+    }
+    let (value, n) = match Count::deserialize(d)? {
+        Count::Number(n) => (n.to_string(), usize::try_from(n).ok()),
+        Count::Text(text) => (text.clone(), text.trim().parse().ok()),
+    };
+    n.filter(|n| (1..=5).contains(n)).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "must be a replica count from 1 to 5, such as 3 (value {value:?})"
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,55 +373,259 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn environment_overrides_file_overrides_defaults() {
+    /// A settings file with `text` and the environment naming it plus `pairs`.
+    fn with_file(
+        text: &str,
+        pairs: &[(&str, &str)],
+    ) -> (tempfile::TempDir, HashMap<String, String>) {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("gryning.toml");
-        std::fs::write(
-            &file,
-            "listen = \"0.0.0.0:7000\"\ndata_dir = \"/srv/a\"\nlog = \"debug\"\n",
-        )
-        .unwrap();
-        let s = Settings::load(Some(&file), &env(&[("GRYNING_DATA_DIR", "/srv/b")])).unwrap();
+        std::fs::write(&file, text).unwrap();
+        let mut env = env(pairs);
+        env.insert(CONFIG_VARIABLE.into(), file.to_str().unwrap().into());
+        (dir, env)
+    }
+
+    fn load(env: &HashMap<String, String>) -> Result<Settings, Error> {
+        Settings::load(env, &Options::default())
+    }
+
+    #[test]
+    fn options_override_environment_overrides_file_overrides_defaults() {
+        assert_eq!(load(&env(&[])).unwrap(), Settings::default());
+        let file = "listen = \"0.0.0.0:7000\"\ndata_dir = \"/srv/a\"\nlog = \"debug\"\nnats_replicas = 3\n";
+        let (_dir, file_only) = with_file(file, &[]);
+        let s = load(&file_only).unwrap();
         assert_eq!(s.listen, "0.0.0.0:7000".parse().unwrap());
-        assert_eq!(s.data_dir, PathBuf::from("/srv/b"));
+        assert_eq!(s.data_dir, PathBuf::from("/srv/a"));
         assert_eq!(s.log, "debug");
+        assert_eq!(s.nats_replicas, 3);
         assert_eq!(s.store, None);
+
+        let (_dir, env) = with_file(
+            file,
+            &[
+                ("GRYNING_DATA_DIR", "/srv/b"),
+                ("GRYNING_LISTEN", "0.0.0.0:7001"),
+                ("GRYNING_NATS_REPLICAS", "5"),
+                ("GRYNING_LOG", ""),
+            ],
+        );
+        let s = load(&env).unwrap();
+        assert_eq!(s.data_dir, PathBuf::from("/srv/b"));
+        assert_eq!(s.listen, "0.0.0.0:7001".parse().unwrap());
+        assert_eq!(s.nats_replicas, 5);
+        assert_eq!(s.log, "debug", "an empty variable counts as unset");
         assert_eq!(
             s.credentials_path(),
             PathBuf::from("/srv/b/credentials.toml")
         );
+
+        let options = Options {
+            listen: Some("127.0.0.1:0".parse().unwrap()),
+            data_dir: Some("/srv/c".into()),
+            store: Some("nats://127.0.0.1:4222".into()),
+            ..Options::default()
+        };
+        let s = Settings::load(&env, &options).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:0".parse().unwrap());
+        assert_eq!(s.data_dir, PathBuf::from("/srv/c"));
+        assert_eq!(s.store.as_deref(), Some("nats://127.0.0.1:4222"));
         assert_eq!(
-            Settings::load(None, &env(&[])).unwrap(),
-            Settings::default()
+            s.nats_replicas, 5,
+            "no option: the environment's value stays"
+        );
+        assert_eq!(
+            s.log, "debug",
+            "no option or variable: the file's value stays"
         );
     }
 
     #[test]
-    fn bad_values_name_the_variable_and_the_key() {
-        let e = Settings::load(None, &env(&[("GRYNING_LISTEN", "nope")])).unwrap_err();
-        assert!(e.to_string().contains("GRYNING_LISTEN"), "{e}");
-        let e = Settings::load(None, &env(&[("GRYNING_METRICS_LISTEN", "9")])).unwrap_err();
-        assert!(e.to_string().contains("GRYNING_METRICS_LISTEN"), "{e}");
-        let e = Settings::load(None, &env(&[("GRYNING_TLS_CERT", "/c.pem")])).unwrap_err();
+    fn an_unknown_file_key_is_named_with_the_file_and_the_nearest_key() {
+        let (dir, env) = with_file("listen = \"0.0.0.0:7000\"\nnats_replica = 3\n", &[]);
+        let e = load(&env).unwrap_err().to_string();
+        assert!(e.contains("unknown key \"nats_replica\""), "{e}");
+        assert!(
+            e.contains(dir.path().join("gryning.toml").to_str().unwrap()),
+            "{e}"
+        );
+        assert!(e.contains("did you mean nats_replicas?"), "{e}");
+        assert!(
+            e.contains("valid keys are catalog, credentials, data_dir,"),
+            "{e}"
+        );
+        let (_dir, env) = with_file("colour = 1\n", &[]);
+        let e = load(&env).unwrap_err().to_string();
+        assert!(
+            e.contains("unknown key \"colour\"") && !e.contains("did you mean"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_misspelt_variable_is_named_with_the_nearest_one() {
+        let e = load(&env(&[("GRYNING_LISTN", "0.0.0.0:7000")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("environment variable GRYNING_LISTN"), "{e}");
+        assert!(e.contains("did you mean GRYNING_LISTEN?"), "{e}");
+        let e = load(&env(&[("GRYNING_CONFG", "/etc/gryning.toml")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("did you mean GRYNING_CONFIG?"), "{e}");
+        let e = load(&env(&[("GRYNING_listen", "0.0.0.0:7000")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("GRYNING_listen"), "{e}");
+        // What is not a setting passes, as does every setting's own variable.
+        let mut all: Vec<(String, String)> = NOT_SETTINGS
+            .iter()
+            .map(|(n, _)| (n.to_string(), String::new()))
+            .collect();
+        all.extend(keys().iter().map(|k| (variable(k), String::new())));
+        assert_eq!(
+            Settings::load(&all.into_iter().collect(), &Options::default()).unwrap(),
+            Settings::default()
+        );
+        // Other programs' variables are not ours to judge.
+        assert!(load(&env(&[("PATH", "/bin"), ("GRYNINGX", "1")])).is_ok());
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_the_key_and_the_option() {
+        let e = load(&env(&[("GRYNING_LISTEN", "nope")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("environment variable GRYNING_LISTEN: must be an address"),
+            "{e}"
+        );
+        let e = load(&env(&[("GRYNING_METRICS_LISTEN", "9")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("environment variable GRYNING_METRICS_LISTEN:"),
+            "{e}"
+        );
+        let e = load(&env(&[("GRYNING_NATS_REPLICAS", "7")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("GRYNING_NATS_REPLICAS: must be a replica count from 1 to 5"),
+            "{e}"
+        );
+        let (dir, env_file) = with_file("nats_replicas = 0\n", &[]);
+        let e = load(&env_file).unwrap_err().to_string();
+        let path = dir.path().join("gryning.toml");
+        assert!(
+            e.starts_with(&format!(
+                "config file {}, key nats_replicas: must be a replica count",
+                path.display()
+            )),
+            "{e}"
+        );
+        let (_dir, env_file) = with_file("listen = 50051\n", &[]);
+        let e = load(&env_file).unwrap_err().to_string();
+        assert!(e.contains("key listen:"), "{e}");
+        let (_dir, env_file) = with_file("listen = \n", &[]);
+        let e = load(&env_file).unwrap_err().to_string();
+        assert!(e.starts_with("config file"), "{e}");
+        let e = load(&env(&[(CONFIG_VARIABLE, "/no/such/gryning.toml")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("config file /no/such/gryning.toml:"), "{e}");
+
+        let e = load(&env(&[("GRYNING_TLS_CERT", "/c.pem")])).unwrap_err();
         assert!(e.to_string().contains("tls_key"), "{e}");
-        let s = Settings::load(
-            None,
-            &env(&[
-                ("GRYNING_TLS_CERT", "/c.pem"),
-                ("GRYNING_TLS_KEY", "/k.pem"),
-                ("GRYNING_METRICS_LISTEN", "127.0.0.1:9100"),
-            ]),
-        )
+        let s = load(&env(&[
+            ("GRYNING_TLS_CERT", "/c.pem"),
+            ("GRYNING_TLS_KEY", "/k.pem"),
+            ("GRYNING_METRICS_LISTEN", "127.0.0.1:9100"),
+        ]))
         .unwrap();
         assert_eq!(s.tls_key, Some(PathBuf::from("/k.pem")));
         assert_eq!(s.metrics_listen, Some("127.0.0.1:9100".parse().unwrap()));
-        let e = Settings::load(None, &env(&[("GRYNING_LISTEN", "nope")])).unwrap_err();
-        assert!(e.to_string().contains("GRYNING_LISTEN"), "{e}");
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("gryning.toml");
-        std::fs::write(&file, "colour = 1\n").unwrap();
-        let e = Settings::load(Some(&file), &env(&[])).unwrap_err();
-        assert!(e.to_string().contains("colour"), "{e}");
+        // A path that looks like a number is still a path.
+        let s = load(&env(&[("GRYNING_DATA_DIR", "2024")])).unwrap();
+        assert_eq!(s.data_dir, PathBuf::from("2024"));
+    }
+
+    #[test]
+    fn every_option_is_a_setting() {
+        let options = Options {
+            listen: Some("127.0.0.1:1".parse().unwrap()),
+            metrics_listen: Some("127.0.0.1:2".parse().unwrap()),
+            data_dir: Some("d".into()),
+            store: Some("s".into()),
+            catalog: Some("c".into()),
+        };
+        let dict = dict_of(&options).unwrap();
+        assert_eq!(dict.len(), 5);
+        for key in dict.keys() {
+            assert!(keys().contains(key), "{key}");
+        }
+        assert_eq!(keys().len(), 11, "{:?}", keys());
+    }
+
+    /// Every `GRYNING_` name in the repository's code, scripts and docs is a setting's variable,
+    /// one of [`NOT_SETTINGS`], or a name that is not a variable.
+    #[test]
+    fn every_gryning_variable_in_the_repository_is_declared() {
+        // Names that are not environment variables: the JetStream stream and subject prefix.
+        const NOT_VARIABLES: &[&str] = &["GRYNING_EVENTS", "GRYNING_TAIL"];
+        // The misspelling docs/services.md shows the error for.
+        const MISSPELT_IN_THE_DOCS: &[&str] = &["GRYNING_LISTN"];
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        // This file spells variables wrong on purpose.
+        let this = root.join("services/common/src/config.rs");
+        let mut unknown = std::collections::BTreeSet::new();
+        let mut stack = vec![root.clone()];
+        let mut scanned = 0;
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                let name = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default();
+                if path.is_dir() {
+                    if !name.starts_with('.') && name != "target" {
+                        stack.push(path);
+                    }
+                    continue;
+                }
+                if path == this {
+                    continue;
+                }
+                let Ok(text) = std::fs::read_to_string(&path) else {
+                    continue;
+                };
+                scanned += 1;
+                for (i, _) in text.match_indices("GRYNING_") {
+                    let found: String = text[i..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                        .collect();
+                    let found = found.trim_end_matches('_');
+                    if found == "GRYNING"
+                        || NOT_VARIABLES.contains(&found)
+                        || MISSPELT_IN_THE_DOCS.contains(&found)
+                    {
+                        continue;
+                    }
+                    let setting = keys().iter().any(|k| variable(k) == found);
+                    let declared = NOT_SETTINGS.iter().any(|(n, _)| *n == found);
+                    if !setting && !declared {
+                        unknown.insert(format!("{found} in {}", path.display()));
+                    }
+                }
+            }
+        }
+        assert!(scanned > 50, "scanned only {scanned} files");
+        assert!(
+            unknown.is_empty(),
+            "declare these in NOT_SETTINGS (or make them settings): {unknown:?}"
+        );
     }
 }

@@ -24,7 +24,8 @@ use crate::Settings;
 pub enum StartError {
     #[error(transparent)]
     Config(#[from] crate::config::Error),
-    #[error("cannot open the event store: {0}")]
+    /// The store's error is the source (shown once in an error chain, not twice).
+    #[error("cannot open the event store")]
     Store(#[from] gryning_store::Error),
     #[error("store {url}: {problem}")]
     Backend { url: String, problem: &'static str },
@@ -62,32 +63,68 @@ pub struct Context {
     pub credentials: Arc<Credentials>,
     /// Tokens issued on this start (the credentials file was new): shown once, then gone.
     pub issued: Vec<IssuedToken>,
+    /// The server's gRPC health statuses.
+    pub health: crate::server::Health,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
-/// Opens the event store: the embedded one in `data_dir`, or NATS JetStream for `nats://…`
-/// URLs (several comma-separated server URLs for a cluster), creating the JetStream stream with
-/// `nats_replicas` replicas when it does not exist. The one place a backend is chosen: `gryning`
-/// commands, `gryning up` and every service binary come through here.
-pub async fn open_store(
-    store: Option<&str>,
-    data_dir: &Path,
-    nats_replicas: usize,
-) -> Result<Arc<dyn EventStore>, StartError> {
-    match store {
-        None | Some("") => Ok(Arc::new(gryning_store::sqlite::SqliteStore::open(data_dir)?)),
+/// Opens the event store `settings` name: the embedded one in `data_dir`, or NATS JetStream
+/// for `nats://…` URLs (several comma-separated server URLs for a cluster), creating the
+/// JetStream stream with `nats_replicas` replicas when it does not exist. The one place a
+/// backend is chosen: `gryning` commands, `gryning up` and every service binary come through here.
+pub async fn open_store(settings: &Settings) -> Result<Arc<dyn EventStore>, StartError> {
+    match settings.store.as_deref() {
+        None | Some("") => Ok(Arc::new(gryning_store::sqlite::SqliteStore::open(
+            &settings.data_dir,
+        )?)),
         Some(url) if gryning_store_nats::is_nats_url(url) => {
-            let options = gryning_store_nats::Options { replicas: nats_replicas, ..Default::default() };
-            let store = gryning_store_nats::NatsStore::connect(url, options)
+            let store = gryning_store_nats::NatsStore::connect(url, nats_options(settings))
                 .await
-                .map_err(|source| StartError::Nats { url: url.to_string(), source })?;
+                .map_err(|source| StartError::Nats {
+                    url: url.to_string(),
+                    source,
+                })?;
             Ok(Arc::new(store))
         }
         Some(url) => Err(StartError::Backend {
             url: url.to_string(),
             problem: "unknown backend; use nats://HOST:PORT or leave the store unset for the embedded one",
         }),
+    }
+}
+
+/// The NATS store's options from the settings.
+pub fn nats_options(settings: &Settings) -> gryning_store_nats::Options {
+    gryning_store_nats::Options {
+        replicas: settings.nats_replicas,
+        ..Default::default()
+    }
+}
+
+/// Whether a store opened by [`open_store_to_read`] may be written (and its data directory's
+/// checkpoint with it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// This process owns the store (or it is a shared NATS store).
+    Owner,
+    /// Another process owns the embedded store: it is read as committed at the open, nothing is
+    /// written, the data directory's checkpoint included.
+    ReadOnly { owner_pid: Option<u32> },
+}
+
+/// [`open_store`] for a command that only reads: when another process owns the embedded store
+/// in the data directory, the store is opened read-only beside it instead of being refused.
+pub async fn open_store_to_read(
+    settings: &Settings,
+) -> Result<(Arc<dyn EventStore>, Access), StartError> {
+    match open_store(settings).await {
+        Ok(opened) => Ok((opened, Access::Owner)),
+        Err(StartError::Store(gryning_store::Error::Locked { pid, .. })) => {
+            let opened = gryning_store::sqlite::SqliteStore::open_read_only(&settings.data_dir)?;
+            Ok((Arc::new(opened), Access::ReadOnly { owner_pid: pid }))
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -110,12 +147,7 @@ pub fn load_catalogue(path: Option<&Path>) -> Result<Arc<Catalogue>, StartError>
 impl Context {
     /// Opens everything the settings name: store, catalogue, credentials.
     pub async fn open(settings: Settings) -> Result<Arc<Context>, StartError> {
-        let store = open_store(
-            settings.store.as_deref(),
-            &settings.data_dir,
-            settings.nats_replicas,
-        )
-        .await?;
+        let store = open_store(&settings).await?;
         Context::with_store(settings, store)
     }
 
@@ -137,6 +169,7 @@ impl Context {
             catalogue,
             credentials: Arc::new(credentials),
             issued,
+            health: crate::server::Health::default(),
             shutdown: watch::channel(false).0,
             tasks: Mutex::new(Vec::new()),
         }))
@@ -312,8 +345,26 @@ macro_rules! record_command {
 
 #[cfg(test)]
 mod tests {
-    use super::recorded_at;
-    use jiff::Timestamp;
+    use super::*;
+
+    #[test]
+    fn nats_replicas_from_the_file_reach_the_store_options() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("gryning.toml");
+        std::fs::write(
+            &file,
+            "store = \"nats://127.0.0.1:4222\"\nnats_replicas = 3\n",
+        )
+        .unwrap();
+        let env = [(
+            crate::config::CONFIG_VARIABLE.to_string(),
+            file.to_str().unwrap().to_string(),
+        )]
+        .into();
+        let settings = Settings::load(&env, &crate::Options::default()).unwrap();
+        assert_eq!(nats_options(&settings).replicas, 3);
+        assert_eq!(nats_options(&Settings::default()).replicas, 1);
+    }
 
     #[test]
     fn recorded_at_is_rfc3339_to_the_second_with_the_stockholm_offset() {

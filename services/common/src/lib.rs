@@ -17,10 +17,10 @@ pub mod server;
 pub mod status;
 
 pub use auth::{Principal, Role, Rpc};
-pub use config::Settings;
+pub use config::{Options, Settings};
 pub use context::{case_event, client_event, Context, StartError};
 pub use live::LiveProjections;
-pub use server::{init_telemetry, termination, Application};
+pub use server::{init_telemetry, termination, Application, Health};
 pub use status::ServiceError;
 
 /// The allocator of every process that serves gryning (each service binary and `gryning` link

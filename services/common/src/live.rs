@@ -3,11 +3,16 @@
 //! a read lock; a watch channel announces the position after every applied batch (the `Watch`
 //! RPC diffs tables on it). The checkpoint is written every [`CHECKPOINT_EVERY`] events and
 //! once more when the server shuts down, so a restart reads only the events after it.
+//!
+//! When the projections stop following the store (the subscription fails, or a stored event
+//! cannot be read), the insight service reports NOT_SERVING on gRPC health, and so does the
+//! server as a whole, and the log says why: tables that no longer advance must not be served
+//! as current.
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use gryning_projections::Projections;
+use gryning_projections::{Projections, Resumed};
 use gryning_store::EventStore;
 use tokio::sync::watch;
 
@@ -27,28 +32,19 @@ pub struct LiveProjections {
 }
 
 impl LiveProjections {
-    /// Loads the checkpoint (a bad one is logged and ignored: the state is rebuilt), catches up
+    /// Loads the checkpoint (one that is damaged or does not fit the store — another store,
+    /// ahead of its head, or a store restored to an older copy — is logged and ignored: the
+    /// state is rebuilt), catches up
     /// with the store, and starts following it in a background task of `ctx`.
     pub async fn start(ctx: &Context) -> Result<Arc<LiveProjections>, StartError> {
         let path = ctx.settings.data_dir.join(CHECKPOINT_FILE);
-        let mut projections = match gryning_projections::load_checkpoint(&path) {
-            Ok(Some(p)) => p,
-            Ok(None) => Projections::default(),
-            Err(e) => {
-                tracing::warn!(error = %e, "ignoring the projections checkpoint; rebuilding from the first event");
+        let mut projections = match gryning_projections::resume(&path, ctx.store.as_ref()).await? {
+            Resumed::Discarded(why) => {
+                tracing::warn!(path = %path.display(), reason = %why, "discarding the projections checkpoint; rebuilding from the first event");
                 Projections::default()
             }
+            resumed => resumed.into_projections(),
         };
-        let head = ctx.store.head().await?;
-        if projections.position() > head {
-            // The checkpoint belongs to another store (the log was replaced): start over.
-            tracing::warn!(
-                checkpoint = projections.position(),
-                head,
-                "checkpoint is ahead of the store; rebuilding"
-            );
-            projections = Projections::default();
-        }
         let resumed_from = projections.position();
         gryning_projections::catch_up(&mut projections, ctx.store.as_ref(), None, |_| {}).await?;
         tracing::info!(
@@ -65,6 +61,7 @@ impl LiveProjections {
             position: tx,
             checkpoint: path,
             data_dir_exists: ctx.settings.data_dir.exists(),
+            health: ctx.health.clone(),
         };
         let shutdown = ctx.shutdown_signal();
         ctx.spawn_background(tokio::spawn(follower.run(shutdown)));
@@ -97,7 +94,11 @@ struct Follower {
     position: watch::Sender<u64>,
     checkpoint: PathBuf,
     data_dir_exists: bool,
+    health: crate::server::Health,
 }
+
+/// The service whose answers come from the live projections.
+const SERVICE: &str = gryning_proto::pb::insight_server::SERVICE_NAME;
 
 impl Follower {
     async fn run(self, mut shutdown: watch::Receiver<bool>) {
@@ -116,25 +117,49 @@ impl Follower {
             let batch = match batch {
                 Ok(batch) => batch,
                 Err(e) => {
-                    tracing::error!(error = %e, "projections stopped following the store");
+                    let reason = format!(
+                        "projections stopped following the store after position {}: {e}",
+                        self.position.borrow().to_owned()
+                    );
+                    self.health.stop_serving(SERVICE, &reason).await;
                     break;
                 }
             };
-            let position = {
+            let applied = {
                 let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+                let mut unreadable = None;
                 for recorded in &batch {
                     match gryning_proto::decode_event(&recorded.payload) {
                         Ok(event) => state.apply(recorded.position, &event),
                         Err(e) => {
-                            // Stored events were validated on the way in; one that does not
-                            // decode is corruption, and skipping it silently would falsify
-                            // every table after it.
-                            tracing::error!(position = recorded.position, error = %e, "stored event cannot be decoded; projections stop here");
-                            return;
+                            unreadable = Some(format!(
+                                "projections stopped at position {}: the stored event there cannot be decoded: {e}",
+                                recorded.position
+                            ));
+                            break;
                         }
                     }
                 }
-                state.position()
+                match unreadable {
+                    None => Ok(state.position()),
+                    Some(reason) => Err(reason),
+                }
+            };
+            let position = match applied {
+                Ok(position) => position,
+                Err(reason) => {
+                    // Stored events were validated on the way in; one that does not decode is
+                    // corruption (or a newer writer), and skipping it silently would falsify
+                    // every table after it. What was applied before it is announced, not saved.
+                    self.position.send_replace(
+                        self.state
+                            .read()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .position(),
+                    );
+                    self.health.stop_serving(SERVICE, &reason).await;
+                    return;
+                }
             };
             since_checkpoint += batch.len() as u64;
             self.position.send_replace(position);
@@ -154,13 +179,26 @@ impl Follower {
         if !self.data_dir_exists {
             return;
         }
+        // Only this task changes the state, so it stays at this position until the save is done.
+        let at = self
+            .state
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .position();
+        let origin = match gryning_projections::origin_of(self.store.as_ref(), at).await {
+            Ok(origin) => origin,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot write the projections checkpoint");
+                return;
+            }
+        };
         let state = Arc::clone(&self.state);
         let path = self.checkpoint.clone();
         let written = tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
             let state = state.read().unwrap_or_else(|e| e.into_inner());
             state
-                .save_checkpoint(&path)
+                .save_checkpoint(&path, &origin)
                 .map(|()| (state.position(), started.elapsed()))
         })
         .await;

@@ -1,20 +1,30 @@
-//! Prometheus metrics: counters kept in process memory, rendered in the text exposition format
-//! by a minimal HTTP/1.1 responder (`GET /metrics`) on its own port (`metrics_listen`). Hand
-//! written on purpose: five metric families do not justify a metrics framework and its
-//! dependencies.
+//! Prometheus metrics, kept by the `metrics` crate's handles and rendered by
+//! `metrics-exporter-prometheus` in the text exposition format, served by a minimal HTTP/1.1
+//! responder (`GET /metrics`) on its own port (`metrics_listen`).
 //!
-//! The counters are process-global because the one place that classifies failed calls
+//! The hot path takes no lock: the request-duration histogram of every RPC the server can
+//! serve, and the append counter of every event type and role, are registered once, when the
+//! metrics are first used, from the protobuf descriptors (so a new RPC or event type is
+//! labelled without a list to keep); a request then finds its handle in an immutable map and
+//! records into it atomically. The histograms' samples are folded into buckets at each scrape
+//! and every few seconds.
+//!
+//! The metrics are process-global because the one place that classifies failed calls
 //! (`impl From<ServiceError> for Status`) has no server context, and a process serves one
 //! `/metrics` anyway. Every metric name is a constant below.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, OnceLock};
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
+use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Recorder as _, SharedString};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
+use prost::Message as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -33,10 +43,17 @@ pub const STORE_HEAD: &str = "gryning_store_head";
 /// Time from a request's arrival to its response head, by gRPC `method` path.
 pub const REQUEST_DURATION: &str = "gryning_request_duration_seconds";
 
+/// The `method` label of a request path no served RPC has, so that a scanner sending random
+/// paths cannot grow the label set without bound.
+const OTHER_METHOD: &str = "other";
+
 /// Upper bounds of the request-duration buckets, in seconds.
 const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
+
+/// How often histogram samples are folded into buckets between scrapes (bounds their memory).
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// Largest request head the responder reads; a scrape is one short line.
 const MAX_REQUEST_HEAD: usize = 8 * 1024;
@@ -44,25 +61,20 @@ const MAX_REQUEST_HEAD: usize = 8 * 1024;
 /// A scraper that sends nothing is dropped after this.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
-#[derive(Default)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
-}
-
-#[derive(Default)]
-struct Counters {
-    appends: BTreeMap<(&'static str, &'static str), u64>,
-    rejections: BTreeMap<&'static str, u64>,
-    durations: BTreeMap<&'static str, Histogram>,
-}
+static METADATA: metrics::Metadata<'static> =
+    metrics::Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
 
 /// The process's metrics.
-#[derive(Default)]
 pub struct Metrics {
-    counters: Mutex<Counters>,
-    projection_position: Mutex<Option<watch::Receiver<u64>>>,
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+    /// By gRPC path: every method of the served descriptors.
+    durations: HashMap<String, Histogram>,
+    other_duration: Histogram,
+    /// By event type and role name: every body of `gryning.v1.Event` × every role.
+    appends: HashMap<String, HashMap<&'static str, Counter>>,
+    store_head: Gauge,
+    projections: OnceLock<(watch::Receiver<u64>, Gauge)>,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::default);
@@ -72,136 +84,202 @@ pub fn global() -> &'static Metrics {
     &METRICS
 }
 
-impl Metrics {
-    fn counters(&self) -> std::sync::MutexGuard<'_, Counters> {
-        self.counters.lock().unwrap_or_else(|e| e.into_inner())
-    }
+/// The descriptor sets of what a server serves: gryning's services and gRPC health.
+fn descriptor_sets() -> Vec<prost_types::FileDescriptorSet> {
+    [
+        gryning_proto::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+    ]
+    .into_iter()
+    .map(|bytes| prost_types::FileDescriptorSet::decode(bytes).expect("a valid descriptor set"))
+    .collect()
+}
 
+/// `/package.Service/Method` of every RPC in the served descriptors.
+fn rpc_paths() -> Vec<String> {
+    let mut paths = Vec::new();
+    for set in descriptor_sets() {
+        for file in &set.file {
+            for service in &file.service {
+                for method in &service.method {
+                    paths.push(format!(
+                        "/{}.{}/{}",
+                        file.package(),
+                        service.name(),
+                        method.name()
+                    ));
+                }
+            }
+        }
+    }
+    paths
+}
+
+/// The message names of `gryning.v1.Event`'s `body` oneof: every event type.
+fn event_types() -> Vec<String> {
+    let mut types = Vec::new();
+    for set in descriptor_sets() {
+        for file in set.file.iter().filter(|f| f.package() == "gryning.v1") {
+            for message in file.message_type.iter().filter(|m| m.name() == "Event") {
+                let Some(body) = message.oneof_decl.iter().position(|o| o.name() == "body") else {
+                    continue;
+                };
+                for field in &message.field {
+                    if field.oneof_index == Some(body as i32) {
+                        let name = field.type_name();
+                        types.push(name.rsplit('.').next().unwrap_or(name).to_string());
+                    }
+                }
+            }
+        }
+    }
+    types
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.to_string()), &BUCKETS)
+            .expect("the buckets are not empty")
+            .build_recorder();
+        let describe = |name: &'static str, help: &'static str| {
+            (KeyName::from(name), SharedString::from(help))
+        };
+        let (name, help) = describe(
+            APPENDS_TOTAL,
+            "Events stored, by event type and recording agency.",
+        );
+        recorder.describe_counter(name, None, help);
+        let (name, help) = describe(
+            REJECTIONS_TOTAL,
+            "Calls and bulk-appended events refused, by reason.",
+        );
+        recorder.describe_counter(name, None, help);
+        let (name, help) = describe(
+            REQUEST_DURATION,
+            "Time from request to response head, by gRPC method.",
+        );
+        recorder.describe_histogram(name, None, help);
+        let (name, help) = describe(STORE_HEAD, "Global position of the newest stored event.");
+        recorder.describe_gauge(name, None, help);
+        let (name, help) = describe(
+            PROJECTION_LAG,
+            "Store head minus the position the live projections have applied.",
+        );
+        recorder.describe_gauge(name, None, help);
+        let duration = |method: &str| {
+            let key = Key::from_parts(
+                REQUEST_DURATION,
+                vec![Label::new("method", method.to_string())],
+            );
+            recorder.register_histogram(&key, &METADATA)
+        };
+        let durations = rpc_paths()
+            .into_iter()
+            .map(|p| {
+                let h = duration(&p);
+                (p, h)
+            })
+            .collect();
+        let other_duration = duration(OTHER_METHOD);
+        let appends = event_types()
+            .into_iter()
+            .map(|event_type| {
+                let by_role = crate::Role::ALL
+                    .into_iter()
+                    .map(|role| {
+                        let key = append_key(&event_type, role.name());
+                        (role.name(), recorder.register_counter(&key, &METADATA))
+                    })
+                    .collect();
+                (event_type, by_role)
+            })
+            .collect();
+        let store_head = recorder.register_gauge(&Key::from_name(STORE_HEAD), &METADATA);
+        Metrics {
+            handle: recorder.handle(),
+            recorder,
+            durations,
+            other_duration,
+            appends,
+            store_head,
+            projections: OnceLock::new(),
+        }
+    }
+}
+
+fn append_key(event_type: &str, agency: &str) -> Key {
+    Key::from_parts(
+        APPENDS_TOTAL,
+        vec![
+            Label::new("event_type", event_type.to_string()),
+            Label::new("agency", agency.to_string()),
+        ],
+    )
+}
+
+impl Metrics {
     /// One event stored.
     pub fn appended(&self, event_type: &'static str, agency: &'static str) {
-        *self
-            .counters()
+        match self
             .appends
-            .entry((event_type, agency))
-            .or_default() += 1;
+            .get(event_type)
+            .and_then(|by_role| by_role.get(agency))
+        {
+            Some(counter) => counter.increment(1),
+            // Not in the descriptors (cannot happen for a decoded event): registered on the way.
+            None => self
+                .recorder
+                .register_counter(&append_key(event_type, agency), &METADATA)
+                .increment(1),
+        }
     }
 
     /// One call or bulk-appended event refused.
     pub fn rejected(&self, reason: &'static str) {
-        *self.counters().rejections.entry(reason).or_default() += 1;
+        let key = Key::from_parts(REJECTIONS_TOTAL, vec![Label::new("reason", reason)]);
+        self.recorder.register_counter(&key, &METADATA).increment(1);
     }
 
     /// Live projections announce their position here; the lag is computed at scrape time
-    /// against the store's head, so it is right even when other processes append.
+    /// against the store's head, so it is right even when other processes append. The first
+    /// projections of the process are the ones measured.
     pub fn follow_projections(&self, position: watch::Receiver<u64>) {
-        *self
-            .projection_position
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(position);
+        let _ = self.projections.get_or_init(|| {
+            let gauge = self
+                .recorder
+                .register_gauge(&Key::from_name(PROJECTION_LAG), &METADATA);
+            (position, gauge)
+        });
     }
 
-    fn observe(&self, method: &'static str, elapsed: Duration) {
-        let secs = elapsed.as_secs_f64();
-        let mut counters = self.counters();
-        let h = counters.durations.entry(method).or_default();
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if secs <= *bound {
-                h.counts[i] += 1;
-            }
-        }
-        h.count += 1;
-        h.sum += secs;
+    /// The duration histogram of a request `path`.
+    fn duration(&self, path: &str) -> &Histogram {
+        self.durations.get(path).unwrap_or(&self.other_duration)
     }
 
     /// The text exposition format (version 0.0.4), given the store's head.
     pub fn render(&self, head: Option<u64>) -> String {
-        let mut out = String::new();
-        let counters = self.counters();
-        let _ = writeln!(out, "# HELP {APPENDS_TOTAL} Events stored, by event type and recording agency.\n# TYPE {APPENDS_TOTAL} counter");
-        for ((event_type, agency), n) in &counters.appends {
-            let _ = writeln!(
-                out,
-                "{APPENDS_TOTAL}{{event_type=\"{event_type}\",agency=\"{agency}\"}} {n}"
-            );
-        }
-        let _ = writeln!(out, "# HELP {REJECTIONS_TOTAL} Calls and bulk-appended events refused, by reason.\n# TYPE {REJECTIONS_TOTAL} counter");
-        for (reason, n) in &counters.rejections {
-            let _ = writeln!(out, "{REJECTIONS_TOTAL}{{reason=\"{reason}\"}} {n}");
-        }
-        let _ = writeln!(out, "# HELP {REQUEST_DURATION} Time from request to response head, by gRPC method.\n# TYPE {REQUEST_DURATION} histogram");
-        for (method, h) in &counters.durations {
-            for (bound, n) in BUCKETS.iter().zip(h.counts) {
-                let _ = writeln!(
-                    out,
-                    "{REQUEST_DURATION}_bucket{{method=\"{method}\",le=\"{bound}\"}} {n}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "{REQUEST_DURATION}_bucket{{method=\"{method}\",le=\"+Inf\"}} {}\n{REQUEST_DURATION}_sum{{method=\"{method}\"}} {}\n{REQUEST_DURATION}_count{{method=\"{method}\"}} {}",
-                h.count, h.sum, h.count
-            );
-        }
-        drop(counters);
         if let Some(head) = head {
-            let _ = writeln!(out, "# HELP {STORE_HEAD} Global position of the newest stored event.\n# TYPE {STORE_HEAD} gauge\n{STORE_HEAD} {head}");
-            let position = self
-                .projection_position
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .as_ref()
-                .map(|rx| *rx.borrow());
-            if let Some(position) = position {
-                let _ = writeln!(out, "# HELP {PROJECTION_LAG} Store head minus the position the live projections have applied.\n# TYPE {PROJECTION_LAG} gauge\n{PROJECTION_LAG} {}", head.saturating_sub(position));
+            self.store_head.set(head as f64);
+            if let Some((position, lag)) = self.projections.get() {
+                lag.set(head.saturating_sub(*position.borrow()) as f64);
             }
         }
-        out
+        self.handle.render()
     }
 }
 
-/// The label for a request path: gryning's and gRPC's own methods by name; anything else is
-/// `other`, so a scanner sending random paths cannot grow the label set without bound.
-fn method_label(path: &str) -> &'static str {
-    static KNOWN: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
-        let mut v = Vec::new();
-        for (service, methods) in [
-            (
-                "gryning.v1.Police",
-                &[
-                    "OpenCase",
-                    "ReportCrime",
-                    "ReclassifyCrime",
-                    "ReclassifyCase",
-                    "ReferToProsecutor",
-                    "CloseInvestigation",
-                    "NotifyChildWelfare",
-                ][..],
-            ),
-            ("gryning.v1.Prosecution", &["DecideProsecution"][..]),
-            (
-                "gryning.v1.Care",
-                &[
-                    "ProposeContractCare",
-                    "StartTreatmentProgramme",
-                    "EndTreatmentProgramme",
-                    "GrantSupport",
-                ][..],
-            ),
-            ("gryning.v1.EventLog", &["Append", "Read", "Subscribe"][..]),
-            ("gryning.v1.Insight", &["GetTable", "Watch", "Status"][..]),
-            ("grpc.health.v1.Health", &["Check", "Watch"][..]),
-        ] {
-            for m in methods {
-                v.push(&*Box::leak(format!("/{service}/{m}").into_boxed_str()));
-            }
+/// Folds histogram samples into buckets every few seconds until the server shuts down, so
+/// that a server nobody scrapes keeps bounded memory.
+pub(crate) async fn upkeep(mut shutdown: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(UPKEEP_EVERY);
+    loop {
+        tokio::select! {
+            _ = every.tick() => global().handle.run_upkeep(),
+            _ = shutdown.wait_for(|stop| *stop) => return,
         }
-        v
-    });
-    KNOWN
-        .iter()
-        .copied()
-        .find(|k| *k == path)
-        .unwrap_or("other")
+    }
 }
 
 /// A tower layer timing every request into [`REQUEST_DURATION`].
@@ -234,12 +312,12 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let method = method_label(request.uri().path());
+        let histogram = global().duration(request.uri().path());
         let started = Instant::now();
         let response = self.inner.call(request);
         Box::pin(async move {
             let result = response.await;
-            global().observe(method, started.elapsed());
+            histogram.record(started.elapsed());
             result
         })
     }
@@ -321,7 +399,8 @@ mod tests {
         m.appended("CaseOpened", "police");
         m.appended("CaseOpened", "police");
         m.rejected("case-opened-once");
-        m.observe("/gryning.v1.Police/OpenCase", Duration::from_millis(3));
+        m.duration("/gryning.v1.Police/OpenCase")
+            .record(Duration::from_millis(3));
         let (tx, rx) = watch::channel(7);
         m.follow_projections(rx);
         let text = m.render(Some(10));
@@ -335,15 +414,45 @@ mod tests {
         );
         assert!(text.contains("gryning_request_duration_seconds_bucket{method=\"/gryning.v1.Police/OpenCase\",le=\"0.005\"} 1"), "{text}");
         assert!(text.contains("gryning_request_duration_seconds_bucket{method=\"/gryning.v1.Police/OpenCase\",le=\"0.0025\"} 0"), "{text}");
+        assert!(
+            text.contains("# TYPE gryning_request_duration_seconds histogram"),
+            "{text}"
+        );
         assert!(text.contains("gryning_projection_lag_events 3"), "{text}");
+        assert!(text.contains("gryning_store_head 10"), "{text}");
         tx.send_replace(10);
         assert!(m
             .render(Some(10))
             .contains("gryning_projection_lag_events 0"));
+    }
+
+    /// Every RPC of the role policy and of gRPC health has its own label, from the descriptors,
+    /// and every event type × role its own counter; other paths share `other`.
+    #[test]
+    fn labels_come_from_the_descriptors() {
+        let m = Metrics::default();
+        let paths = rpc_paths();
         assert_eq!(
-            method_label("/gryning.v1.Insight/Watch"),
-            "/gryning.v1.Insight/Watch"
+            paths.len(),
+            crate::Rpc::ALL.len() + 2,
+            "every gryning RPC and health's Check and Watch: {paths:?}"
         );
-        assert_eq!(method_label("/x/y"), "other");
+        for path in &paths {
+            assert!(!std::ptr::eq(m.duration(path), &m.other_duration), "{path}");
+        }
+        assert!(paths.contains(&"/gryning.v1.Insight/Watch".to_string()));
+        assert!(paths.contains(&"/grpc.health.v1.Health/Check".to_string()));
+        assert!(std::ptr::eq(m.duration("/x/y"), &m.other_duration));
+        let types = event_types();
+        assert!(types.contains(&"CaseOpened".to_string()), "{types:?}");
+        assert!(
+            types.contains(&"SupportGranted".to_string()) || types.len() >= 12,
+            "{types:?}"
+        );
+        assert_eq!(m.appends.len(), types.len());
+        assert!(m
+            .appends
+            .values()
+            .all(|by_role| by_role.len() == crate::Role::ALL.len()));
     }
 }

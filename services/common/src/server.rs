@@ -6,15 +6,76 @@
 
 use std::future::Future;
 use std::io::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::net::TcpListener;
 pub use tonic::service::RoutesBuilder;
 use tonic::transport::server::TcpIncoming;
+use tonic_health::pb::health_server::HealthServer;
+use tonic_health::server::{HealthReporter, HealthService};
 use tonic_health::ServingStatus;
 
 use crate::context::{Context, StartError};
 use crate::metrics;
+
+/// The gRPC health statuses of one server. A service whose live projections stopped following
+/// the store is NOT_SERVING, and so is the server as a whole (`""`), for the rest of the
+/// process's life: its answers would be stale, so a load balancer should send calls elsewhere
+/// and an operator restart it.
+#[derive(Clone, Default)]
+pub struct Health {
+    reporter: HealthReporter,
+    not_serving: Arc<Mutex<Vec<&'static str>>>,
+}
+
+impl Health {
+    /// Reports `service` and the server NOT_SERVING from now on, logging `reason`.
+    pub async fn stop_serving(&self, service: &'static str, reason: &str) {
+        tracing::error!(
+            service,
+            reason,
+            "reporting NOT_SERVING on gRPC health for this service and the server"
+        );
+        // Recorded before the status is set: `serve` re-applies it after marking services
+        // SERVING, so the two orders of a race both end NOT_SERVING.
+        self.not_serving
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(service);
+        self.set_not_serving(service).await;
+    }
+
+    async fn set_not_serving(&self, service: &str) {
+        self.reporter
+            .set_service_status(service, ServingStatus::NotServing)
+            .await;
+        self.reporter
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+    }
+
+    /// Reports each of `services` SERVING, unless it stopped serving already.
+    async fn serve(&self, services: &[&'static str]) {
+        for name in services {
+            self.reporter
+                .set_service_status(*name, ServingStatus::Serving)
+                .await;
+        }
+        let stopped = self
+            .not_serving
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for name in stopped {
+            self.set_not_serving(name).await;
+        }
+    }
+
+    /// The `grpc.health.v1.Health` service answering these statuses.
+    fn service(&self) -> HealthServer<HealthService> {
+        HealthServer::new(HealthService::from_health_reporter(self.reporter.clone()))
+    }
+}
 
 /// A bound, not yet serving, server.
 pub struct Application {
@@ -24,6 +85,9 @@ pub struct Application {
     metrics: Option<(TcpListener, u16)>,
     tls: Option<tonic::transport::ServerTlsConfig>,
     routes: RoutesBuilder,
+    /// Listened for from the bind on: a SIGTERM that arrives once `announce` has printed the
+    /// address, but before serving starts, must stop the server gracefully, not kill it.
+    stop: Termination,
 }
 
 /// Reads the PEM files the settings name into a TLS configuration (none without a certificate).
@@ -50,7 +114,8 @@ fn tls_config(
 
 impl Application {
     /// Binds `ctx.settings.listen` and mounts `routes` plus health (each of `service_names`
-    /// reported SERVING) and reflection over every gryning proto.
+    /// reported SERVING unless its projections stopped already) and reflection over every
+    /// gryning proto.
     pub async fn bind(
         ctx: Arc<Context>,
         mut routes: RoutesBuilder,
@@ -62,12 +127,8 @@ impl Application {
             None => None,
         };
         let tls = tls_config(&ctx.settings)?;
-        let (health, health_service) = tonic_health::server::health_reporter();
-        for name in service_names {
-            health
-                .set_service_status(*name, ServingStatus::Serving)
-                .await;
-        }
+        ctx.health.serve(service_names).await;
+        let health_service = ctx.health.service();
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(gryning_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -82,6 +143,7 @@ impl Application {
             metrics,
             tls,
             routes,
+            stop: Termination::listen(),
         })
     }
 
@@ -127,8 +189,9 @@ impl Application {
     }
 
     /// Serves until SIGTERM or ctrl-c.
-    pub async fn run_until_stopped(self) -> Result<(), StartError> {
-        self.run_until(termination()).await
+    pub async fn run_until_stopped(mut self) -> Result<(), StartError> {
+        let stop = std::mem::replace(&mut self.stop, Termination::Unlistened);
+        self.run_until(stop.wait()).await
     }
 
     /// Serves until `signal` completes, then shuts down gracefully.
@@ -140,8 +203,10 @@ impl Application {
             metrics,
             tls,
             routes,
+            stop: _,
         } = self;
         let stopping = Arc::clone(&ctx);
+        ctx.spawn_background(tokio::spawn(metrics::upkeep(ctx.shutdown_signal())));
         if let Some((listener, metrics_port)) = metrics {
             tracing::info!(port = metrics_port, "serving metrics");
             ctx.spawn_background(tokio::spawn(metrics::serve(listener, Arc::clone(&ctx))));
@@ -185,25 +250,54 @@ async fn bind(addr: std::net::SocketAddr) -> Result<(TcpListener, u16), StartErr
 
 /// Completes on SIGTERM (Unix) or ctrl-c.
 pub async fn termination() {
+    Termination::listen().wait().await
+}
+
+/// SIGTERM and ctrl-c, caught from the moment of `listen` (a signal before `wait` is kept).
+enum Termination {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
+    Signals {
+        term: tokio::signal::unix::Signal,
+        interrupt: tokio::signal::unix::Signal,
+    },
+    /// Ctrl-c only, listened for once `wait` is polled.
+    Unlistened,
+}
+
+impl Termination {
+    fn listen() -> Termination {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) {
+                (Ok(term), Ok(interrupt)) => return Termination::Signals { term, interrupt },
+                (Err(e), _) | (_, Err(e)) => {
                     tracing::warn!(error = %e, "cannot listen for SIGTERM; ctrl-c only");
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
                 }
-            };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
+            }
         }
+        Termination::Unlistened
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn wait(self) {
+        match self {
+            #[cfg(unix)]
+            Termination::Signals {
+                mut term,
+                mut interrupt,
+            } => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = interrupt.recv() => {}
+                }
+            }
+            Termination::Unlistened => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
     }
 }
 

@@ -29,6 +29,10 @@ pub enum ServiceError {
     Projections(#[from] gryning_projections::Error),
     #[error("the server is shutting down; retry against another instance or after restart")]
     ShuttingDown,
+    /// A stored event that cannot be read back. Events are validated on the way in, so this is
+    /// corruption of the store, reported rather than skipped.
+    #[error("stored event at position {position} cannot be decoded: {message}")]
+    StoredEventUnreadable { position: u64, message: String },
 }
 
 impl From<gryning_domain::Error> for ServiceError {
@@ -75,6 +79,9 @@ impl ServiceError {
             }
             ServiceError::Projections(_) => (Code::Internal, "projections"),
             ServiceError::ShuttingDown => (Code::Unavailable, "shutting-down"),
+            ServiceError::StoredEventUnreadable { .. } => {
+                (Code::DataLoss, "stored-event-unreadable")
+            }
         }
     }
 
@@ -88,7 +95,7 @@ impl From<ServiceError> for Status {
     fn from(e: ServiceError) -> Status {
         let (code, reason) = e.classify();
         crate::metrics::global().rejected(reason);
-        if matches!(code, Code::Internal | Code::Unavailable) {
+        if matches!(code, Code::Internal | Code::Unavailable | Code::DataLoss) {
             tracing::warn!(error = %e, reason, "request failed");
         }
         let mut status = Status::new(code, e.to_string());
@@ -162,5 +169,112 @@ mod tests {
             Code::PermissionDenied,
             "permission-denied",
         );
+        check(
+            ServiceError::StoredEventUnreadable {
+                position: 7,
+                message: "invalid wire type".into(),
+            },
+            Code::DataLoss,
+            "stored-event-unreadable",
+        );
+    }
+
+    /// Whether `line` builds a status or picks a code: `Status::new`, `Status::with_…`,
+    /// `Status::internal(…)` and the like, or a `Code::…` value. Reading a received status's
+    /// code (`status.code()`, a `match` on `tonic::Code` in a client) is allowed.
+    fn picks_a_code(line: &str) -> bool {
+        let code = line.trim_start();
+        if code.starts_with("//") {
+            return false;
+        }
+        let builds_status = line.match_indices("Status::").any(|(i, _)| {
+            let rest = &line[i + "Status::".len()..];
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let preceded_by_ident = line[..i]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+            !preceded_by_ident
+                && name.starts_with(|c: char| c.is_ascii_lowercase())
+                && name != "from"
+        });
+        let names_code = line.match_indices("Code::").any(|(i, _)| {
+            let preceded_by_ident = line[..i]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+            // `tonic::Code::X` or a bare `Code::X`, not `ExitCode::X` or `StatusCode::X`, and
+            // not a `match` arm's pattern (a client branching on a received code).
+            !preceded_by_ident && !line[i..].contains("=>")
+        });
+        builds_status || names_code
+    }
+
+    #[test]
+    fn only_this_file_picks_status_codes() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let this = root.join("services/common/src/status.rs");
+        let mut offenders = Vec::new();
+        let mut scanned = 0;
+        let mut stack = vec![root.join("services"), root.join("crates")];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    // Production code only: a test's fake server may answer any status.
+                    if !matches!(
+                        path.file_name().and_then(|n| n.to_str()),
+                        Some("tests" | "target")
+                    ) {
+                        stack.push(path);
+                    }
+                    continue;
+                }
+                let is_src = path.components().any(|c| c.as_os_str() == "src");
+                if !is_src || path.extension().is_none_or(|e| e != "rs") {
+                    continue;
+                }
+                if path == this {
+                    continue;
+                }
+                scanned += 1;
+                let text = std::fs::read_to_string(&path).unwrap();
+                // A module's unit tests may assert on codes.
+                let production = text.split("#[cfg(test)]").next().unwrap_or_default();
+                for (n, line) in production.lines().enumerate() {
+                    if picks_a_code(line) {
+                        offenders.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+                    }
+                }
+            }
+        }
+        assert!(
+            scanned > 20,
+            "scanned only {scanned} files under {}",
+            root.display()
+        );
+        assert!(
+            offenders.is_empty(),
+            "only services/common/src/status.rs may pick a gRPC status code; return a \
+             ServiceError instead:\n{}",
+            offenders.join("\n")
+        );
+    }
+
+    #[test]
+    fn the_scan_sees_status_constructors() {
+        assert!(picks_a_code(r#"Status::data_loss(format!("x"))"#));
+        assert!(picks_a_code("tonic::Status::new(tonic::Code::Internal, m)"));
+        assert!(picks_a_code("let c = Code::Unavailable;"));
+        assert!(!picks_a_code("Status::from(e)"));
+        assert!(!picks_a_code("std::process::ExitCode::SUCCESS"));
+        assert!(!picks_a_code("ServingStatus::Serving"));
+        assert!(!picks_a_code("// Status::internal is built in status.rs"));
+        assert!(!picks_a_code(
+            "tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => refused(s),"
+        ));
     }
 }

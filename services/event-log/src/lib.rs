@@ -51,13 +51,15 @@ pub fn service(
 }
 
 /// A stored event as the wire sees it. Payloads were validated on the way in, so one that
-/// does not decode is reported rather than skipped.
+/// does not decode is reported rather than skipped. It is read by the same reader as a replay
+/// (`decode_event`): an event body this version does not know is an error here too, not an
+/// event handed on without its body.
 fn to_wire(recorded: RecordedEvent) -> Result<pb::RecordedEvent, Status> {
-    let event = pb::Event::decode(recorded.payload.as_slice()).map_err(|e| {
-        Status::data_loss(format!(
-            "stored event at position {} cannot be decoded: {e}",
-            recorded.position
-        ))
+    let event = gryning_proto::decode_event(&recorded.payload).map_err(|e| {
+        ServiceError::StoredEventUnreadable {
+            position: recorded.position,
+            message: e.to_string(),
+        }
     })?;
     // Metadata is informative; an event recorded without any (e.g. by `gryning import`)
     // still reads back, with empty metadata.
@@ -66,7 +68,7 @@ fn to_wire(recorded: RecordedEvent) -> Result<pb::RecordedEvent, Status> {
         position: recorded.position,
         stream: recorded.stream,
         version: recorded.version,
-        event: Some(event),
+        event: Some(gryning_proto::to_pb(&event)),
         metadata: Some(metadata),
     })
 }

@@ -1,11 +1,11 @@
 //! The `gryning-prosecution` server on its own: telemetry, settings (defaults, then the file named by
 //! `GRYNING_CONFIG`, then `GRYNING_…` variables), build, serve until SIGTERM or ctrl-c.
 
-use gryning_service_common::{init_telemetry, Settings};
+use gryning_service_common::{init_telemetry, Options, Settings};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = Settings::load(None, &Settings::process_env())?;
+    let settings = Settings::load(&Settings::process_env(), &Options::default())?;
     init_telemetry(&settings.log);
     let app = gryning_prosecution::Application::build(settings).await?;
     app.announce();

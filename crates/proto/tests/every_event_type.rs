@@ -1,0 +1,97 @@
+//! Every event type survives each path between the domain and the wire: `to_pb`/`from_pb`,
+//! the stored encoding read back by the wire reader (`encode_event`/`decode_event`), and an
+//! NDJSON line. `sample` matches on `EventType` without a wildcard, so a new event type does
+//! not compile here until it has a sample, and then it is checked on every path.
+
+use gryning_domain::{
+    AgeGroup, Body, ClosureReason, CrimeCode, Date, Event, EventType, Gender, ProsecutionDecision,
+    Subject, SupportKind, TreatmentOutcome, Uuid,
+};
+use gryning_proto::{decode_event, encode_event, from_pb, ndjson, to_pb};
+
+fn code(text: &str) -> CrimeCode {
+    CrimeCode::parse(text).expect("a four-digit code")
+}
+
+fn sample(event_type: EventType) -> Body {
+    let crime = Uuid::from_u128(0xC1);
+    match event_type {
+        EventType::CaseOpened => Body::CaseOpened {
+            lead_crime_code: code("9365"),
+            police_region: "Stockholm".into(),
+            local_police_area: "Södermalm".into(),
+        },
+        EventType::CrimeReported => Body::CrimeReported {
+            crime_id: crime,
+            crime_code: code("4024"),
+            victim_gender: Gender::Female,
+            victim_age_group: AgeGroup::Adult,
+        },
+        EventType::CrimeReclassified => Body::CrimeReclassified {
+            crime_id: crime,
+            crime_code: code("9381"),
+        },
+        EventType::CaseReclassified => Body::CaseReclassified {
+            lead_crime_code: code("0418"),
+        },
+        EventType::CaseReferredToProsecutor => Body::CaseReferredToProsecutor,
+        EventType::InvestigationClosed => Body::InvestigationClosed {
+            crime_ids: vec![crime, Uuid::from_u128(0xC2)],
+            reason: ClosureReason::NoSuspect,
+        },
+        EventType::ProsecutionDecided => Body::ProsecutionDecided {
+            crime_id: crime,
+            decision: ProsecutionDecision::SummaryPenaltyOrder,
+        },
+        EventType::ContractCareProposed => Body::ContractCareProposed,
+        EventType::ChildWelfareNotified => Body::ChildWelfareNotified,
+        EventType::TreatmentProgrammeStarted => Body::TreatmentProgrammeStarted {
+            programme: "IDAP".into(),
+        },
+        EventType::TreatmentProgrammeEnded => Body::TreatmentProgrammeEnded {
+            outcome: TreatmentOutcome::Discontinued,
+        },
+        EventType::SupportGranted => Body::SupportGranted {
+            kind: SupportKind::ProtectedHousing,
+            gender: Gender::Unknown,
+            age_group: AgeGroup::Child,
+        },
+    }
+}
+
+fn event(event_type: EventType) -> Event {
+    let body = sample(event_type);
+    assert_eq!(body.event_type(), event_type, "the sample of {event_type}");
+    let id = Uuid::from_u128(0xA1);
+    Event {
+        event_id: Uuid::from_u128(0xE1),
+        occurred_on: Date::parse("2020-03-02").expect("a date"),
+        subject: if event_type.is_care() {
+            Subject::Client(id)
+        } else {
+            Subject::Case(id)
+        },
+        body,
+    }
+}
+
+#[test]
+fn every_event_type_round_trips_through_protobuf_the_wire_reader_and_ndjson() {
+    for event_type in EventType::ALL {
+        let event = event(event_type);
+        let pb = to_pb(&event);
+        assert_eq!(
+            from_pb(pb.clone()).as_ref(),
+            Ok(&event),
+            "{event_type}: from_pb"
+        );
+        let stored = encode_event(&event);
+        let read = decode_event(&stored)
+            .unwrap_or_else(|e| panic!("{event_type}: the wire reader refused it: {e}"));
+        assert_eq!(read, event, "{event_type}: the wire reader");
+        let line = ndjson::to_line(&pb);
+        let parsed = ndjson::parse_line(line.as_bytes())
+            .unwrap_or_else(|e| panic!("{event_type}: NDJSON line {line}: {e}"));
+        assert_eq!(from_pb(parsed).as_ref(), Ok(&event), "{event_type}: NDJSON");
+    }
+}
