@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scale=${1:-10}
 
-cargo build --release --locked -p gryning -p gryning-proto -p gryning-store -p gryning-projections -p gryning-recording -p gryning-store-nats --bins --examples
+cargo build --release --locked -p gryning -p gryning-proto -p gryning-store -p gryning-projections -p gryning-recording -p gryning-store-nats -p gryning-domain --bins --examples
 GRYNING_NATS_SERVER="$(bash scripts/install-nats-server.sh)"
 export GRYNING_NATS_SERVER
 bin=target/release
@@ -27,6 +27,9 @@ echo "== rebuild: replay every projection from the store"
 "$bin/gryning" --data-dir "$work/data" rebuild
 echo "-- replay phases one at a time (baselines: scan, decode, apply)"
 "$bin/examples/replay_phases" "$work/data"
+
+echo "== dates: jiff against hand-written calendar code on the per-event paths (parse, bucket)"
+"$bin/examples/date_measure"
 
 echo "== projection memory per live crime"
 "$bin/examples/measure"

@@ -3,7 +3,7 @@
 //! protobuf, SQLite or gRPC; the edges convert to and from these types.
 
 pub mod catalogue;
-mod date;
+pub mod date;
 mod error;
 mod event;
 pub mod lifecycle;

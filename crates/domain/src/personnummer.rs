@@ -120,7 +120,7 @@ fn is_valid(digits: &[u8]) -> bool {
             return false;
         }
         let year = century as i32 * 100 + i32::from(ten[0] * 10 + ten[1]);
-        if u32::from(day) > crate::date::days_in_month(year, u32::from(month)) {
+        if crate::Date::from_ymd(year, u32::from(month), u32::from(day)).is_none() {
             return false;
         }
     }

@@ -6,13 +6,17 @@ use crate::{personnummer, Body, Catalogue, Date, Error, Event, Subject};
 /// Longest free-text field accepted, in bytes.
 pub const MAX_TEXT_LEN: usize = 200;
 
-/// Checks everything about `event` that does not depend on its stream's history.
+/// Checks everything about `event` that does not depend on its stream's history. `today` is the
+/// date in Europe/Stockholm (`Date::in_stockholm`), whatever the machine's time zone.
 pub fn check_fields(event: &Event, catalogue: &Catalogue, today: Date) -> Result<(), Error> {
     if event.occurred_on > today {
         return Err(Error::invalid(
             "occurred_on",
             event.occurred_on.to_string(),
-            format!("must not be after today ({today})"),
+            format!(
+                "must not be after today in the {} calendar ({today})",
+                crate::date::TIME_ZONE
+            ),
         ));
     }
     match (event.subject, event.body.is_care()) {

@@ -3,13 +3,24 @@
 
 use std::collections::BTreeMap;
 
-use gryning_domain::Date;
-
 /// Quarters are numbered `year * 4 + (quarter - 1)`, so they order like dates and a year is
 /// `q.div_euclid(4)`.
+///
+/// This runs several times per event on every replay, so it keeps a hand-written
+/// civil-from-days (Howard Hinnant's public-domain algorithm) instead of `Date::ymd`: jiff's
+/// day number → date took 2.9–3.1× as long in the same run (BENCHMARKS.md, "Dates"). A test checks
+/// it against jiff for every day of four centuries.
 pub(crate) fn quarter_of_days(days: i32) -> i32 {
-    let (year, month, _) = Date::from_days(days).ymd();
-    year * 4 + ((month - 1) / 3) as i32
+    let z = days + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    // The month counted from March (0 = March … 11 = February).
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i32::from(month <= 2);
+    year * 4 + (month - 1) / 3
 }
 
 /// "2020" for a year, "2020-Q1" for a quarter number.
@@ -64,6 +75,7 @@ fn middle(a: i32, b: i32) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gryning_domain::Date;
 
     fn quarter_of(date: Date) -> i32 {
         quarter_of_days(date.days())
@@ -90,6 +102,15 @@ mod tests {
         }
         assert_eq!(median_sorted(&[1, 2, 3, 10]), Some(2.5));
         assert_eq!(median_sorted(&[-3, -3, 4, 4, 4, 9]), Some(4.0));
+    }
+
+    #[test]
+    fn quarter_of_days_agrees_with_jiff_for_four_centuries() {
+        for days in -200_000..200_000 {
+            let (year, month, _) = Date::from_days(days).unwrap().ymd();
+            let expected = year * 4 + ((month - 1) / 3) as i32;
+            assert_eq!(quarter_of_days(days), expected, "day {days}");
+        }
     }
 
     #[test]

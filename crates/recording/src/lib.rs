@@ -20,11 +20,15 @@
 //! append, the store refuses that stream's events from there on; they are decided again in a
 //! later round and so stored after the rest of the batch.
 
+mod clock;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use gryning_domain::{validate, Catalogue, Date, Event, StreamState, Uuid};
 use gryning_store::{AppendRequest, EventStore, ExpectedVersion, NewEvent, Position, Version};
+
+pub use clock::Clock;
 
 /// How many times one event is re-decided after concurrent-writer conflicts before giving up.
 pub const MAX_CONFLICT_RETRIES: usize = 12;
@@ -94,7 +98,7 @@ pub struct Recorder {
     catalogue: Arc<Catalogue>,
     /// Lifecycle state per stream as of the version it was loaded or last appended at.
     cache: Mutex<HashMap<String, (Version, StreamState)>>,
-    today: Option<Date>,
+    clock: Clock,
 }
 
 /// One event of a round to be appended, in submission order.
@@ -117,14 +121,26 @@ impl Recorder {
             store,
             catalogue,
             cache: Mutex::new(HashMap::new()),
-            today: None,
+            clock: Clock::System,
         }
     }
 
-    /// Fixes "today" for the future-date rule (tests); by default the system clock decides.
-    pub fn with_today(mut self, today: Date) -> Recorder {
-        self.today = Some(today);
+    /// Reads "now" from `clock` (tests fix it); by default the system clock. "Today" for the
+    /// future-date rule is the date in Europe/Stockholm at that instant.
+    pub fn with_clock(mut self, clock: Clock) -> Recorder {
+        self.clock = clock;
         self
+    }
+
+    /// Fixes "today" for the future-date rule (tests): the clock stands at noon in Stockholm
+    /// on `today`.
+    pub fn with_today(self, today: Date) -> Recorder {
+        self.with_clock(Clock::noon_on(today))
+    }
+
+    /// The clock that decides "today"; the services stamp `recorded_at` from it too.
+    pub fn clock(&self) -> Clock {
+        self.clock
     }
 
     pub fn store(&self) -> &Arc<dyn EventStore> {
@@ -149,7 +165,7 @@ impl Recorder {
         &self,
         submissions: Vec<Submission>,
     ) -> Vec<Result<Outcome, Rejection>> {
-        let today = self.today.unwrap_or_else(Date::today);
+        let today = self.clock.today();
         let mut results: Vec<Option<Result<Outcome, Rejection>>> =
             (0..submissions.len()).map(|_| None).collect();
         let mut todo: Vec<usize> = Vec::with_capacity(submissions.len());

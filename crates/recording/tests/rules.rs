@@ -8,7 +8,7 @@ use gryning_domain::{
     AgeGroup, Body, Catalogue, ClosureReason, CrimeCode, Date, Event, Gender, ProsecutionDecision,
     Subject, TreatmentOutcome, Uuid,
 };
-use gryning_recording::{Outcome, Recorder, Rejection, Submission};
+use gryning_recording::{Clock, Outcome, Recorder, Rejection, Submission};
 use gryning_store::{sqlite::SqliteStore, EventStore};
 
 const TODAY: &str = "2021-06-30";
@@ -103,10 +103,19 @@ struct Harness {
 }
 
 async fn harness() -> Harness {
+    harness_with(Clock::noon_on(day(TODAY))).await
+}
+
+/// A recorder whose clock stands at the instant `now` (RFC 3339), over a fresh store.
+async fn harness_at(now: &str) -> Harness {
+    harness_with(Clock::Fixed(now.parse().unwrap())).await
+}
+
+async fn harness_with(clock: Clock) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn EventStore> = Arc::new(SqliteStore::open(dir.path()).unwrap());
-    let recorder = Recorder::new(store.clone(), Arc::new(Catalogue::default_catalogue()))
-        .with_today(day(TODAY));
+    let recorder =
+        Recorder::new(store.clone(), Arc::new(Catalogue::default_catalogue())).with_clock(clock);
     Harness {
         _dir: dir,
         store,
@@ -637,5 +646,54 @@ async fn two_recorders_on_one_case_never_lose_an_event() {
             .await
             .unwrap_err();
         assert_eq!(err.reason(), "crime-id-new-in-case");
+    }
+}
+
+/// "Not after today" reads the Europe/Stockholm calendar at the recorder's clock, not UTC's.
+#[tokio::test]
+async fn today_is_the_date_in_stockholm() {
+    for (now, today, tomorrow) in [
+        // 00:30 on 2 December in Stockholm (UTC+1) is still 1 December in UTC.
+        ("2020-12-01T23:30:00Z", "2020-12-02", "2020-12-03"),
+        // One second before midnight in Stockholm, 2 December is still tomorrow.
+        ("2020-12-01T22:59:59Z", "2020-12-01", "2020-12-02"),
+        // Summer time (UTC+2): 00:30 on 15 June in Stockholm is 22:30 on 14 June in UTC.
+        ("2020-06-14T22:30:00Z", "2020-06-15", "2020-06-16"),
+        // 23:30 on 14 June in Stockholm is 21:30 UTC: the UTC date is no day ahead.
+        ("2020-06-14T21:30:00Z", "2020-06-14", "2020-06-15"),
+    ] {
+        let h = harness_at(now).await;
+        assert_eq!(h.recorder.clock().today(), day(today), "{now}");
+        let on_the_day = case_event(
+            1,
+            1,
+            today,
+            Body::CaseOpened {
+                lead_crime_code: code("4024"),
+                police_region: "Polisregion Stockholm".into(),
+                local_police_area: "Farsta".into(),
+            },
+        );
+        let outcome = h.recorder.record(on_the_day.into()).await;
+        assert!(
+            matches!(outcome, Ok(Outcome::Stored { position: 1, .. })),
+            "at {now} an event dated {today} must be stored: {outcome:?}"
+        );
+
+        let early = case_event(2, 1, tomorrow, Body::CaseReferredToProsecutor);
+        let err = h
+            .recorder
+            .record(early.into())
+            .await
+            .expect_err("an event dated tomorrow must be rejected");
+        assert_rule(&err, "invalid-field", "occurred_on", tomorrow);
+        let names_today =
+            format!("must not be after today in the Europe/Stockholm calendar ({today})");
+        assert!(err.to_string().contains(&names_today), "{now}: {err}");
+        assert_eq!(
+            h.store.head().await.unwrap(),
+            1,
+            "{now}: nothing more stored"
+        );
     }
 }

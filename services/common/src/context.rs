@@ -5,10 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use gryning_domain::{Catalogue, Date};
+use gryning_domain::date::stockholm;
+use gryning_domain::Catalogue;
 use gryning_proto::pb;
 use gryning_recording::{Outcome, Recorder, Submission};
 use gryning_store::EventStore;
+use jiff::Timestamp;
 use prost::Message;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -238,7 +240,7 @@ impl Context {
         }
         Ok(Submission {
             event,
-            metadata: metadata(principal).encode_to_vec(),
+            metadata: metadata(principal, self.recorder.clock().now()).encode_to_vec(),
         })
     }
 }
@@ -261,25 +263,22 @@ pub fn recorded(event_id: String, outcome: Outcome) -> pb::Recorded {
     }
 }
 
-fn metadata(principal: &Principal) -> pb::EventMetadata {
+fn metadata(principal: &Principal, now: Timestamp) -> pb::EventMetadata {
     pb::EventMetadata {
         principal: principal.name.clone(),
         agency: principal.role.name().to_string(),
-        recorded_at: rfc3339_now(),
+        recorded_at: recorded_at(now),
     }
 }
 
-/// The current UTC time as RFC 3339, to the second.
-fn rfc3339_now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let date = Date::parse("1970-01-01")
-        .expect("valid date")
-        .add_days((secs / 86_400) as i32);
-    let t = secs % 86_400;
-    format!("{date}T{:02}:{:02}:{:02}Z", t / 3600, t / 60 % 60, t % 60)
+/// `now` as RFC 3339 to the second, with Europe/Stockholm's offset at that instant
+/// (`2020-12-02T00:30:00+01:00`, `2020-06-15T00:30:00+02:00`): the date and time read as they
+/// did in Stockholm, the calendar "not after today" was judged by, and still one exact instant.
+fn recorded_at(now: Timestamp) -> String {
+    let second = Timestamp::from_second(now.as_second()).expect("a whole second of an instant");
+    second
+        .display_with_offset(stockholm().to_offset(second))
+        .to_string()
 }
 
 impl Context {
@@ -365,5 +364,27 @@ mod tests {
         let settings = Settings::load(&env, &crate::Options::default()).unwrap();
         assert_eq!(nats_options(&settings).replicas, 3);
         assert_eq!(nats_options(&Settings::default()).replicas, 1);
+    }
+
+    #[test]
+    fn recorded_at_is_rfc3339_to_the_second_with_the_stockholm_offset() {
+        for (now, stamped) in [
+            // Winter (UTC+1): already 2 December in Stockholm.
+            ("2020-12-01T23:30:00Z", "2020-12-02T00:30:00+01:00"),
+            // Summer time (UTC+2), and a fraction of a second dropped.
+            (
+                "2020-06-14T22:30:00.987654321Z",
+                "2020-06-15T00:30:00+02:00",
+            ),
+            // The last second before summer time starts, and the first after.
+            ("2021-03-28T00:59:59Z", "2021-03-28T01:59:59+01:00"),
+            ("2021-03-28T01:00:00Z", "2021-03-28T03:00:00+02:00"),
+        ] {
+            let now: Timestamp = now.parse().unwrap();
+            let text = recorded_at(now);
+            assert_eq!(text, stamped, "{now}");
+            let back: Timestamp = text.parse().expect("RFC 3339 reads back");
+            assert_eq!(back.as_second(), now.as_second(), "{text}");
+        }
     }
 }
