@@ -129,13 +129,24 @@ impl Application {
         let tls = tls_config(&ctx.settings)?;
         ctx.health.serve(service_names).await;
         let health_service = ctx.health.service();
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(gryning_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()
-            .expect("the gryning descriptor set is valid");
+        // Reflection in both versions: many tools (grpcio-reflection's client, older grpcurl,
+        // GUI clients) still ask `grpc.reflection.v1alpha`.
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(gryning_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
         routes.add_service(health_service);
-        routes.add_service(reflection);
+        routes.add_service(
+            reflection()
+                .build_v1()
+                .expect("the gryning descriptor set is valid"),
+        );
+        routes.add_service(
+            reflection()
+                .build_v1alpha()
+                .expect("the gryning descriptor set is valid"),
+        );
         Ok(Application {
             ctx,
             listener,

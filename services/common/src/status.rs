@@ -16,8 +16,9 @@ pub enum ServiceError {
     Rejected(#[from] Rejection),
     #[error(transparent)]
     Access(#[from] auth::Error),
-    /// A request field outside the event (a table name, a read limit).
-    #[error("field {field}: {problem} (value {value:?})")]
+    /// A request field outside the event (a table name, a read limit). The message shows a
+    /// short, masked prefix of the value, as for event fields (`gryning_domain::echo`).
+    #[error("field {field}: {problem} (value {shown:?})", shown = gryning_domain::echo(.value))]
     InvalidArgument {
         field: &'static str,
         value: String,

@@ -315,5 +315,14 @@ mod tests {
         let e = query("clearance", "colour", "").unwrap_err();
         assert!(e.to_string().contains("field by"), "{e}");
         assert_eq!(Status::from(e).code(), tonic::Code::InvalidArgument);
+        // A huge or identity-number-bearing name is echoed short and masked (a made-up number).
+        let e = query(&format!("811218-9876 {}", "x".repeat(1 << 20)), "", "").unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("field name") && text.len() < 200,
+            "{}",
+            &text[..200]
+        );
+        assert!(!text.contains("9876"), "{text}");
     }
 }
