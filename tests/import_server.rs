@@ -142,3 +142,86 @@ async fn import_through_the_server_names_rejected_lines_and_stores_the_rest() {
     assert!(stderr.contains("PermissionDenied"), "{stderr}");
     server.stop();
 }
+
+/// A bulk append with many rejected events: the summary lists the first
+/// `MAX_LISTED_REJECTIONS` by index and counts the rest, so it stays small for a default client
+/// (whose limit is 4 MiB); `gryning import --server` names the listed lines, counts every
+/// rejection and says how many lines the server did not name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_rejections_are_listed_up_to_the_limit_and_counted_in_full() {
+    const LIMIT: usize = gryning_event_log::MAX_LISTED_REJECTIONS;
+    let rejected = LIMIT + 1_500;
+    let dir = tempfile::tempdir().unwrap();
+    let server = up(dir.path());
+    let tokens = server.tokens.clone();
+    // Referrals of cases never opened: each breaks case-must-be-opened on the server.
+    let events: Vec<pb::Event> = (0..rejected)
+        .map(|_| pb::Event {
+            event_id: id(),
+            occurred_on: "2020-02-01".into(),
+            subject: Some(pb::event::Subject::CaseId(id())),
+            body: Some(pb::event::Body::CaseReferredToProsecutor(
+                pb::CaseReferredToProsecutor {},
+            )),
+        })
+        .collect();
+
+    let mut police = as_role(&server, &tokens, "police").await;
+    let summary = police
+        .log
+        .append(tokio_stream::iter(events.clone()))
+        .await
+        .expect("a bulk append with rejections succeeds")
+        .into_inner();
+    assert_eq!(summary.accepted, 0);
+    assert_eq!(summary.rejected, rejected as u64);
+    assert_eq!(summary.rejections.len(), LIMIT);
+    assert_eq!(summary.rejections_omitted, (rejected - LIMIT) as u64);
+    let indexes: Vec<u64> = summary.rejections.iter().map(|r| r.index).collect();
+    assert_eq!(
+        indexes,
+        (0..LIMIT as u64).collect::<Vec<_>>(),
+        "the first by index"
+    );
+    assert!(summary
+        .rejections
+        .iter()
+        .all(|r| r.reason == "case-must-be-opened"));
+    let size = prost::Message::encoded_len(&summary);
+    assert!(size < 1 << 20, "the summary is {size} bytes");
+    drop(police);
+
+    let file = dir.path().join("unopened.ndjson");
+    let ndjson: Vec<String> = events
+        .iter()
+        .map(|e| serde_json::to_string(e).unwrap())
+        .collect();
+    std::fs::write(&file, ndjson.join("\n") + "\n").unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["import", file.to_str().unwrap(), "--server", &server.url()])
+        .args(["--token", &tokens["police"]])
+        .env_remove("GRYNING_TOKEN")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stdout.contains(&format!("0 accepted, 0 duplicate, {rejected} rejected")),
+        "{stdout}"
+    );
+    let named: Vec<&str> = stderr.lines().filter(|l| l.starts_with("line ")).collect();
+    assert_eq!(named.len(), LIMIT);
+    assert!(named[0].starts_with("line 1: "), "{}", named[0]);
+    assert!(
+        stderr.contains(&format!(
+            "note: {} more lines were rejected",
+            rejected - LIMIT
+        )),
+        "{}",
+        stderr.lines().last().unwrap_or_default()
+    );
+    server.stop();
+}

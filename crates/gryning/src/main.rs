@@ -330,11 +330,19 @@ async fn import_remote(
     let started = Instant::now();
     let (input, bar) = import_input(file, "sending")?;
     let progress = bar.clone();
-    let (summary, rejections) =
+    let (summary, rejections, unlisted) =
         remote::import(server, input, move |bytes| show_progress(&progress, bytes)).await?;
     bar.finish_and_clear();
     for r in &rejections {
         eprintln!("line {}: {}", r.line, r.reason);
+    }
+    if unlisted > 0 {
+        eprintln!(
+            "note: {unlisted} more lines were rejected that the server did not name (it lists the \
+             first {} of a call's rejections): fix the lines above and import the file again, \
+             which stores nothing twice, to see the next ones",
+            gryning_event_log::MAX_LISTED_REJECTIONS
+        );
     }
     import_summary(&summary, started)
 }

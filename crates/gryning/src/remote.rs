@@ -183,13 +183,14 @@ const IN_FLIGHT: usize = 8192;
 /// Streams the NDJSON of `input` through the event-log service's `Append`, in file order. Lines
 /// that are not an event in the NDJSON format are rejected here, without being sent; the
 /// server's rejections come back by the event's place in the stream and are turned into line
-/// numbers. All rejections are returned sorted by line; `on_progress` is told of the input
+/// numbers, with the number of rejections the server counted but did not list (it lists the
+/// first `MAX_LISTED_REJECTIONS`). All rejections are returned sorted by line; `on_progress` is told of the input
 /// bytes read so far.
 pub(crate) async fn import(
     server: &Server,
     input: impl BufRead + Send + 'static,
     on_progress: impl Fn(u64) + Send + 'static,
-) -> anyhow::Result<(Summary, Vec<LineRejection>)> {
+) -> anyhow::Result<(Summary, Vec<LineRejection>, u64)> {
     let (tx, rx) = tokio::sync::mpsc::channel::<pb::Event>(IN_FLIGHT);
     // The reader thread keeps, for each event sent, its line number: the n-th event sent is the
     // n-th of the stream, which is how the server names it in a rejection.
@@ -267,12 +268,14 @@ pub(crate) async fn import(
         });
     }
     rejections.sort_by_key(|r| r.line);
+    let unlisted = summary.rejections_omitted;
     Ok((
         Summary {
             accepted: summary.accepted,
             duplicates: summary.duplicates,
-            rejected: rejections.len() as u64,
+            rejected: rejections.len() as u64 + unlisted,
         },
         rejections,
+        unlisted,
     ))
 }

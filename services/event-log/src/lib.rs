@@ -24,6 +24,11 @@ pub use gryning_proto::pb::event_log_server::SERVICE_NAME;
 /// (group commit), small enough that a rejection report arrives without much delay.
 pub const APPEND_BATCH: usize = 8_192;
 
+/// The most rejections an `AppendSummary` lists (the first by index); the rest are counted in
+/// `rejections_omitted`. A listed rejection is a few hundred bytes (messages echo at most a
+/// short prefix of a value), so a summary stays far below a default client's 4 MiB limit.
+pub const MAX_LISTED_REJECTIONS: usize = 1_000;
+
 /// How long a bulk append waits for more events before recording a partial batch.
 pub const APPEND_IDLE: std::time::Duration = std::time::Duration::from_millis(5);
 
@@ -90,6 +95,19 @@ impl Tally {
             reason: reason.to_string(),
             message: error.to_string(),
         });
+        // Rejections arrive nearly in index order (those refused while receiving come before
+        // the batch ahead of them): keep up to twice the limit, then the first by index.
+        if self.summary.rejections.len() >= 2 * MAX_LISTED_REJECTIONS {
+            self.keep_first_rejections();
+        }
+    }
+
+    /// Sorts the listed rejections by index and keeps the first `MAX_LISTED_REJECTIONS`.
+    fn keep_first_rejections(&mut self) {
+        let listed = &mut self.summary.rejections;
+        listed.sort_by_key(|r| r.index);
+        listed.truncate(MAX_LISTED_REJECTIONS);
+        self.summary.rejections_omitted = self.summary.rejected - listed.len() as u64;
     }
 }
 
@@ -204,8 +222,8 @@ impl EventLog for EventLogService {
             received = next?;
         }
         // Refusals found while receiving are tallied before the batch ahead of them is
-        // recorded: put the report back in stream order.
-        tally.summary.rejections.sort_by_key(|r| r.index);
+        // recorded: put the report back in stream order (and keep the first ones only).
+        tally.keep_first_rejections();
         tracing::info!(
             principal = %principal.name,
             accepted = tally.summary.accepted,
