@@ -521,3 +521,18 @@ fn a_stored_event_of_an_unknown_type_stops_a_replay_naming_its_position() {
     assert!(!import.status.success(), "{stderr}");
     assert!(wants.iter().all(|w| stderr.contains(w)), "{stderr}");
 }
+
+#[test]
+fn a_start_error_names_its_context_and_shows_its_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port this test holds: `gryning up` cannot listen on it.
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = held.local_addr().unwrap().to_string();
+    let out = gryning(&dir.path().join("data"), &["up", "--listen", &addr]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
+    // The operating system's words for the cause, once: not repeated by every layer above it.
+    assert_eq!(err.matches("Address already in use").count(), 1, "{err}");
+    drop(held);
+}

@@ -24,12 +24,13 @@ use crate::Settings;
 pub enum StartError {
     #[error(transparent)]
     Config(#[from] crate::config::Error),
-    /// The store's error is the source (shown once in an error chain, not twice).
+    // A variant with a source names only its own context: the source follows in the error
+    // chain (`{:#}`), so putting it in the message too would print it twice.
     #[error("cannot open the event store")]
     Store(#[from] gryning_store::Error),
     #[error("store {url}: {problem}")]
     Backend { url: String, problem: &'static str },
-    #[error("cannot open the NATS JetStream store at {url}: {source}")]
+    #[error("cannot open the NATS JetStream store at {url}")]
     Nats {
         url: String,
         source: gryning_store_nats::NatsError,
@@ -38,19 +39,19 @@ pub enum StartError {
     Catalogue { path: PathBuf, message: String },
     #[error(transparent)]
     Credentials(#[from] auth::CredentialsError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
-    #[error("tls file {path}: {source}")]
+    #[error("tls file {path}")]
     TlsFile {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("projections: {0}")]
+    #[error("cannot bring the projections up to date")]
     Projections(#[from] gryning_projections::Error),
-    #[error("server: {0}")]
+    #[error("the gRPC server failed")]
     Serve(#[from] tonic::transport::Error),
 }
 
