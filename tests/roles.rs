@@ -13,7 +13,7 @@ use tonic::{Code, Status};
 use up::{as_role, clients, id, tokio_stream_iter, up, Clients, ROLES};
 
 /// Each RPC with the roles allowed to call it besides admin: the policy as the contract states it.
-const POLICY: [(&str, &[&str]); 18] = [
+const POLICY: [(&str, &[&str]); 20] = [
     ("OpenCase", &["police"]),
     ("ReportCrime", &["police"]),
     ("ReclassifyCrime", &["police"]),
@@ -32,6 +32,8 @@ const POLICY: [(&str, &[&str]); 18] = [
     ("GetTable", &["analyst"]),
     ("Watch", &["analyst"]),
     ("Status", &["analyst"]),
+    ("Publish", &[]),
+    ("ListPublications", &["analyst"]),
 ];
 
 const DAY: &str = "2020-03-02";
@@ -419,6 +421,27 @@ async fn call(c: &mut Clients, role: &str, admin: &mut Clients, rpc: &str) -> Re
             assert!(!status.projections.is_empty(), "{status:?}");
             Ok(())
         }
+        "Publish" => {
+            Given::a_crime(admin).await;
+            let reply = c
+                .insight
+                .publish(pb::PublishRequest {
+                    quarter: "2020-Q1".into(),
+                    note: "roles".into(),
+                })
+                .await?
+                .into_inner();
+            let publication = reply.publication.expect("the publication");
+            assert_eq!(publication.quarter, "2020-Q1");
+            assert!(publication.revision >= 1, "{publication:?}");
+            Ok(())
+        }
+        "ListPublications" => {
+            c.insight
+                .list_publications(pb::ListPublicationsRequest::default())
+                .await?;
+            Ok(())
+        }
         other => panic!("unknown rpc {other}"),
     }
 }
@@ -545,5 +568,68 @@ async fn health_needs_no_token() {
         reply.status,
         tonic_health::pb::health_check_response::ServingStatus::Serving as i32
     );
+    server.stop();
+}
+
+/// A publication event: only admin may record one through `Append` (copying a log); every
+/// other role's is refused on its own with `permission-denied`, and nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_admin_may_append_a_publication() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = up(dir.path());
+    let publication = |revision| pb::Event {
+        event_id: id(),
+        occurred_on: "2020-04-02".into(),
+        subject: Some(pb::event::Subject::PublicationQuarter("2020-Q1".into())),
+        body: Some(pb::event::Body::TablesPublished(pb::TablesPublished {
+            quarter: "2020-Q1".into(),
+            revision,
+            position: 0,
+            catalogue_version: "2020.1".into(),
+            catalogue_sha256: "0".repeat(64),
+            published_at: "2020-04-02T12:00:00+02:00".into(),
+            principal: "copied".into(),
+            note: String::new(),
+            automatic: false,
+            tables: Vec::new(),
+        })),
+    };
+    for role in ["police", "prosecution", "care"] {
+        let mut c = as_role(&server, &server.tokens, role).await;
+        let summary = c
+            .log
+            .append(tokio_stream_iter(vec![publication(1)]))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!((summary.accepted, summary.rejected), (0, 1), "{role}");
+        assert_eq!(summary.rejections[0].reason, "permission-denied", "{role}");
+    }
+    for role in ["analyst", "auditor"] {
+        let mut c = as_role(&server, &server.tokens, role).await;
+        let e = c
+            .log
+            .append(tokio_stream_iter(vec![publication(1)]))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied, "{role}");
+    }
+    let mut admin = admin(&server).await;
+    let listed = admin
+        .insight
+        .list_publications(pb::ListPublicationsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.publications.is_empty(), "{listed:?}");
+    let summary = admin
+        .log
+        .append(tokio_stream_iter(vec![publication(1), publication(1)]))
+        .await
+        .unwrap()
+        .into_inner();
+    // The second is revision 1 again: the lifecycle rule keeps revisions in order.
+    assert_eq!((summary.accepted, summary.rejected), (1, 1));
+    assert_eq!(summary.rejections[0].reason, "revision-must-be-next");
     server.stop();
 }

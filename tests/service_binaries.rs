@@ -107,6 +107,7 @@ async fn call(service: &str, channel: Channel, token: &str) -> Result<(), tonic:
                     by: String::new(),
                     period: String::new(),
                     as_of: None,
+                    ..Default::default()
                 })
                 .await
                 .map(drop)

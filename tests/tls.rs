@@ -99,6 +99,7 @@ async fn get_table(channel: Channel, token: &str) -> Result<pb::TableReply, toni
             by: String::new(),
             period: String::new(),
             as_of: None,
+            ..Default::default()
         })
         .await
         .map(|r| r.into_inner())

@@ -36,6 +36,9 @@ impl Server {
             .env_remove("GRYNING_CONFIG")
             .env_remove("GRYNING_STORE")
             .env("GRYNING_LOG", "info")
+            // Tests that are not about publications keep their event logs to what they record;
+            // the publication tests turn it on through `env`.
+            .env("GRYNING_PUBLISH_AUTOMATICALLY", "false")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr);

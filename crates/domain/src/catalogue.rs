@@ -3,6 +3,9 @@
 //! file (the default one ships with the binary; `--catalog FILE` replaces it).
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use sha2::Digest as _;
 
 use serde::Deserialize;
 
@@ -22,6 +25,8 @@ pub struct Group {
 #[derive(Clone, Debug)]
 pub struct Catalogue {
     version: String,
+    /// SHA-256 of the file's text, lowercase hex: names the exact content a publication used.
+    content_sha256: String,
     codes: BTreeMap<CrimeCode, String>,
     groups: Vec<Group>,
     /// For each code, the indexes of the groups holding it.
@@ -105,8 +110,14 @@ impl Catalogue {
                 note: entry.note,
             });
         }
+        let digest = sha2::Sha256::digest(text.as_bytes());
+        let content_sha256 = digest.iter().fold(String::with_capacity(64), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        });
         Ok(Catalogue {
             version: file.version,
+            content_sha256,
             codes,
             groups,
             groups_of,
@@ -120,6 +131,11 @@ impl Catalogue {
 
     pub fn version(&self) -> &str {
         &self.version
+    }
+
+    /// SHA-256 of the catalogue file's text, as 64 lowercase hex digits.
+    pub fn content_sha256(&self) -> &str {
+        &self.content_sha256
     }
 
     pub fn contains(&self, code: CrimeCode) -> bool {

@@ -28,10 +28,12 @@ pub enum Rule {
     ProgrammeMustBeRunning,
     /// `TreatmentProgrammeEnded` is not dated before its programme's start.
     ProgrammeEndNotBeforeStart,
+    /// `TablesPublished.revision` is one more than the quarter's last revision.
+    RevisionMustBeNext,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 8] = [
+    pub const ALL: [Rule; 9] = [
         Rule::CaseOpenedOnce,
         Rule::CaseMustBeOpened,
         Rule::CrimeIdNewInCase,
@@ -40,6 +42,7 @@ impl Rule {
         Rule::NoProgrammeRunning,
         Rule::ProgrammeMustBeRunning,
         Rule::ProgrammeEndNotBeforeStart,
+        Rule::RevisionMustBeNext,
     ];
 
     pub fn name(self) -> &'static str {
@@ -52,6 +55,7 @@ impl Rule {
             Rule::NoProgrammeRunning => "no-programme-running",
             Rule::ProgrammeMustBeRunning => "programme-must-be-running",
             Rule::ProgrammeEndNotBeforeStart => "programme-end-not-before-start",
+            Rule::RevisionMustBeNext => "revision-must-be-next",
         }
     }
 }

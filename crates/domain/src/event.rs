@@ -6,7 +6,7 @@ use std::fmt;
 
 use uuid::Uuid;
 
-use crate::Date;
+use crate::{Date, Quarter};
 
 /// A 4-digit Swedish crime code (brottskod), kept as its number: "0418" is 418.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -43,17 +43,22 @@ impl fmt::Display for CrimeCode {
     }
 }
 
-/// Which stream an event belongs to: a case or a client. The stream is named by the subject.
+/// Which stream an event belongs to: a case, a client, or a quarter's publications. The stream
+/// is named by the subject.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Subject {
     Case(Uuid),
     Client(Uuid),
+    /// The publications of one quarter (`TablesPublished`), revision 1, 2, … in stream order.
+    Publication(Quarter),
 }
 
 impl Subject {
+    /// The case's or the client's UUID; the nil UUID for a publication, which has none.
     pub fn id(self) -> Uuid {
         match self {
             Subject::Case(id) | Subject::Client(id) => id,
+            Subject::Publication(_) => Uuid::nil(),
         }
     }
 
@@ -67,6 +72,9 @@ impl Subject {
         if let Some(id) = name.strip_prefix("case-") {
             return Uuid::try_parse(id).ok().map(Subject::Case);
         }
+        if let Some(quarter) = name.strip_prefix("publication-") {
+            return Quarter::parse(quarter).ok().map(Subject::Publication);
+        }
         name.strip_prefix("client-")
             .and_then(|id| Uuid::try_parse(id).ok())
             .map(Subject::Client)
@@ -78,6 +86,7 @@ impl fmt::Display for Subject {
         match self {
             Subject::Case(id) => write!(f, "case-{id}"),
             Subject::Client(id) => write!(f, "client-{id}"),
+            Subject::Publication(quarter) => write!(f, "publication-{quarter}"),
         }
     }
 }
@@ -188,13 +197,77 @@ pub enum Body {
         gender: Gender,
         age_group: AgeGroup,
     },
+    /// A quarter's tables as computed and recorded once, never changed (boxed: it is large and
+    /// rare).
+    TablesPublished(Box<Publication>),
 }
+
+/// A publication: every table of the contract for one quarter, as computed at `position`.
+/// Counts only, never event-level data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Publication {
+    pub quarter: Quarter,
+    /// 1 for the quarter's first publication, then 2, 3, …: its version in the quarter's stream.
+    pub revision: u32,
+    /// The store's global position the tables were computed at (every event up to it).
+    pub position: u64,
+    pub catalogue_version: String,
+    /// SHA-256 of the catalogue file's text, lowercase hex.
+    pub catalogue_sha256: String,
+    /// When the tables were computed: RFC 3339 with the Europe/Stockholm offset.
+    pub published_at: String,
+    /// Who published: the caller's principal, `gryning up`'s automatic publisher, or
+    /// `offline` for `gryning publish` on a data directory.
+    pub principal: String,
+    pub note: String,
+    /// Recorded by `gryning up`'s automatic publisher.
+    pub automatic: bool,
+    pub tables: Vec<PublishedTable>,
+}
+
+/// One published table: which one (name, `code`/`group` or empty for `care`, `quarter` or
+/// `year-to-date`), its columns and its rows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublishedTable {
+    pub name: String,
+    pub by: String,
+    pub period: String,
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<PublishedCell>>,
+}
+
+/// One value of a published table.
+#[derive(Clone, Debug)]
+pub enum PublishedCell {
+    Text(String),
+    Int(i64),
+    Float(f64),
+    Null,
+}
+
+impl PartialEq for PublishedCell {
+    /// Floats compare by their bits, so a cell equals exactly what was stored.
+    fn eq(&self, other: &PublishedCell) -> bool {
+        match (self, other) {
+            (PublishedCell::Text(a), PublishedCell::Text(b)) => a == b,
+            (PublishedCell::Int(a), PublishedCell::Int(b)) => a == b,
+            (PublishedCell::Float(a), PublishedCell::Float(b)) => a.to_bits() == b.to_bits(),
+            (PublishedCell::Null, PublishedCell::Null) => true,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for PublishedCell {}
 
 /// Declares [`EventType`] from one list: each type's name (its proto message, as
 /// `stringify!` writes it), its place in [`EventType::ALL`] and whether its subject is a client.
 macro_rules! event_types {
     (@client case) => { false };
     (@client client) => { true };
+    (@client publication) => { false };
+    (@publication publication) => { true };
+    (@publication $other:ident) => { false };
     ($($variant:ident: $subject:ident),* $(,)?) => {
         /// The type of an event: which [`Body`] it has, without its fields.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -222,6 +295,13 @@ macro_rules! event_types {
                 }
             }
 
+            /// True for the types whose subject is a quarter's publications.
+            pub const fn is_publication(self) -> bool {
+                match self {
+                    $(EventType::$variant => event_types!(@publication $subject)),*
+                }
+            }
+
             pub fn parse(name: &str) -> Option<EventType> {
                 EventType::ALL.into_iter().find(|t| t.name() == name)
             }
@@ -244,6 +324,7 @@ event_types! {
     TreatmentProgrammeStarted: client,
     TreatmentProgrammeEnded: client,
     SupportGranted: client,
+    TablesPublished: publication,
 }
 
 impl fmt::Display for EventType {
@@ -267,6 +348,7 @@ impl Body {
             Body::TreatmentProgrammeStarted { .. } => EventType::TreatmentProgrammeStarted,
             Body::TreatmentProgrammeEnded { .. } => EventType::TreatmentProgrammeEnded,
             Body::SupportGranted { .. } => EventType::SupportGranted,
+            Body::TablesPublished(_) => EventType::TablesPublished,
         }
     }
 
@@ -278,6 +360,11 @@ impl Body {
     /// True for the events whose subject is a client (Kriminalvården and social services).
     pub fn is_care(&self) -> bool {
         self.event_type().is_care()
+    }
+
+    /// True for a publication (`TablesPublished`): not case data.
+    pub fn is_publication(&self) -> bool {
+        self.event_type().is_publication()
     }
 }
 

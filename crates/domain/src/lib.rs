@@ -8,6 +8,7 @@ mod error;
 mod event;
 pub mod lifecycle;
 pub mod personnummer;
+mod quarter;
 pub mod validate;
 
 pub use catalogue::Catalogue;
@@ -15,4 +16,5 @@ pub use date::Date;
 pub use error::{echo, Error, Rule, ECHO_CHARS};
 pub use event::*;
 pub use lifecycle::StreamState;
+pub use quarter::{Quarter, QuarterError};
 pub use uuid::Uuid;

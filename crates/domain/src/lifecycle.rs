@@ -16,6 +16,13 @@ pub enum StreamState {
     New,
     Case(CaseState),
     Client(ClientState),
+    Publication(PublicationState),
+}
+
+/// A quarter's publications: how many revisions are recorded.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PublicationState {
+    pub revisions: u32,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -44,6 +51,23 @@ impl StreamState {
     /// Whether `event` may come next in this stream, naming the rule it breaks if not.
     pub fn check(&self, event: &Event) -> Result<(), Error> {
         match (self, &event.body) {
+            (StreamState::New, Body::TablesPublished(p)) => {
+                PublicationState::default().check(p.revision)
+            }
+            (StreamState::Publication(state), Body::TablesPublished(p)) => state.check(p.revision),
+            // Subject and body pairing is a field rule; a mismatch never reaches a stream.
+            (StreamState::Publication(_), body) | (_, body @ Body::TablesPublished(_)) => {
+                Err(Error::lifecycle(
+                    Rule::CaseMustBeOpened,
+                    "subject",
+                    event.subject.to_string(),
+                    format!(
+                        "{} does not belong in stream {}",
+                        body.type_name(),
+                        event.subject
+                    ),
+                ))
+            }
             (StreamState::Client(_) | StreamState::New, body) if body.is_care() => {
                 let client = match self {
                     StreamState::Client(c) => c.clone(),
@@ -78,6 +102,9 @@ impl StreamState {
     /// Moves the state past `event`, which must have passed [`StreamState::check`].
     pub fn apply(&mut self, event: &Event) {
         match self {
+            StreamState::New if event.body.is_publication() => {
+                *self = StreamState::Publication(PublicationState::default())
+            }
             StreamState::New if event.body.is_care() => {
                 *self = StreamState::Client(ClientState::default())
             }
@@ -87,6 +114,7 @@ impl StreamState {
         match self {
             StreamState::Case(case) => case.apply(event),
             StreamState::Client(client) => client.apply(event),
+            StreamState::Publication(state) => state.revisions += 1,
             StreamState::New => unreachable!("set above"),
         }
     }
@@ -192,5 +220,23 @@ impl ClientState {
             Body::TreatmentProgrammeEnded { .. } => self.running_since = None,
             _ => {}
         }
+    }
+}
+
+impl PublicationState {
+    fn check(&self, revision: u32) -> Result<(), Error> {
+        let next = self.revisions + 1;
+        if revision == next {
+            return Ok(());
+        }
+        Err(Error::lifecycle(
+            Rule::RevisionMustBeNext,
+            "tables_published.revision",
+            revision.to_string(),
+            format!(
+                "the quarter has {} revision(s) recorded, so the next is revision {next}; a publication is never overwritten",
+                self.revisions
+            ),
+        ))
     }
 }

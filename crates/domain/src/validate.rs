@@ -1,7 +1,9 @@
 //! Rules that need no stream state: dates, catalogue codes, subject/body pairing and personal
 //! identity numbers in free text. The lifecycle rules live in [`crate::lifecycle`].
 
-use crate::{personnummer, Body, Catalogue, Date, Error, Event, Subject};
+use crate::{
+    personnummer, Body, Catalogue, Date, Error, Event, Publication, PublishedCell, Quarter, Subject,
+};
 
 /// Longest free-text field accepted, in bytes.
 pub const MAX_TEXT_LEN: usize = 200;
@@ -18,6 +20,33 @@ pub fn check_fields(event: &Event, catalogue: &Catalogue, today: Date) -> Result
                 crate::date::TIME_ZONE
             ),
         ));
+    }
+    match (event.subject, &event.body) {
+        (Subject::Publication(quarter), Body::TablesPublished(p)) => {
+            return check_publication(quarter, p, event.occurred_on)
+        }
+        (Subject::Publication(quarter), body) => {
+            return Err(Error::invalid(
+                "publication_quarter",
+                quarter.to_string(),
+                format!(
+                    "{} is a case or care event; only TablesPublished names a publication quarter",
+                    body.type_name()
+                ),
+            ))
+        }
+        (Subject::Case(id) | Subject::Client(id), Body::TablesPublished(_)) => {
+            return Err(Error::invalid(
+                if matches!(event.subject, Subject::Case(_)) {
+                    "case_id"
+                } else {
+                    "client_id"
+                },
+                id.to_string(),
+                "TablesPublished names a publication_quarter, not a case or a client",
+            ))
+        }
+        _ => {}
     }
     match (event.subject, event.body.is_care()) {
         (Subject::Case(id), true) => {
@@ -106,6 +135,71 @@ pub fn check_fields(event: &Event, catalogue: &Catalogue, today: Date) -> Result
             }
         }
         _ => {}
+    }
+    Ok(())
+}
+
+/// A publication: its quarter is the stream's and had ended before the publication's date; its
+/// texts and table cells are free text (counts only: no identity number can hide in one).
+fn check_publication(quarter: Quarter, p: &Publication, occurred_on: Date) -> Result<(), Error> {
+    if p.quarter != quarter {
+        return Err(Error::invalid(
+            "tables_published.quarter",
+            p.quarter.to_string(),
+            format!("must be the event's publication_quarter ({quarter})"),
+        ));
+    }
+    if quarter.last_day() >= occurred_on {
+        return Err(Error::invalid(
+            "tables_published.quarter",
+            quarter.to_string(),
+            format!(
+                "the quarter has not ended: it ends on {}, and a quarter is published from the day after (occurred_on {occurred_on})",
+                quarter.last_day()
+            ),
+        ));
+    }
+    if p.revision == 0 {
+        return Err(Error::invalid(
+            "tables_published.revision",
+            "0",
+            "revisions count from 1",
+        ));
+    }
+    let sha = &p.catalogue_sha256;
+    if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return Err(Error::invalid(
+            "tables_published.catalogue_sha256",
+            sha.clone(),
+            "must be 64 lowercase hex digits (SHA-256 of the catalogue file)",
+        ));
+    }
+    for (field, text) in [
+        ("tables_published.catalogue_version", &p.catalogue_version),
+        ("tables_published.published_at", &p.published_at),
+        ("tables_published.principal", &p.principal),
+        ("tables_published.note", &p.note),
+    ] {
+        free_text(field, text)?;
+    }
+    for (i, table) in p.tables.iter().enumerate() {
+        for text in [&table.name, &table.by, &table.period] {
+            free_text(&format!("tables_published.tables[{i}]"), text)?;
+        }
+        for (r, row) in table.rows.iter().enumerate() {
+            if row.len() != table.columns.len() {
+                return Err(Error::invalid(
+                    format!("tables_published.tables[{i}].rows[{r}]"),
+                    row.len().to_string(),
+                    format!("has {} cells for {} columns", row.len(), table.columns.len()),
+                ));
+            }
+            for cell in row {
+                if let PublishedCell::Text(text) = cell {
+                    free_text(&format!("tables_published.tables[{i}].rows[{r}]"), text)?;
+                }
+            }
+        }
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 mod demo;
 mod import;
+mod publication;
 mod remote;
 mod up;
 
@@ -65,11 +66,51 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
         /// Show the table as it stood when the store's last event was at this global position.
-        #[arg(long, value_name = "POSITION")]
+        #[arg(long, value_name = "POSITION", conflicts_with = "published")]
         as_of: Option<u64>,
+        /// Show the table exactly as published for this quarter (YYYY-QN, or YYYY-QN@REVISION);
+        /// --period quarter gives the quarter, year (the default) the year to date.
+        #[arg(long, value_name = "QUARTER")]
+        published: Option<String>,
+        /// With --published: the revision (default: the latest).
+        #[arg(long, value_name = "N", requires = "published")]
+        revision: Option<u32>,
         /// With --server, the token is an analyst's or an admin's.
         #[command(flatten)]
         remote: remote::ServerArgs,
+    },
+    /// Compute every table for an ended quarter and record it as the quarter's next revision,
+    /// never changed afterwards.
+    Publish {
+        /// The quarter, YYYY-QN (e.g. 2020-Q4); it must have ended.
+        #[arg(long)]
+        quarter: String,
+        /// Free text kept with the publication (at most 200 bytes).
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// List the recorded publications: quarter, revision, positions, time, principal, catalogue.
+    Publications {
+        /// Only this quarter's (YYYY-QN).
+        #[arg(long)]
+        quarter: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// List every cell of a publication that later events changed: table, row, measure,
+    /// published value, value now, and how many events since the publication changed it.
+    Diff {
+        /// The publication: YYYY-QN (the latest revision) or YYYY-QN@REVISION.
+        #[arg(long, value_name = "QUARTER")]
+        published: String,
+        /// The revision of --published (default: the latest).
+        #[arg(long, value_name = "N")]
+        revision: Option<u32>,
+        /// live (the tables now) or another revision of the same quarter, YYYY-QN@REVISION.
+        #[arg(long, default_value = "live")]
+        against: String,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
     /// Serve every gRPC service (police, prosecution, care, event_log, insight) on one port.
     Up {
@@ -181,7 +222,10 @@ impl Cli {
             Command::Import { remote, .. } | Command::Table { remote, .. } => {
                 offline && remote.server.is_none()
             }
-            Command::Rebuild => offline,
+            Command::Rebuild
+            | Command::Publish { .. }
+            | Command::Publications { .. }
+            | Command::Diff { .. } => offline,
             Command::Credentials { .. } | Command::Catalog { .. } | Command::Generate { .. } => {
                 true
             }
@@ -248,6 +292,22 @@ pub(crate) async fn open_store_to_read(
     gryning_service_common::context::open_store_to_read(settings)
         .await
         .with_context(|| store_name(settings))
+}
+
+/// [`open_store_to_read`] for a command that needs stored events: an embedded store must exist.
+pub(crate) async fn open_existing_to_read(
+    settings: &Settings,
+) -> anyhow::Result<(Arc<dyn EventStore>, Access)> {
+    let dir = &settings.data_dir;
+    if settings.store.as_deref().is_none_or(str::is_empty)
+        && !dir.join("events.sqlite3").exists()
+    {
+        bail!(
+            "no event store in {}: import events first (gryning import FILE) or pass --data-dir",
+            dir.display()
+        );
+    }
+    open_store_to_read(settings).await
 }
 
 fn store_name(settings: &Settings) -> String {
@@ -427,12 +487,29 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<std::process::ExitC
             period,
             format,
             as_of,
+            published,
+            revision,
             remote,
         } => {
             if let Some(url) = &remote.server {
                 let server = remote.connect(url, "an analyst or admin token").await?;
-                let text =
-                    remote::table(&server, &name, by.name(), period.name(), as_of, format).await?;
+                let published = match &published {
+                    None => None,
+                    Some(text) => {
+                        let (quarter, at) = publication::parse_published(text)?;
+                        Some((quarter.to_string(), revision.or(at).unwrap_or(0)))
+                    }
+                };
+                let text = remote::table(
+                    &server,
+                    &name,
+                    by.name(),
+                    period.name(),
+                    as_of,
+                    published.as_ref().map(|(q, n)| (q.as_str(), *n)),
+                    format,
+                )
+                .await?;
                 let mut out = std::io::stdout().lock();
                 out.write_all(text.as_bytes())?;
                 return Ok(ok);
@@ -455,7 +532,6 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<std::process::ExitC
                     dir.display()
                 );
             }
-            let projections = current_projections(store.as_ref(), dir, as_of, access).await?;
             let by = match by {
                 ByArg::Code => By::Code,
                 ByArg::Group => By::Group,
@@ -464,6 +540,20 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<std::process::ExitC
                 PeriodArg::Year => PeriodKind::Year,
                 PeriodArg::Quarter => PeriodKind::Quarter,
             };
+            if let Some(published) = &published {
+                publication::table(
+                    store.as_ref(),
+                    table_name,
+                    by,
+                    period,
+                    published,
+                    revision,
+                    format,
+                )
+                .await?;
+                return Ok(ok);
+            }
+            let projections = current_projections(store.as_ref(), dir, as_of, access).await?;
             let table = projections.table(table_name, by, period, &catalogue);
             let text = match format {
                 Format::Text => table.to_text(),
@@ -564,5 +654,33 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<std::process::ExitC
             Ok(ok)
         }
         Command::Demo { seed } => demo::run(cli.data_dir, seed, catalogue).await,
+        Command::Publish { quarter, note } => {
+            publication::publish(&settings, catalogue, &quarter, &note).await?;
+            Ok(ok)
+        }
+        Command::Publications { quarter, format } => {
+            let (store, access) = open_existing_to_read(&settings).await?;
+            publication::list(store.as_ref(), &settings, access, quarter.as_deref(), format)
+                .await?;
+            Ok(ok)
+        }
+        Command::Diff {
+            published,
+            revision,
+            against,
+            format,
+        } => {
+            let (store, _) = open_existing_to_read(&settings).await?;
+            publication::diff(
+                store.as_ref(),
+                &catalogue,
+                &published,
+                revision,
+                &against,
+                format,
+            )
+            .await?;
+            Ok(ok)
+        }
     }
 }

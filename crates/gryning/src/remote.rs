@@ -129,14 +129,18 @@ pub(crate) async fn table(
     by: &str,
     period: &str,
     as_of: Option<u64>,
+    published: Option<(&str, u32)>,
     format: Format,
 ) -> anyhow::Result<String> {
+    let (published, revision) = published.unwrap_or_default();
     let reply = InsightClient::new(server.channel.clone())
         .get_table(server.request(pb::GetTableRequest {
             name: name.to_string(),
             by: by.to_string(),
             period: period.to_string(),
             as_of,
+            published: published.to_string(),
+            revision,
         }))
         .await
         .map_err(|s| server.refused(s))?

@@ -1,6 +1,7 @@
 //! `gryning up`: one process serving every gRPC service (police, prosecution, care,
 //! event_log, insight) on one port, over the store the global options choose (the embedded
-//! store by default). One process owns the store, so the embedded SQLite store, which must not
+//! store by default), and publishes each quarter automatically once it is due
+//! (`publish_after_days`; off with `publish_automatically = false`). One process owns the store, so the embedded SQLite store, which must not
 //! be opened by two processes, is safe here.
 //!
 //! [`application`] is the composition alone (no settings, no store choice), so the benchmarks
@@ -15,6 +16,13 @@ use tonic::service::RoutesBuilder;
 /// Every service, health and reflection, bound (not yet serving) with `ctx`'s settings.
 pub(crate) async fn application(ctx: Arc<Context>) -> Result<Application, StartError> {
     let live = LiveProjections::start(&ctx).await?;
+    if ctx.settings.publish_automatically {
+        let publisher = gryning_service_common::publish::run_automatic(
+            Arc::clone(&ctx),
+            Arc::clone(&live),
+        );
+        ctx.spawn_background(tokio::spawn(publisher));
+    }
     let mut routes = RoutesBuilder::default();
     routes
         .add_service(gryning_police::service(Arc::clone(&ctx)))

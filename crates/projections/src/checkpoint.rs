@@ -6,7 +6,8 @@
 //! payload length, the payload, and a `u64` FNV-1a hash of the payload that catches a damaged
 //! file. The payload starts with the checkpoint's [`Origin`] — the store's backend and id, and
 //! the id of the event at the checkpoint's position — then lists the position, the date span, cases, crimes, referral quarters, the
-//! per-(quarter, code) tallies in key order, the yearly referral counts and the care counts.
+//! per-(quarter, code) tallies in key order, the yearly referral counts, the care counts and
+//! (since version 3) the index of publications.
 //! The id indexes are not stored: they are rebuilt from the vectors on load.
 
 use std::collections::BTreeMap;
@@ -14,17 +15,18 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use gryning_domain::Uuid;
+use gryning_domain::{Quarter, Uuid};
 use gryning_store::StoreIdentity;
 
 use crate::index::IdIndex;
+use crate::publication::PublicationEntry;
 use crate::state::{CareTally, Case, Crime, Projections, Referral, Tally, NIL, NO_DAY};
 use crate::Error;
 
 const MAGIC: &[u8; 8] = b"GRYNPROJ";
 /// The checkpoint format this build writes and reads. A checkpoint of another version is
 /// refused with [`Error::FormatVersion`]; the caller rebuilds from the event log.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Where a checkpoint's state was taken: the store, and the event at the checkpoint's position,
 /// which tells the same store restored to an older copy (or otherwise rewritten) from the one
@@ -242,6 +244,25 @@ pub(crate) fn encode(p: &Projections, origin: &Origin) -> Vec<u8> {
             w.i64(v);
         }
     }
+    let publications: Vec<&PublicationEntry> = p.publications().collect();
+    w.len(publications.len());
+    for e in publications {
+        w.i32(e.quarter.year());
+        w.u8(e.quarter.number());
+        w.u32(e.revision);
+        w.u64(e.computed_at);
+        w.u64(e.recorded_at);
+        for text in [
+            &e.catalogue_version,
+            &e.catalogue_sha256,
+            &e.published_at,
+            &e.principal,
+            &e.note,
+        ] {
+            w.text(text);
+        }
+        w.u8(u8::from(e.automatic));
+    }
     w.0
 }
 
@@ -330,6 +351,26 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Checkpoint, Fail> {
         Ok((quarter, tally))
     })?;
     p.care = care.into_iter().collect();
+    let publications = r.items(66, |r| {
+        let (year, number) = (r.i32()?, r.u8()?);
+        let quarter = Quarter::new(year, number)
+            .ok_or_else(|| format!("bad publication quarter {year}-Q{number}"))?;
+        Ok(PublicationEntry {
+            quarter,
+            revision: r.u32()?,
+            computed_at: r.u64()?,
+            recorded_at: r.u64()?,
+            catalogue_version: r.text()?,
+            catalogue_sha256: r.text()?,
+            published_at: r.text()?,
+            principal: r.text()?,
+            note: r.text()?,
+            automatic: r.u8()? != 0,
+        })
+    })?;
+    for e in publications {
+        p.publications.0.entry(e.quarter).or_default().push(e);
+    }
     if !r.bytes.is_empty() {
         return Err(format!(
             "{} unexpected bytes after the state",

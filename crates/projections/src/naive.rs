@@ -79,6 +79,8 @@ pub fn table(
         let (case_id, client_id) = match event.subject {
             Subject::Case(id) => (Some(id), None),
             Subject::Client(id) => (None, Some(id)),
+            // Publications are not case data.
+            Subject::Publication(_) => continue,
         };
         let case_key = case_id.unwrap_or_default();
         match &event.body {
@@ -161,17 +163,22 @@ pub fn table(
                 care_events.push((date, &event.body));
             }
             Body::ContractCareProposed => care_events.push((date, &event.body)),
-            Body::ChildWelfareNotified | Body::SupportGranted { .. } => {}
+            Body::ChildWelfareNotified
+            | Body::SupportGranted { .. }
+            | Body::TablesPublished(_) => {}
         }
     }
 
     let is_year = period == PeriodKind::Year;
     let of = |date: Date| period_of(period, date);
     let mut rows = Vec::new();
-    let (Some(first), Some(last)) = (
-        events.iter().map(|e| e.occurred_on).min(),
-        events.iter().map(|e| e.occurred_on).max(),
-    ) else {
+    let dates = || {
+        events
+            .iter()
+            .filter(|e| !e.body.is_publication())
+            .map(|e| e.occurred_on)
+    };
+    let (Some(first), Some(last)) = (dates().min(), dates().max()) else {
         return Table {
             name: name.name().to_string(),
             columns: columns_of(name, by),

@@ -188,14 +188,14 @@ pub(crate) fn push_care_row(period: &str, c: &CareCounts, rows: &mut Vec<Vec<Cel
 
 /// Sums of tallies with merged histograms, before medians are taken.
 #[derive(Default)]
-struct Sum {
-    counts: Counts,
-    to_referral: BTreeMap<i32, u32>,
-    to_decision: BTreeMap<i32, u32>,
+pub(crate) struct Sum {
+    pub counts: Counts,
+    pub to_referral: BTreeMap<i32, u32>,
+    pub to_decision: BTreeMap<i32, u32>,
 }
 
 impl Sum {
-    fn add(&mut self, t: &Tally, with_referred_cases: bool) {
+    pub(crate) fn add(&mut self, t: &Tally, with_referred_cases: bool) {
         let c = &mut self.counts;
         c.reported += t.reported;
         c.cases += t.cases;

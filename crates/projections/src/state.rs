@@ -172,6 +172,9 @@ pub struct Projections {
     /// in two quarters of a year counts once in the year.
     pub(crate) referred_by_year: FxMap<(i32, u16), i64>,
     pub(crate) care: BTreeMap<i32, CareTally>,
+    /// Every publication applied: quarter → revisions (see `publication.rs`).
+    #[cfg_attr(feature = "bench", serde(skip))]
+    pub(crate) publications: crate::publication::Index,
 }
 
 /// How much memory the state holds, from its allocations' capacities.
@@ -237,6 +240,11 @@ impl Projections {
             "events out of order"
         );
         self.position = position;
+        if let Body::TablesPublished(publication) = &event.body {
+            // Not case data: no table counts it, and its date is not a period of any table.
+            self.publications.record(position, publication);
+            return;
+        }
         let day = event.occurred_on.days();
         self.span = Some(match self.span {
             None => (day, day),
@@ -244,7 +252,7 @@ impl Projections {
         });
         let case_id = match event.subject {
             Subject::Case(id) => Some(id),
-            Subject::Client(_) => None,
+            Subject::Client(_) | Subject::Publication(_) => None,
         };
         match &event.body {
             Body::CaseOpened {
@@ -316,7 +324,9 @@ impl Projections {
             Body::TreatmentProgrammeEnded {
                 outcome: TreatmentOutcome::Discontinued,
             } => self.care_tally(day).discontinued += 1,
-            Body::ChildWelfareNotified | Body::SupportGranted { .. } => {}
+            Body::ChildWelfareNotified
+            | Body::SupportGranted { .. }
+            | Body::TablesPublished(_) => {}
         }
     }
 

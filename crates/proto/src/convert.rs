@@ -2,9 +2,12 @@
 //! validation: it checks every field's form (UUIDs, dates, codes, enum values, required
 //! oneofs) and names the offending field in proto (snake_case) terms.
 
+use std::borrow::Cow;
+
 use gryning_domain::{
     AgeGroup, Body, ClosureReason, CrimeCode, Date, Error, Event, Gender, ProsecutionDecision,
-    Subject, SupportKind, TreatmentOutcome, Uuid,
+    Publication, PublishedCell, PublishedTable, Quarter, Subject, SupportKind, TreatmentOutcome,
+    Uuid,
 };
 use prost::Message;
 
@@ -74,7 +77,7 @@ fn age_group(field: &str, raw: i32) -> Result<AgeGroup, Error> {
 /// A borrowed view of an encoded or decoded `gryning.v1.Event`: what `from_view` checks and
 /// converts. Both the prost-decoded message (`from_pb`) and the direct wire reader used for
 /// stored events (`decode_event`) produce it, so field rules exist once.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct View<'a> {
     pub event_id: &'a str,
     pub occurred_on: &'a str,
@@ -86,11 +89,14 @@ pub(crate) struct View<'a> {
 pub(crate) enum SubjectView<'a> {
     Case(&'a str),
     Client(&'a str),
+    Publication(&'a str),
 }
 
 /// One event body; strings borrowed, enums as their wire numbers.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) enum BodyView<'a> {
+    /// Rare and nested: the wire reader decodes it with prost, so it is borrowed or owned.
+    TablesPublished(Cow<'a, pb::TablesPublished>),
     CaseOpened {
         lead_crime_code: &'a str,
         police_region: &'a str,
@@ -141,6 +147,7 @@ fn view(event: &pb::Event) -> View<'_> {
         subject: event.subject.as_ref().map(|s| match s {
             pb::event::Subject::CaseId(id) => SubjectView::Case(id),
             pb::event::Subject::ClientId(id) => SubjectView::Client(id),
+            pb::event::Subject::PublicationQuarter(q) => SubjectView::Publication(q),
         }),
         body: event.body.as_ref().map(|b| match b {
             B::CaseOpened(b) => BodyView::CaseOpened {
@@ -183,6 +190,7 @@ fn view(event: &pb::Event) -> View<'_> {
                 gender: b.gender,
                 age_group: b.age_group,
             },
+            B::TablesPublished(b) => BodyView::TablesPublished(Cow::Borrowed(b)),
         }),
     }
 }
@@ -204,6 +212,7 @@ pub(crate) fn from_view(event: View<'_>) -> Result<Event, Error> {
     let subject = match event.subject {
         Some(SubjectView::Case(id)) => Subject::Case(uuid("case_id", id)?),
         Some(SubjectView::Client(id)) => Subject::Client(uuid("client_id", id)?),
+        Some(SubjectView::Publication(q)) => Subject::Publication(quarter("publication_quarter", q)?),
         None => {
             return Err(Error::invalid(
                 "subject",
@@ -322,6 +331,7 @@ pub(crate) fn from_view(event: View<'_>) -> Result<Event, Error> {
             gender: gender("support_granted.gender", g)?,
             age_group: age_group("support_granted.age_group", a)?,
         },
+        Some(BodyView::TablesPublished(p)) => Body::TablesPublished(Box::new(publication(&p)?)),
     };
     Ok(Event {
         event_id,
@@ -329,6 +339,103 @@ pub(crate) fn from_view(event: View<'_>) -> Result<Event, Error> {
         subject,
         body,
     })
+}
+
+fn quarter(field: &str, text: &str) -> Result<Quarter, Error> {
+    Quarter::parse(text).map_err(|e| Error::invalid(field, text, e.to_string()))
+}
+
+fn publication(p: &pb::TablesPublished) -> Result<Publication, Error> {
+    let mut tables = Vec::with_capacity(p.tables.len());
+    for (i, t) in p.tables.iter().enumerate() {
+        let mut rows = Vec::with_capacity(t.rows.len());
+        for (r, row) in t.rows.iter().enumerate() {
+            let cells: Vec<PublishedCell> = row
+                .cells
+                .iter()
+                .enumerate()
+                .map(|(c, cell)| {
+                    use pb::published_cell::Value;
+                    Ok(match &cell.value {
+                        Some(Value::Text(t)) => PublishedCell::Text(t.clone()),
+                        Some(Value::Int(n)) => PublishedCell::Int(*n),
+                        Some(Value::Float(x)) => PublishedCell::Float(*x),
+                        Some(Value::Null(_)) => PublishedCell::Null,
+                        None => {
+                            return Err(Error::invalid(
+                                format!("tables_published.tables[{i}].rows[{r}].cells[{c}]"),
+                                "",
+                                "is required: text, int, float or null",
+                            ))
+                        }
+                    })
+                })
+                .collect::<Result<_, Error>>()?;
+            rows.push(cells);
+        }
+        tables.push(PublishedTable {
+            name: t.name.clone(),
+            by: t.by.clone(),
+            period: t.period.clone(),
+            columns: t.columns.clone(),
+            rows,
+        });
+    }
+    Ok(Publication {
+        quarter: quarter("tables_published.quarter", &p.quarter)?,
+        revision: p.revision,
+        position: p.position,
+        catalogue_version: p.catalogue_version.clone(),
+        catalogue_sha256: p.catalogue_sha256.clone(),
+        published_at: p.published_at.clone(),
+        principal: p.principal.clone(),
+        note: p.note.clone(),
+        automatic: p.automatic,
+        tables,
+    })
+}
+
+/// The protobuf form of a publication body.
+pub fn publication_to_pb(p: &Publication) -> pb::TablesPublished {
+    use pb::published_cell::Value;
+    pb::TablesPublished {
+        quarter: p.quarter.to_string(),
+        revision: p.revision,
+        position: p.position,
+        catalogue_version: p.catalogue_version.clone(),
+        catalogue_sha256: p.catalogue_sha256.clone(),
+        published_at: p.published_at.clone(),
+        principal: p.principal.clone(),
+        note: p.note.clone(),
+        automatic: p.automatic,
+        tables: p
+            .tables
+            .iter()
+            .map(|t| pb::PublishedTable {
+                name: t.name.clone(),
+                by: t.by.clone(),
+                period: t.period.clone(),
+                columns: t.columns.clone(),
+                rows: t
+                    .rows
+                    .iter()
+                    .map(|row| pb::PublishedRow {
+                        cells: row
+                            .iter()
+                            .map(|cell| pb::PublishedCell {
+                                value: Some(match cell {
+                                    PublishedCell::Text(t) => Value::Text(t.clone()),
+                                    PublishedCell::Int(n) => Value::Int(*n),
+                                    PublishedCell::Float(x) => Value::Float(*x),
+                                    PublishedCell::Null => Value::Null(true),
+                                }),
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
 }
 
 fn pb_gender(g: Gender) -> i32 {
@@ -438,6 +545,7 @@ pub fn to_pb(event: &Event) -> pb::Event {
             gender: pb_gender(*gender),
             age_group: pb_age_group(*age_group),
         }),
+        Body::TablesPublished(p) => B::TablesPublished(publication_to_pb(p)),
     };
     pb::Event {
         event_id: event.event_id.to_string(),
@@ -445,6 +553,7 @@ pub fn to_pb(event: &Event) -> pb::Event {
         subject: Some(match event.subject {
             Subject::Case(id) => pb::event::Subject::CaseId(id.to_string()),
             Subject::Client(id) => pb::event::Subject::ClientId(id.to_string()),
+            Subject::Publication(q) => pb::event::Subject::PublicationQuarter(q.to_string()),
         }),
         body: Some(body),
     }

@@ -10,6 +10,7 @@
 //! generator produces and never panics on noise.
 
 use crate::convert::{BodyView, SubjectView, View};
+use crate::pb;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum WireError {
@@ -25,12 +26,14 @@ pub enum WireError {
     UnknownField { field: u64 },
     #[error("field {field} of gryning.v1.Event has wire type {wire_type}, not the length-delimited type its definition says")]
     FieldType { field: u64, wire_type: u64 },
+    #[error("field {field} of gryning.v1.Event is not a valid message: {message}")]
+    Message { field: u64, message: String },
 }
 
 /// The field numbers of `gryning.v1.Event` this reader knows: event id, date, the subject
 /// oneof and the body oneof (`proto/gryning/v1/events.proto`).
-pub(crate) const EVENT_FIELDS: [u64; 16] =
-    [1, 2, 3, 4, 10, 11, 12, 13, 14, 15, 16, 17, 18, 30, 31, 32];
+pub(crate) const EVENT_FIELDS: [u64; 18] =
+    [1, 2, 3, 4, 5, 10, 11, 12, 13, 14, 15, 16, 17, 18, 30, 31, 32, 40];
 
 struct Reader<'a> {
     bytes: &'a [u8],
@@ -166,6 +169,7 @@ pub(crate) fn read_event(bytes: &[u8]) -> Result<View<'_>, WireError> {
             2 => view.occurred_on = text(number, b)?,
             3 => view.subject = Some(SubjectView::Case(text(number, b)?)),
             4 => view.subject = Some(SubjectView::Client(text(number, b)?)),
+            5 => view.subject = Some(SubjectView::Publication(text(number, b)?)),
             10 => {
                 let f = body(false)?;
                 view.body = Some(BodyView::CaseOpened {
@@ -229,6 +233,16 @@ pub(crate) fn read_event(bytes: &[u8]) -> Result<View<'_>, WireError> {
                     gender: f.numbers[2],
                     age_group: f.numbers[3],
                 })
+            }
+            // A publication is rare and nested; prost reads it (unknown fields skipped).
+            40 => {
+                let p = <pb::TablesPublished as prost::Message>::decode(b).map_err(|e| {
+                    WireError::Message {
+                        field: number,
+                        message: e.to_string(),
+                    }
+                })?;
+                view.body = Some(BodyView::TablesPublished(std::borrow::Cow::Owned(p)))
             }
             _ => return Err(WireError::UnknownField { field: number }),
         }
@@ -347,12 +361,12 @@ mod tests {
         );
         let message = crate::decode_event(&after_known).unwrap_err().to_string();
         assert!(message.contains("field number 19"), "{message}");
-        // A field number outside the body oneof is refused the same way (field 5, a string).
+        // A field number outside the body oneof is refused the same way (field 6, a string).
         let mut plain = sample().encode_to_vec();
-        plain.extend_from_slice(&[0x2a, 0x01, b'x']);
+        plain.extend_from_slice(&[0x32, 0x01, b'x']);
         assert_eq!(
             read_event(&plain),
-            Err(WireError::UnknownField { field: 5 })
+            Err(WireError::UnknownField { field: 6 })
         );
     }
 

@@ -5,7 +5,8 @@
 
 use gryning_domain::{
     AgeGroup, Body, ClosureReason, CrimeCode, Date, Event, EventType, Gender, ProsecutionDecision,
-    Subject, SupportKind, TreatmentOutcome, Uuid,
+    Publication, PublishedCell, PublishedTable, Quarter, Subject, SupportKind, TreatmentOutcome,
+    Uuid,
 };
 use gryning_proto::{decode_event, encode_event, from_pb, ndjson, to_pb};
 
@@ -56,7 +57,48 @@ fn sample(event_type: EventType) -> Body {
             gender: Gender::Unknown,
             age_group: AgeGroup::Child,
         },
+        EventType::TablesPublished => Body::TablesPublished(Box::new(Publication {
+            quarter: quarter(),
+            revision: 2,
+            position: 41,
+            catalogue_version: "2020.1".into(),
+            catalogue_sha256: "ab".repeat(32),
+            published_at: "2020-03-02T10:00:00+01:00".into(),
+            principal: "admin".into(),
+            note: "revised after late closures".into(),
+            automatic: false,
+            tables: vec![PublishedTable {
+                name: "clearance".into(),
+                by: "group".into(),
+                period: "quarter".into(),
+                columns: ["period", "group", "victim_gender", "handled", "cleared", "percent"]
+                    .map(String::from)
+                    .to_vec(),
+                rows: vec![
+                    vec![
+                        PublishedCell::Text("2019-Q4".into()),
+                        PublishedCell::Text("Brott i nära relation".into()),
+                        PublishedCell::Text("ALL".into()),
+                        PublishedCell::Int(3),
+                        PublishedCell::Int(1),
+                        PublishedCell::Float(100.0 / 3.0),
+                    ],
+                    vec![
+                        PublishedCell::Text("2019-Q4".into()),
+                        PublishedCell::Text("Brott i nära relation".into()),
+                        PublishedCell::Text("MALE".into()),
+                        PublishedCell::Int(0),
+                        PublishedCell::Int(0),
+                        PublishedCell::Null,
+                    ],
+                ],
+            }],
+        })),
     }
+}
+
+fn quarter() -> Quarter {
+    Quarter::parse("2019-Q4").expect("a quarter")
 }
 
 fn event(event_type: EventType) -> Event {
@@ -68,6 +110,8 @@ fn event(event_type: EventType) -> Event {
         occurred_on: Date::parse("2020-03-02").expect("a date"),
         subject: if event_type.is_care() {
             Subject::Client(id)
+        } else if event_type.is_publication() {
+            Subject::Publication(quarter())
         } else {
             Subject::Case(id)
         },

@@ -110,7 +110,9 @@ fn count(events: &[Event]) -> Counts {
                 let i = running.remove(&id).unwrap();
                 c.programmes[i].1 = Some(e.occurred_on);
             }
-            Body::ChildWelfareNotified | Body::SupportGranted { .. } => {}
+            Body::ChildWelfareNotified
+            | Body::SupportGranted { .. }
+            | Body::TablesPublished(_) => {}
         }
     }
     c
@@ -479,9 +481,10 @@ fn every_event_type_is_generated() {
     for e in events() {
         *seen.entry(e.body.event_type()).or_default() += 1;
     }
+    // Publications are computed from the tables, not generated agency data.
     let missing: Vec<_> = gryning_domain::EventType::ALL
         .into_iter()
-        .filter(|t| !seen.contains_key(t))
+        .filter(|t| !t.is_publication() && !seen.contains_key(t))
         .collect();
     assert!(missing.is_empty(), "never generated: {missing:?}");
 }

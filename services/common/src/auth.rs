@@ -81,10 +81,12 @@ pub enum Rpc {
     GetTable,
     Watch,
     Status,
+    Publish,
+    ListPublications,
 }
 
 impl Rpc {
-    pub const ALL: [Rpc; 18] = [
+    pub const ALL: [Rpc; 20] = [
         Rpc::OpenCase,
         Rpc::ReportCrime,
         Rpc::ReclassifyCrime,
@@ -103,6 +105,8 @@ impl Rpc {
         Rpc::GetTable,
         Rpc::Watch,
         Rpc::Status,
+        Rpc::Publish,
+        Rpc::ListPublications,
     ];
 
     /// The policy: which roles may call this RPC at all.
@@ -120,7 +124,9 @@ impl Rpc {
                 // Checked again per event with `may_append`.
                 Append => matches!(role, Role::Police | Role::Prosecution | Role::Care),
                 Read | Subscribe => role == Role::Auditor,
-                GetTable | Watch | Status => role == Role::Analyst,
+                GetTable | Watch | Status | ListPublications => role == Role::Analyst,
+                // Records a publication: admin only.
+                Publish => false,
             }
     }
 }
@@ -146,6 +152,9 @@ pub fn agency_of_type(event_type: EventType) -> Role {
         | CaseReferredToProsecutor
         | InvestigationClosed
         | ChildWelfareNotified => Role::Police,
+        // Publications are recorded by `Insight.Publish`, `gryning publish` and `gryning up`'s
+        // automatic publisher, or copied with an admin's `Append`: no agency records them.
+        TablesPublished => Role::Admin,
     }
 }
 

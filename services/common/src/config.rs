@@ -105,6 +105,14 @@ pub struct Settings {
     /// Replicas of the JetStream stream when gryning creates it (`nats://` stores only), 1 to 5.
     #[serde(deserialize_with = "replicas")]
     pub nats_replicas: usize,
+    /// `gryning up` publishes each quarter automatically once it has ended by this many days
+    /// (Europe/Stockholm calendar).
+    pub publish_after_days: u32,
+    /// Whether `gryning up` publishes quarters automatically.
+    pub publish_automatically: bool,
+    /// For tests only: a fixed instant (RFC 3339) the server and `gryning publish` take as
+    /// "now" instead of the system clock. Never set in production.
+    pub test_clock: Option<String>,
 }
 
 impl Default for Settings {
@@ -121,6 +129,9 @@ impl Default for Settings {
             tls_key: None,
             tls_client_ca: None,
             nats_replicas: 1,
+            publish_after_days: 15,
+            publish_automatically: true,
+            test_clock: None,
         }
     }
 }
@@ -197,6 +208,20 @@ impl Provider for Layer {
 }
 
 impl Settings {
+    /// The clock of the recorder: the system clock, or `test_clock` when a test fixed it.
+    pub fn clock(&self) -> Result<gryning_recording::Clock, Error> {
+        match self.test_clock.as_deref().filter(|t| !t.is_empty()) {
+            None => Ok(gryning_recording::Clock::System),
+            Some(text) => text
+                .parse::<jiff::Timestamp>()
+                .map(gryning_recording::Clock::Fixed)
+                .map_err(|e| Error::Value {
+                    origin: "setting test_clock".to_string(),
+                    problem: format!("must be an RFC 3339 instant such as 2021-01-20T12:00:00Z (value {text:?}): {e}"),
+                }),
+        }
+    }
+
     /// Defaults, then the file named by `GRYNING_CONFIG` in `env`, then the `GRYNING_…` setting
     /// variables of `env` (an empty one counts as unset), then `options`. A TLS key without a
     /// certificate (or the reverse), or a client CA without either, is an error.

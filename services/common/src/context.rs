@@ -162,7 +162,9 @@ impl Context {
         if !issued.is_empty() {
             tracing::info!(path = %settings.credentials_path().display(), "issued one token per role; they are shown once");
         }
-        let recorder = Arc::new(Recorder::new(Arc::clone(&store), Arc::clone(&catalogue)));
+        let recorder = Recorder::new(Arc::clone(&store), Arc::clone(&catalogue))
+            .with_clock(settings.clock()?);
+        let recorder = Arc::new(recorder);
         Ok(Arc::new(Context {
             settings,
             store,
@@ -264,6 +266,16 @@ pub fn recorded(event_id: String, outcome: Outcome) -> pb::Recorded {
     }
 }
 
+/// The encoded metadata of an event recorded by `principal` (of role `agency`) at `now`.
+pub fn metadata_of(principal: &str, agency: &str, now: Timestamp) -> Vec<u8> {
+    pb::EventMetadata {
+        principal: principal.to_string(),
+        agency: agency.to_string(),
+        recorded_at: recorded_at(now),
+    }
+    .encode_to_vec()
+}
+
 fn metadata(principal: &Principal, now: Timestamp) -> pb::EventMetadata {
     pb::EventMetadata {
         principal: principal.name.clone(),
@@ -275,7 +287,7 @@ fn metadata(principal: &Principal, now: Timestamp) -> pb::EventMetadata {
 /// `now` as RFC 3339 to the second, with Europe/Stockholm's offset at that instant
 /// (`2020-12-02T00:30:00+01:00`, `2020-06-15T00:30:00+02:00`): the date and time read as they
 /// did in Stockholm, the calendar "not after today" was judged by, and still one exact instant.
-fn recorded_at(now: Timestamp) -> String {
+pub(crate) fn recorded_at(now: Timestamp) -> String {
     let second = Timestamp::from_second(now.as_second()).expect("a whole second of an instant");
     second
         .display_with_offset(stockholm().to_offset(second))

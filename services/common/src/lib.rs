@@ -13,6 +13,7 @@ pub mod config;
 pub mod context;
 pub mod live;
 pub mod metrics;
+pub mod publish;
 pub mod server;
 pub mod status;
 

@@ -34,6 +34,8 @@ pub enum ServiceError {
     /// corruption of the store, reported rather than skipped.
     #[error("stored event at position {position} cannot be decoded: {message}")]
     StoredEventUnreadable { position: u64, message: String },
+    #[error(transparent)]
+    Publish(#[from] crate::publish::PublishError),
 }
 
 impl From<gryning_domain::Error> for ServiceError {
@@ -46,22 +48,7 @@ impl ServiceError {
     /// The gRPC code and the short reason.
     pub fn classify(&self) -> (Code, &'static str) {
         match self {
-            ServiceError::Rejected(rejection) => match rejection {
-                Rejection::Invalid(gryning_domain::Error::InvalidField { .. }) => {
-                    (Code::InvalidArgument, rejection.reason())
-                }
-                // The case's stream has no CaseOpened: the case does not exist.
-                Rejection::Invalid(gryning_domain::Error::Lifecycle {
-                    rule: Rule::CaseMustBeOpened,
-                    ..
-                }) => (Code::NotFound, rejection.reason()),
-                Rejection::Invalid(gryning_domain::Error::Lifecycle { .. }) => {
-                    (Code::FailedPrecondition, rejection.reason())
-                }
-                Rejection::EventIdReused { .. } => (Code::AlreadyExists, rejection.reason()),
-                Rejection::Conflict { .. } => (Code::Aborted, rejection.reason()),
-                Rejection::Store(_) => (Code::Unavailable, rejection.reason()),
-            },
+            ServiceError::Rejected(rejection) => rejection_code(rejection),
             ServiceError::Access(e) => match e {
                 auth::Error::MissingToken
                 | auth::Error::MalformedHeader(_)
@@ -83,12 +70,48 @@ impl ServiceError {
             ServiceError::StoredEventUnreadable { .. } => {
                 (Code::DataLoss, "stored-event-unreadable")
             }
+            ServiceError::Publish(e) => {
+                use crate::publish::PublishError as P;
+                use gryning_projections::publication::ReadError as R;
+                match e {
+                    P::Quarter(_) => (Code::InvalidArgument, "invalid-field"),
+                    P::NotEnded { .. } => (Code::FailedPrecondition, "quarter-not-ended"),
+                    P::Read(R::NoPublication { .. }) => (Code::NotFound, "no-publication"),
+                    P::Read(R::NoRevision { .. }) => (Code::NotFound, "no-such-revision"),
+                    P::Read(R::Projections(gryning_projections::Error::Store(_))) => {
+                        (Code::Unavailable, "store-unavailable")
+                    }
+                    P::Read(R::Projections(_)) => (Code::Internal, "projections"),
+                    P::Rejected(rejection) => rejection_code(rejection),
+                    P::Contended { .. } => (Code::Aborted, "conflict"),
+                }
+            }
         }
     }
 
     /// The short reason alone (for per-event rejections inside a bulk append).
     pub fn reason(&self) -> &'static str {
         self.classify().1
+    }
+}
+
+/// The gRPC code and short reason of a rejected event.
+fn rejection_code(rejection: &Rejection) -> (Code, &'static str) {
+    match rejection {
+        Rejection::Invalid(gryning_domain::Error::InvalidField { .. }) => {
+            (Code::InvalidArgument, rejection.reason())
+        }
+        // The case's stream has no CaseOpened: the case does not exist.
+        Rejection::Invalid(gryning_domain::Error::Lifecycle {
+            rule: Rule::CaseMustBeOpened,
+            ..
+        }) => (Code::NotFound, rejection.reason()),
+        Rejection::Invalid(gryning_domain::Error::Lifecycle { .. }) => {
+            (Code::FailedPrecondition, rejection.reason())
+        }
+        Rejection::EventIdReused { .. } => (Code::AlreadyExists, rejection.reason()),
+        Rejection::Conflict { .. } => (Code::Aborted, rejection.reason()),
+        Rejection::Store(_) => (Code::Unavailable, rejection.reason()),
     }
 }
 

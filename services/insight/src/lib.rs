@@ -8,10 +8,13 @@ use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use gryning_projections::{By, Cell, PeriodKind, Projections, Table, TableName};
+use gryning_projections::{
+    By, Cell, PeriodKind, Projections, PublicationEntry, PublishedPeriod, Table, TableName,
+};
 use gryning_proto::pb;
 use gryning_proto::pb::insight_server::{Insight, InsightServer};
 use gryning_service_common::auth::{require, Authenticator};
+use gryning_service_common::publish::{self, PublishError};
 use gryning_service_common::{Context, LiveProjections, Rpc, ServiceError};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -122,7 +125,60 @@ fn diff(before: &Table, now: &Table) -> (Vec<pb::Row>, Vec<pb::Row>) {
     (changed, removed)
 }
 
+/// The reply's summary of a publication.
+fn summary(e: &PublicationEntry) -> pb::Publication {
+    pb::Publication {
+        quarter: e.quarter.to_string(),
+        revision: e.revision,
+        computed_at: e.computed_at,
+        recorded_at_position: e.recorded_at,
+        catalogue_version: e.catalogue_version.clone(),
+        catalogue_sha256: e.catalogue_sha256.clone(),
+        published_at: e.published_at.clone(),
+        principal: e.principal.clone(),
+        note: e.note.clone(),
+        automatic: e.automatic,
+    }
+}
+
+fn reply(table: &Table, position: u64, publication: Option<pb::Publication>) -> pb::TableReply {
+    pb::TableReply {
+        name: table.name.clone(),
+        columns: table.columns.iter().map(|c| c.to_string()).collect(),
+        rows: table.rows.iter().map(|r| row(r)).collect(),
+        position,
+        json: table.to_json(),
+        publication,
+    }
+}
+
 impl InsightService {
+    /// A published table, read from the quarter's stream exactly as recorded.
+    async fn published(
+        &self,
+        q: Query,
+        quarter: &str,
+        revision: u32,
+    ) -> Result<pb::TableReply, ServiceError> {
+        let quarter = publish::parse_quarter(quarter)?;
+        let (position, publication) = gryning_projections::read_publication(
+            self.ctx.store.as_ref(),
+            quarter,
+            Some(revision),
+        )
+        .await
+        .map_err(PublishError::from)?;
+        let table =
+            gryning_projections::stored_table(&publication, q.name, q.by, PublishedPeriod::of(q.period))
+                .unwrap_or_else(|| Table {
+                    name: q.name.name().to_string(),
+                    columns: Vec::new(),
+                    rows: Vec::new(),
+                });
+        let entry = PublicationEntry::of(position, &publication);
+        Ok(reply(&table, publication.position, Some(summary(&entry))))
+    }
+
     fn table(&self, projections: &Projections, q: Query) -> Table {
         projections.table(q.name, q.by, q.period, &self.ctx.catalogue)
     }
@@ -139,6 +195,25 @@ impl Insight for InsightService {
         require(&request, Rpc::GetTable).map_err(ServiceError::from)?;
         let r = request.into_inner();
         let q = query(&r.name, &r.by, &r.period)?;
+        if !r.published.is_empty() {
+            if r.as_of.is_some() {
+                return Err(ServiceError::InvalidArgument {
+                    field: "as_of",
+                    value: r.as_of.unwrap_or_default().to_string(),
+                    problem: "a published table is as it was published; as_of goes with live tables only",
+                }
+                .into());
+            }
+            return Ok(Response::new(self.published(q, &r.published, r.revision).await?));
+        }
+        if r.revision != 0 {
+            return Err(ServiceError::InvalidArgument {
+                field: "revision",
+                value: r.revision.to_string(),
+                problem: "a revision names a publication: set published to its quarter",
+            }
+            .into());
+        }
         let (table, position) = match r.as_of {
             None => self.live.read(|p| (self.table(p, q), p.position())),
             Some(as_of) => {
@@ -156,13 +231,62 @@ impl Insight for InsightService {
                 (self.table(&past, q), past.position())
             }
         };
-        Ok(Response::new(pb::TableReply {
-            name: table.name.clone(),
-            columns: table.columns.iter().map(|c| c.to_string()).collect(),
-            rows: table.rows.iter().map(|r| row(r)).collect(),
-            position,
-            json: table.to_json(),
+        Ok(Response::new(reply(&table, position, None)))
+    }
+
+    async fn publish(
+        &self,
+        request: Request<pb::PublishRequest>,
+    ) -> Result<Response<pb::PublishResponse>, Status> {
+        let principal = require(&request, Rpc::Publish).map_err(ServiceError::from)?;
+        let r = request.into_inner();
+        let quarter = publish::parse_quarter(&r.quarter).map_err(ServiceError::from)?;
+        let now = self.ctx.recorder.clock().now();
+        publish::check_ended(quarter, gryning_domain::Date::in_stockholm(now))
+            .map_err(ServiceError::from)?;
+        let publication = self.live.read(|p| {
+            publish::compute(
+                p,
+                &self.ctx.catalogue,
+                quarter,
+                &r.note,
+                &principal.name,
+                false,
+                now,
+            )
+        });
+        let metadata = gryning_service_common::context::metadata_of(
+            &principal.name,
+            principal.role.name(),
+            now,
+        );
+        let (position, publication) = publish::record(&self.ctx.recorder, publication, metadata)
+            .await
+            .map_err(ServiceError::from)?
+            .ok_or(ServiceError::Publish(PublishError::Contended { quarter }))?;
+        tracing::info!(%quarter, revision = publication.revision, position, principal = %principal.name, "published");
+        Ok(Response::new(pb::PublishResponse {
+            publication: Some(summary(&PublicationEntry::of(position, &publication))),
         }))
+    }
+
+    async fn list_publications(
+        &self,
+        request: Request<pb::ListPublicationsRequest>,
+    ) -> Result<Response<pb::ListPublicationsResponse>, Status> {
+        require(&request, Rpc::ListPublications).map_err(ServiceError::from)?;
+        let r = request.into_inner();
+        let quarter = match r.quarter.as_str() {
+            "" => None,
+            text => Some(publish::parse_quarter(text).map_err(ServiceError::from)?),
+        };
+        let publications = self.live.read(|p| {
+            p.publications()
+                .filter(|e| quarter.is_none_or(|q| e.quarter == q))
+                .map(summary)
+                .collect()
+        });
+        Ok(Response::new(pb::ListPublicationsResponse { publications }))
     }
 
     type WatchStream = ChangeStream;
