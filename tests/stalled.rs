@@ -211,7 +211,11 @@ async fn stalled_streams_hold_up_nobody_and_end_with_stream_stalled() {
     let (seen_tx, mut seen_rx) = tokio::sync::watch::channel(Vec::<(u64, String)>::new());
     let subscriber = tokio::spawn(async move {
         let mut seen = Vec::new();
-        while let Some(event) = subscribed.message().await.expect("the reading subscription") {
+        while let Some(event) = subscribed
+            .message()
+            .await
+            .expect("the reading subscription")
+        {
             seen.push((event.position, event.event.unwrap().event_id));
             seen_tx.send_replace(seen.clone());
         }
@@ -323,7 +327,9 @@ fn assert_stalled(status: &tonic::Status) {
     assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
     assert_eq!(reason(status), "stream-stalled");
     assert!(
-        status.message().contains("for 1s (setting stalled_stream_timeout)"),
+        status
+            .message()
+            .contains("for 1s (setting stalled_stream_timeout)"),
         "{}",
         status.message()
     );
@@ -341,7 +347,8 @@ async fn sigterm_with_stalled_clients_connected_stops_the_server() {
     let tokens = &server.tokens;
     let bearer = |role: &str| Bearer(Some(tokens[role].clone()));
     // The clients, their connections and their unread streams stay until the server is gone.
-    let mut watcher = InsightClient::with_interceptor(small_window(&server).await, bearer("analyst"));
+    let mut watcher =
+        InsightClient::with_interceptor(small_window(&server).await, bearer("analyst"));
     let _watch = open_watch(&mut watcher).await;
     let mut subscriber =
         EventLogClient::with_interceptor(small_window(&server).await, bearer("auditor"));

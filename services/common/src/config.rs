@@ -111,10 +111,7 @@ pub struct Settings {
     /// (its buffer full) before the server ends it with RESOURCE_EXHAUSTED; also how long a
     /// shutting-down server waits for clients to drain their ended streams. Text such as
     /// `30s`, `1.5s` or `2m`.
-    #[serde(
-        deserialize_with = "stall_timeout",
-        serialize_with = "duration_text"
-    )]
+    #[serde(deserialize_with = "stall_timeout", serialize_with = "duration_text")]
     pub stalled_stream_timeout: Duration,
 }
 

@@ -202,13 +202,20 @@ mod tests {
         outbox.send(1u32).await.unwrap();
         outbox.send(2).await.unwrap();
         assert_eq!(outbox.send(3).await, Err(Ended::Stalled));
-        assert_eq!(outbox.send(4).await, Err(Ended::ClientGone), "ended for good");
+        assert_eq!(
+            outbox.send(4).await,
+            Err(Ended::ClientGone),
+            "ended for good"
+        );
         drop(outbox);
         assert_eq!(stream.next().await.unwrap().unwrap(), 1);
         assert_eq!(stream.next().await.unwrap().unwrap(), 2);
         let status = stream.next().await.unwrap().unwrap_err();
         assert_eq!(status.code(), tonic::Code::ResourceExhausted);
-        assert_eq!(status.metadata().get("gryning-reason").unwrap(), "stream-stalled");
+        assert_eq!(
+            status.metadata().get("gryning-reason").unwrap(),
+            "stream-stalled"
+        );
         assert!(status.message().contains("50ms"), "{}", status.message());
         assert!(status.message().contains("stalled_stream_timeout"));
         assert!(stream.next().await.is_none());
