@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
@@ -42,6 +43,7 @@ pub const NOT_SETTINGS: &[(&str, &str)] = &[
         "GRYNING_STORE_CRASH_DIR",
         "the store's crash test, for its child process",
     ),
+    ("GRYNING_SOAK_SECS", "the soak test's length in seconds"),
     (
         "GRYNING_BUF_AGAINST",
         "the commit scripts/buf-breaking.sh compares the protos with",
@@ -113,6 +115,12 @@ pub struct Settings {
     /// For tests only: a fixed instant (RFC 3339) the server and `gryning publish` take as
     /// "now" instead of the system clock. Never set in production.
     pub test_clock: Option<String>,
+    /// How long a `Watch` or `Subscribe` stream may go without its client accepting a message
+    /// (its buffer full) before the server ends it with RESOURCE_EXHAUSTED; also how long a
+    /// shutting-down server waits for clients to drain their ended streams. Text such as
+    /// `30s`, `1.5s` or `2m`.
+    #[serde(deserialize_with = "stall_timeout", serialize_with = "duration_text")]
+    pub stalled_stream_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -132,9 +140,13 @@ impl Default for Settings {
             publish_after_days: 15,
             publish_automatically: true,
             test_clock: None,
+            stalled_stream_timeout: DEFAULT_STALLED_STREAM_TIMEOUT,
         }
     }
 }
+
+/// The default of [`Settings::stalled_stream_timeout`].
+pub const DEFAULT_STALLED_STREAM_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Command-line options of a binary: each one given wins over the file and the environment.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -387,6 +399,25 @@ fn replicas<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     })
 }
 
+/// A duration as text (`30s`, `1.5s`, `2m`, ISO 8601 `PT30S`), from 1 ms to 1 hour.
+fn stall_timeout<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    text.trim()
+        .parse::<jiff::SignedDuration>()
+        .ok()
+        .and_then(|d| Duration::try_from(d).ok())
+        .filter(|d| (Duration::from_millis(1)..=Duration::from_secs(3600)).contains(d))
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "must be a duration from 1ms to 1h such as 30s or 1.5s (value {text:?})"
+            ))
+        })
+}
+
+fn duration_text<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{}ms", d.as_millis()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -577,6 +608,38 @@ mod tests {
     }
 
     #[test]
+    fn the_stall_timeout_is_a_duration_from_a_millisecond_to_an_hour() {
+        assert_eq!(
+            load(&env(&[])).unwrap().stalled_stream_timeout,
+            Duration::from_secs(30)
+        );
+        for (text, expected) in [
+            ("1s", Duration::from_secs(1)),
+            ("1.5s", Duration::from_millis(1500)),
+            ("250ms", Duration::from_millis(250)),
+            ("2m", Duration::from_secs(120)),
+            ("PT10S", Duration::from_secs(10)),
+        ] {
+            let s = load(&env(&[("GRYNING_STALLED_STREAM_TIMEOUT", text)])).unwrap();
+            assert_eq!(s.stalled_stream_timeout, expected, "{text}");
+        }
+        let (_dir, file) = with_file("stalled_stream_timeout = \"45s\"\n", &[]);
+        assert_eq!(
+            load(&file).unwrap().stalled_stream_timeout,
+            Duration::from_secs(45)
+        );
+        for bad in ["0s", "2h", "-1s", "soon", "30"] {
+            let e = load(&env(&[("GRYNING_STALLED_STREAM_TIMEOUT", bad)]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with("environment variable GRYNING_STALLED_STREAM_TIMEOUT: must be a duration from 1ms to 1h"),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
     fn every_option_is_a_setting() {
         let options = Options {
             listen: Some("127.0.0.1:1".parse().unwrap()),
@@ -590,7 +653,7 @@ mod tests {
         for key in dict.keys() {
             assert!(keys().contains(key), "{key}");
         }
-        assert_eq!(keys().len(), 11, "{:?}", keys());
+        assert_eq!(keys().len(), 12, "{:?}", keys());
     }
 
     /// Every `GRYNING_` name in the repository's code, scripts and docs is a setting's variable,

@@ -2,7 +2,7 @@
 //! typed layered settings ([`config`]), access control ([`auth`]), the one mapping from errors
 //! to gRPC status codes ([`status`]), the per-process shared state and recording helper
 //! ([`context`]), live projections for the insight service ([`live`]), Prometheus metrics
-//! ([`metrics`]) and the server harness with health, reflection, TLS and graceful shutdown
+//! ([`metrics`]), the bounded sending side of server streams ([`outbox`]) and the server harness with health, reflection, TLS and graceful shutdown
 //! ([`server`]).
 //!
 //! Architecture invariant: no validation rule lives here; events go through
@@ -11,9 +11,11 @@
 pub mod auth;
 pub mod config;
 pub mod context;
+mod drain;
 pub mod live;
 pub mod metrics;
 pub mod publish;
+pub mod outbox;
 pub mod server;
 pub mod status;
 
@@ -21,6 +23,7 @@ pub use auth::{Principal, Role, Rpc};
 pub use config::{Options, Settings};
 pub use context::{case_event, client_event, Context, StartError};
 pub use live::LiveProjections;
+pub use outbox::{Ended, Outbox, ResponseStream};
 pub use server::{init_telemetry, termination, Application, Health};
 pub use status::ServiceError;
 

@@ -42,6 +42,10 @@ pub const PROJECTION_LAG: &str = "gryning_projection_lag_events";
 pub const STORE_HEAD: &str = "gryning_store_head";
 /// Time from a request's arrival to its response head, by gRPC `method` path.
 pub const REQUEST_DURATION: &str = "gryning_request_duration_seconds";
+/// `Watch` and `Subscribe` streams with a task feeding them, by gRPC `method` path.
+pub const STREAMS_OPEN: &str = "gryning_streams_open";
+/// `Watch` and `Subscribe` streams ended because their client stopped reading, by `method`.
+pub const STREAMS_STALLED_TOTAL: &str = "gryning_streams_stalled_total";
 
 /// The `method` label of a request path no served RPC has, so that a scanner sending random
 /// paths cannot grow the label set without bound.
@@ -167,6 +171,16 @@ impl Default for Metrics {
             "Store head minus the position the live projections have applied.",
         );
         recorder.describe_gauge(name, None, help);
+        let (name, help) = describe(
+            STREAMS_OPEN,
+            "Watch and Subscribe streams with a task feeding them, by gRPC method.",
+        );
+        recorder.describe_gauge(name, None, help);
+        let (name, help) = describe(
+            STREAMS_STALLED_TOTAL,
+            "Watch and Subscribe streams ended because the client stopped reading, by gRPC method.",
+        );
+        recorder.describe_counter(name, None, help);
         let duration = |method: &str| {
             let key = Key::from_parts(
                 REQUEST_DURATION,
@@ -253,6 +267,20 @@ impl Metrics {
         });
     }
 
+    /// One more open stream of `method` (a gRPC path) until the guard is dropped.
+    pub fn stream_opened(&self, method: &'static str) -> OpenStream {
+        let key = Key::from_parts(STREAMS_OPEN, vec![Label::new("method", method)]);
+        let gauge = self.recorder.register_gauge(&key, &METADATA);
+        gauge.increment(1.0);
+        OpenStream(gauge)
+    }
+
+    /// A stream of `method` ended because its client stopped reading.
+    pub fn stream_stalled(&self, method: &'static str) {
+        let key = Key::from_parts(STREAMS_STALLED_TOTAL, vec![Label::new("method", method)]);
+        self.recorder.register_counter(&key, &METADATA).increment(1);
+    }
+
     /// The duration histogram of a request `path`.
     fn duration(&self, path: &str) -> &Histogram {
         self.durations.get(path).unwrap_or(&self.other_duration)
@@ -267,6 +295,15 @@ impl Metrics {
             }
         }
         self.handle.render()
+    }
+}
+
+/// Counts a stream in [`STREAMS_OPEN`] while it lives.
+pub struct OpenStream(Gauge);
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
     }
 }
 

@@ -2,7 +2,8 @@
 //! picks a free port) and the optional metrics listener, mounts gRPC health and reflection
 //! beside the services, serves (over TLS when a certificate is configured, requiring client
 //! certificates when a client CA is) until a shutdown signal, then lets in-flight calls finish,
-//! ends open streams and waits for the background tasks (the projections' final checkpoint).
+//! ends open streams (waiting at most `stalled_stream_timeout` for their clients to read the
+//! end) and waits for the background tasks (the projections' final checkpoint).
 
 use std::future::Future;
 use std::io::Write as _;
@@ -227,8 +228,10 @@ impl Application {
         if let Some(tls) = tls {
             builder = builder.tls_config(tls)?;
         }
-        builder
+        let calls = crate::drain::Calls::default();
+        let serve = builder
             .layer(metrics::TimingLayer)
+            .layer(calls.layer())
             .add_routes(routes.routes())
             // Without TCP_NODELAY, a reply finished while an earlier one is still unacknowledged
             // waits for the client's delayed ACK (up to 40 ms): Nagle's algorithm.
@@ -239,8 +242,25 @@ impl Application {
                     tracing::info!("shutting down: finishing in-flight calls");
                     stopping.begin_shutdown();
                 },
-            )
-            .await?;
+            );
+        // The graceful shutdown waits for every connection to close, and a client that stopped
+        // reading keeps its connection open with the ended stream's last messages unread. So
+        // the wait is bounded: after `stalled_stream_timeout`, once no unary call or bulk
+        // `Append` is in flight (those always finish), the server stops waiting and exits.
+        let grace = ctx.settings.stalled_stream_timeout;
+        let mut stopped = ctx.shutdown_signal();
+        let bounded = async {
+            let _ = stopped.wait_for(|stop| *stop).await;
+            tokio::time::sleep(grace).await;
+            calls.finished().await;
+        };
+        tokio::select! {
+            served = serve => served?,
+            () = bounded => tracing::warn!(
+                grace_ms = grace.as_millis() as u64,
+                "shutting down: clients still hold streams open after stalled_stream_timeout; closing their connections"
+            ),
+        }
         // Reached also when serving fails: the streams and tasks must still be told to stop.
         ctx.begin_shutdown();
         for task in ctx.take_background() {

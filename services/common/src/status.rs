@@ -30,6 +30,14 @@ pub enum ServiceError {
     Projections(#[from] gryning_projections::Error),
     #[error("the server is shutting down; retry against another instance or after restart")]
     ShuttingDown,
+    /// A `Watch` or `Subscribe` client left its stream's buffer full for the stall timeout.
+    #[error(
+        "the client accepted no message of this stream for {timeout:?} (setting stalled_stream_timeout) while {buffered} messages waited: the stream ends after the messages before this status; read faster, or open it again from the last position received"
+    )]
+    StreamStalled {
+        timeout: std::time::Duration,
+        buffered: usize,
+    },
     /// A stored event that cannot be read back. Events are validated on the way in, so this is
     /// corruption of the store, reported rather than skipped.
     #[error("stored event at position {position} cannot be decoded: {message}")]
@@ -67,6 +75,8 @@ impl ServiceError {
             }
             ServiceError::Projections(_) => (Code::Internal, "projections"),
             ServiceError::ShuttingDown => (Code::Unavailable, "shutting-down"),
+            // The server's resource for this stream, its bounded buffer, is used up.
+            ServiceError::StreamStalled { .. } => (Code::ResourceExhausted, "stream-stalled"),
             ServiceError::StoredEventUnreadable { .. } => {
                 (Code::DataLoss, "stored-event-unreadable")
             }
@@ -192,6 +202,14 @@ mod tests {
             .into(),
             Code::PermissionDenied,
             "permission-denied",
+        );
+        check(
+            ServiceError::StreamStalled {
+                timeout: std::time::Duration::from_secs(30),
+                buffered: 256,
+            },
+            Code::ResourceExhausted,
+            "stream-stalled",
         );
         check(
             ServiceError::StoredEventUnreadable {

@@ -9,11 +9,9 @@ use std::sync::Arc;
 use gryning_proto::pb;
 use gryning_proto::pb::event_log_server::{EventLog, EventLogServer};
 use gryning_service_common::auth::{require, Authenticator};
-use gryning_service_common::{metrics, Context, Rpc, ServiceError};
+use gryning_service_common::{metrics, Context, Outbox, Rpc, ServiceError};
 use gryning_store::RecordedEvent;
 use prost::Message;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status, Streaming};
@@ -38,8 +36,12 @@ pub const DEFAULT_READ_LIMIT: u32 = 1_000;
 /// The most events one `Read` returns; read again from the last position for more.
 pub const MAX_READ_LIMIT: u32 = 10_000;
 
-/// Events buffered per subscriber before the subscription waits for the client.
-const SUBSCRIBER_BUFFER: usize = 256;
+/// Events buffered per subscriber beyond what HTTP/2 flow control has let through; a client
+/// that leaves the buffer full for `stalled_stream_timeout` has its stream ended.
+pub const SUBSCRIBER_BUFFER: usize = 256;
+
+/// The gRPC path of `Subscribe` (its label in the stream metrics).
+const SUBSCRIBE_METHOD: &str = "/gryning.v1.EventLog/Subscribe";
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::RecordedEvent, Status>> + Send>>;
 
@@ -273,37 +275,28 @@ impl EventLog for EventLogService {
     ) -> Result<Response<EventStream>, Status> {
         let principal = require(&request, Rpc::Subscribe).map_err(ServiceError::from)?;
         let after = request.into_inner().after;
-        let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
+        let (mut outbox, stream) = Outbox::open(&self.ctx, SUBSCRIBE_METHOD, SUBSCRIBER_BUFFER);
         let mut subscription = gryning_store::subscribe(Arc::clone(&self.ctx.store), after);
-        let mut shutdown = self.ctx.shutdown_signal();
         tracing::info!(principal = %principal.name, after, "subscription opened");
         tokio::spawn(async move {
             loop {
-                let batch = tokio::select! {
-                    batch = subscription.next_batch() => Some(batch),
-                    _ = shutdown.wait_for(|stop| *stop) => None,
-                    _ = tx.closed() => return,
+                let events = match outbox.wait(subscription.next_batch()).await {
+                    Ok(Ok(events)) => events,
+                    Ok(Err(e)) => return outbox.fail(ServiceError::from(e)),
+                    Err(_) => return,
                 };
-                let Some(batch) = batch else {
-                    let _ = tx.send(Err(ServiceError::ShuttingDown.into())).await;
-                    return;
-                };
-                match batch {
-                    Ok(events) => {
-                        for event in events {
-                            if tx.send(to_wire(event)).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(ServiceError::from(e).into())).await;
+                for event in events {
+                    let sent = match to_wire(event) {
+                        Ok(wire) => outbox.send(wire).await,
+                        Err(status) => return outbox.fail(status),
+                    };
+                    if sent.is_err() {
                         return;
                     }
                 }
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(stream))
     }
 }
 gryning_service_common::service_application! {

@@ -5,7 +5,6 @@
 //! faster than a watcher is served, it skips to the newest state rather than falling behind.
 
 use std::collections::BTreeMap;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use gryning_projections::{
@@ -15,10 +14,7 @@ use gryning_proto::pb;
 use gryning_proto::pb::insight_server::{Insight, InsightServer};
 use gryning_service_common::auth::{require, Authenticator};
 use gryning_service_common::publish::{self, PublishError};
-use gryning_service_common::{Context, LiveProjections, Rpc, ServiceError};
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::Stream;
+use gryning_service_common::{Context, LiveProjections, Outbox, ResponseStream, Rpc, ServiceError};
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
@@ -184,7 +180,14 @@ impl InsightService {
     }
 }
 
-type ChangeStream = Pin<Box<dyn Stream<Item = Result<pb::TableChange, Status>> + Send>>;
+type ChangeStream = ResponseStream<pb::TableChange>;
+
+/// The gRPC path of `Watch` (its label in the stream metrics).
+const WATCH_METHOD: &str = "/gryning.v1.Insight/Watch";
+
+/// Changes buffered per `Watch` stream beyond what HTTP/2 flow control has let through; a
+/// client that leaves the buffer full for `stalled_stream_timeout` has its stream ended.
+pub const WATCH_BUFFER: usize = 16;
 
 #[tonic::async_trait]
 impl Insight for InsightService {
@@ -300,9 +303,8 @@ impl Insight for InsightService {
         let q = query(&r.name, &r.by, &r.period)?;
         let live = Arc::clone(&self.live);
         let catalogue = Arc::clone(&self.ctx.catalogue);
-        let mut shutdown = self.ctx.shutdown_signal();
         let mut position = live.watch_position();
-        let (tx, rx) = mpsc::channel(16);
+        let (mut outbox, stream) = Outbox::open(&self.ctx, WATCH_METHOD, WATCH_BUFFER);
         tokio::spawn(async move {
             let snapshot =
                 || live.read(|p| (p.table(q.name, q.by, q.period, &catalogue), p.position()));
@@ -315,18 +317,14 @@ impl Insight for InsightService {
                 removed: Vec::new(),
                 initial: true,
             };
-            if tx.send(Ok(first)).await.is_err() {
+            if outbox.send(first).await.is_err() {
                 return;
             }
             loop {
-                let stopping = tokio::select! {
-                    changed = position.changed() => if changed.is_err() { return } else { false },
-                    _ = shutdown.wait_for(|stop| *stop) => true,
-                    _ = tx.closed() => return,
-                };
-                if stopping {
-                    let _ = tx.send(Err(ServiceError::ShuttingDown.into())).await;
-                    return;
+                match outbox.wait(position.changed()).await {
+                    Ok(Ok(())) => {}
+                    // The projections stopped (the process is ending) or the stream ended.
+                    Ok(Err(_)) | Err(_) => return,
                 }
                 position.borrow_and_update();
                 let (now, at) = snapshot();
@@ -341,13 +339,14 @@ impl Insight for InsightService {
                     removed,
                     initial: false,
                 };
-                if tx.send(Ok(change)).await.is_err() {
+                // While the client reads slowly, the changes of several batches become one.
+                if outbox.send(change).await.is_err() {
                     return;
                 }
                 previous = now;
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(stream))
     }
 
     async fn status(
