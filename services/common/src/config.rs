@@ -43,6 +43,10 @@ pub const NOT_SETTINGS: &[(&str, &str)] = &[
         "the store's crash test, for its child process",
     ),
     (
+        "GRYNING_CRASH_SEED",
+        "the seed tests/crash_services.rs replays its random kills from",
+    ),
+    (
         "GRYNING_BUF_AGAINST",
         "the commit scripts/buf-breaking.sh compares the protos with",
     ),
