@@ -144,7 +144,9 @@ fn offline(backend: &Backend, dir: &Path, command: &[&str]) -> String {
 fn channel(url: &str) -> Channel {
     // Lazy: a client reconnecting to a server that is killed meanwhile sees the failure in its
     // next call, like any other.
-    Channel::from_shared(url.to_string()).unwrap().connect_lazy()
+    Channel::from_shared(url.to_string())
+        .unwrap()
+        .connect_lazy()
 }
 
 fn bearer(token: &str) -> Bearer {
@@ -342,7 +344,9 @@ impl Shared {
         self.clients.lock().unwrap()[client].parked_in = Some(epoch);
         let next = tokio::time::timeout(DEADLINE, current.wait_for(|(e, _)| *e > epoch))
             .await
-            .unwrap_or_else(|_| panic!("client {client}: no server after {epoch} within {DEADLINE:?}"))
+            .unwrap_or_else(|_| {
+                panic!("client {client}: no server after {epoch} within {DEADLINE:?}")
+            })
             .expect("the harness is running")
             .clone();
         let expect = self.clients.lock().unwrap()[client].expect.take();
@@ -466,7 +470,10 @@ async fn unary_client(shared: Arc<Shared>, client: usize) {
                         recorded.duplicate && recorded.position == position && recorded.version == 0,
                         "a resent call whose event was stored at {position} is a duplicate of it: {recorded:?}"
                     );
-                    shared.counts.duplicates_answered.fetch_add(1, Ordering::SeqCst);
+                    shared
+                        .counts
+                        .duplicates_answered
+                        .fetch_add(1, Ordering::SeqCst);
                 }
                 Some(Expect::Unary(None)) if recorded.duplicate => {
                     assert!(
@@ -480,7 +487,11 @@ async fn unary_client(shared: Arc<Shared>, client: usize) {
                 _ => {}
             }
             shared.acknowledged(client);
-            shared.unary_acks.lock().unwrap().push((e.event_id.clone(), recorded));
+            shared
+                .unary_acks
+                .lock()
+                .unwrap()
+                .push((e.event_id.clone(), recorded));
             shared.counts.unary_acked.fetch_add(1, Ordering::SeqCst);
         }
         k += UNARY_CLIENTS;
@@ -514,15 +525,13 @@ async fn append_slowly(
 async fn bulk_client(shared: Arc<Shared>, client: usize) {
     let mut current = shared.current.subscribe();
     let (mut epoch, url) = current.borrow().clone();
-    let connect = |url: &str| {
-        EventLogClient::with_interceptor(channel(url), bearer(&shared.tokens["admin"]))
-    };
+    let connect =
+        |url: &str| EventLogClient::with_interceptor(channel(url), bearer(&shared.tokens["admin"]));
     let mut log = connect(&url);
     let mut k = 0;
     while !shared.stop.load(Ordering::SeqCst) {
-        let cases: Vec<Vec<pb::Event>> = (k..k + BULK_CASES)
-            .map(|k| case_events(2021, k))
-            .collect();
+        let cases: Vec<Vec<pb::Event>> =
+            (k..k + BULK_CASES).map(|k| case_events(2021, k)).collect();
         k += BULK_CASES;
         let batch: Vec<pb::Event> = (0..6)
             .flat_map(|round| cases.iter().map(move |c| c[round].clone()))
@@ -580,9 +589,15 @@ async fn bulk_client(shared: Arc<Shared>, client: usize) {
             Some(Expect::Bulk(stored)) => {
                 let stored = stored as u64;
                 if shared.backend.may_store_late() {
-                    assert!(summary.duplicates >= stored, "{stored} stored before the resend: {summary:?}");
+                    assert!(
+                        summary.duplicates >= stored,
+                        "{stored} stored before the resend: {summary:?}"
+                    );
                 } else {
-                    assert_eq!(summary.duplicates, stored, "the events stored before the resend are its duplicates: {summary:?}");
+                    assert_eq!(
+                        summary.duplicates, stored,
+                        "the events stored before the resend are its duplicates: {summary:?}"
+                    );
                 }
                 shared
                     .counts
@@ -594,7 +609,9 @@ async fn bulk_client(shared: Arc<Shared>, client: usize) {
                     .fetch_add((summary.duplicates - stored) as usize, Ordering::SeqCst);
             }
             Some(Expect::Unary(_)) => unreachable!("a bulk append"),
-            None if !resent => assert_eq!(summary.duplicates, 0, "a first append has no duplicates"),
+            None if !resent => {
+                assert_eq!(summary.duplicates, 0, "a first append has no duplicates")
+            }
             None => {}
         }
         shared.acknowledged(client);
@@ -624,22 +641,44 @@ struct Mirror {
     versions: HashMap<String, u64>,
 }
 
+async fn read_page(
+    log: &mut EventLogClient<Intercepted>,
+    after: u64,
+) -> Result<Vec<pb::RecordedEvent>, tonic::Status> {
+    let mut read = log
+        .read(pb::ReadRequest {
+            after,
+            limit: 10_000,
+        })
+        .await?
+        .into_inner();
+    let mut page = Vec::new();
+    while let Some(e) = read.message().await? {
+        page.push(e);
+    }
+    Ok(page)
+}
+
 impl Mirror {
     async fn catch_up(&mut self, shared: &Shared, url: &str) {
-        let mut log = EventLogClient::with_interceptor(channel(url), bearer(&shared.tokens["auditor"]));
+        let mut log =
+            EventLogClient::with_interceptor(channel(url), bearer(&shared.tokens["auditor"]));
+        let started = Instant::now();
         loop {
-            let mut read = log
-                .read(pb::ReadRequest {
-                    after: self.head,
-                    limit: 10_000,
-                })
-                .await
-                .expect("read the log")
-                .into_inner();
-            let mut page = Vec::new();
-            while let Some(e) = read.message().await.expect("read the log") {
-                page.push(e);
-            }
+            // A read may meet the store out of reach (a JetStream member just killed): the
+            // harness reads again, like any client.
+            let page = match read_page(&mut log, self.head).await {
+                Ok(page) => page,
+                Err(status) if reason(&status) == "store-unavailable" => {
+                    assert!(
+                        started.elapsed() < DEADLINE,
+                        "the log stayed unreadable: {status:?}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+                Err(status) => panic!("read the log: {status:?}"),
+            };
             let sent = shared.sent.lock().unwrap();
             for r in &page {
                 if matches!(shared.backend, Backend::Sqlite) {
@@ -649,7 +688,10 @@ impl Mirror {
                 }
                 let e = r.event.as_ref().expect("an event");
                 let Some(s) = sent.get(&e.event_id) else {
-                    panic!("position {}: event {} was never sent", r.position, e.event_id);
+                    panic!(
+                        "position {}: event {} was never sent",
+                        r.position, e.event_id
+                    );
                 };
                 assert_eq!(
                     e.encode_to_vec(),
@@ -697,8 +739,14 @@ impl Mirror {
     /// Checks what an interrupted request left stored, before it is resent; what to expect of
     /// the resend. `whole_prefix`: the store keeps a prefix of the whole request (embedded
     /// store), not only of each stream's part of it.
-    fn interrupted(&self, events: &[pb::Event], whole_prefix: bool, stats: &mut KillStats) -> Expect {
-        let stored: Vec<Option<&Stored>> = events.iter().map(|e| self.by_id.get(&e.event_id)).collect();
+    fn interrupted(
+        &self,
+        events: &[pb::Event],
+        whole_prefix: bool,
+        stats: &mut KillStats,
+    ) -> Expect {
+        let stored: Vec<Option<&Stored>> =
+            events.iter().map(|e| self.by_id.get(&e.event_id)).collect();
         let count = stored.iter().flatten().count();
         if events.len() == 1 {
             stats.unary_interrupted += 1;
@@ -730,7 +778,10 @@ impl Mirror {
                         e.event_id
                     );
                     if let Some(before) = last.insert(case, s.position) {
-                        assert!(before < s.position, "case {case}: stored out of submission order");
+                        assert!(
+                            before < s.position,
+                            "case {case}: stored out of submission order"
+                        );
                     }
                 }
             }
@@ -791,8 +842,8 @@ impl Cluster {
         let info = self.monitor.stream_info().await.ok()?;
         let cluster = info.cluster?;
         let leader = cluster.leader?;
-        let current = cluster.replicas.len() == 2
-            && cluster.replicas.iter().all(|p| p.current && !p.offline);
+        let current =
+            cluster.replicas.len() == 2 && cluster.replicas.iter().all(|p| p.current && !p.offline);
         Some((leader, current))
     }
 
@@ -819,9 +870,18 @@ impl Cluster {
         while !stop.load(Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_millis(rng.u64(200..=1200))).await;
             let leader = self.healthy().await;
-            let names: Vec<String> = self.servers.lock().unwrap().iter().map(|s| s.name.clone()).collect();
+            let names: Vec<String> = self
+                .servers
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|s| s.name.clone())
+                .collect();
             let target = if kills % 2 == 0 {
-                names.iter().position(|n| *n == leader).expect("the leader is a member")
+                names
+                    .iter()
+                    .position(|n| *n == leader)
+                    .expect("the leader is a member")
             } else {
                 let others: Vec<usize> = (0..3).filter(|&i| names[i] != leader).collect();
                 others[rng.usize(..others.len())]
@@ -865,7 +925,11 @@ async fn await_projections(url: &str, analyst: &str, head: u64) {
             .await
             .expect("status")
             .into_inner();
-        if s.head == head && s.projections.iter().all(|p| p.position == head && p.lag == 0) {
+        if s.head == head
+            && s.projections
+                .iter()
+                .all(|p| p.position == head && p.lag == 0)
+        {
             return;
         }
         assert!(
@@ -876,7 +940,10 @@ async fn await_projections(url: &str, analyst: &str, head: u64) {
     }
 }
 
-async fn served_tables(url: &str, analyst: &str) -> Vec<((&'static str, &'static str, &'static str), String)> {
+async fn served_tables(
+    url: &str,
+    analyst: &str,
+) -> Vec<((&'static str, &'static str, &'static str), String)> {
     let mut insight = InsightClient::with_interceptor(channel(url), bearer(analyst));
     let mut tables = Vec::new();
     for name in TABLES {
@@ -917,7 +984,11 @@ async fn run(backend: Backend, dir: &Path, cluster: Option<&Cluster>) {
         tokens,
         current: watch::Sender::new((epoch, server.url())),
         killed: AtomicU64::new(0),
-        clients: Mutex::new((0..=UNARY_CLIENTS).map(|_| ClientState::default()).collect()),
+        clients: Mutex::new(
+            (0..=UNARY_CLIENTS)
+                .map(|_| ClientState::default())
+                .collect(),
+        ),
         sent: Mutex::new(HashMap::new()),
         unary_acks: Mutex::new(Vec::new()),
         bulk_acks: Mutex::new(Vec::new()),
@@ -927,10 +998,16 @@ async fn run(backend: Backend, dir: &Path, cluster: Option<&Cluster>) {
     let mut tasks: Vec<tokio::task::JoinHandle<()>> = (0..UNARY_CLIENTS)
         .map(|c| tokio::spawn(unary_client(Arc::clone(&shared), c)))
         .collect();
-    tasks.push(tokio::spawn(bulk_client(Arc::clone(&shared), UNARY_CLIENTS)));
+    tasks.push(tokio::spawn(bulk_client(
+        Arc::clone(&shared),
+        UNARY_CLIENTS,
+    )));
     let clients_alive = |tasks: &[tokio::task::JoinHandle<()>]| {
         for t in tasks {
-            assert!(!t.is_finished(), "a client stopped early (see its panic above)");
+            assert!(
+                !t.is_finished(),
+                "a client stopped early (see its panic above)"
+            );
         }
     };
 
@@ -972,7 +1049,10 @@ async fn run(backend: Backend, dir: &Path, cluster: Option<&Cluster>) {
                     .all(|c| c.parked_in == Some(epoch))
                 {
                     clients_alive(&tasks);
-                    assert!(waited.elapsed() < DEADLINE, "clients did not notice the kill");
+                    assert!(
+                        waited.elapsed() < DEADLINE,
+                        "clients did not notice the kill"
+                    );
                     tokio::time::sleep(Duration::from_millis(2)).await;
                 }
                 server = start(&backend, dir);
@@ -1027,9 +1107,15 @@ async fn run(backend: Backend, dir: &Path, cluster: Option<&Cluster>) {
     );
     for (event_id, recorded) in shared.unary_acks.lock().unwrap().iter() {
         let stored = &mirror.by_id[event_id];
-        assert_eq!(recorded.position, stored.position, "event {event_id}: acknowledged position");
+        assert_eq!(
+            recorded.position, stored.position,
+            "event {event_id}: acknowledged position"
+        );
         if !recorded.duplicate {
-            assert_eq!(recorded.version, stored.version, "event {event_id}: acknowledged version");
+            assert_eq!(
+                recorded.version, stored.version,
+                "event {event_id}: acknowledged version"
+            );
         }
     }
     let bulk_acks = shared.bulk_acks.lock().unwrap();
@@ -1048,7 +1134,10 @@ async fn run(backend: Backend, dir: &Path, cluster: Option<&Cluster>) {
         }
     }
     if whole_prefix {
-        assert_eq!(out_of_order, 0, "an append's events are stored in submission order");
+        assert_eq!(
+            out_of_order, 0,
+            "an append's events are stored in submission order"
+        );
     }
     let events_checked = mirror.by_id.len();
     drop(sent);
@@ -1064,9 +1153,14 @@ async fn run(backend: Backend, dir: &Path, cluster: Option<&Cluster>) {
         let rebuilt = offline(
             &backend,
             dir,
-            &["table", table, "--by", by, "--period", period, "--format", "json"],
+            &[
+                "table", *table, "--by", *by, "--period", *period, "--format", "json",
+            ],
         );
-        assert_eq!(&rebuilt, json, "{table} by {by} per {period}: live = rebuilt");
+        assert_eq!(
+            &rebuilt, json,
+            "{table} by {by} per {period}: live = rebuilt"
+        );
     }
 
     let c = &shared.counts;
