@@ -45,6 +45,10 @@ pub const NOT_SETTINGS: &[(&str, &str)] = &[
     ),
     ("GRYNING_SOAK_SECS", "the soak test's length in seconds"),
     (
+        "GRYNING_CRASH_SEED",
+        "the seed tests/crash_services.rs replays its random kills from",
+    ),
+    (
         "GRYNING_BUF_AGAINST",
         "the commit scripts/buf-breaking.sh compares the protos with",
     ),

@@ -24,6 +24,10 @@ pub const CHECKPOINT_FILE: &str = "projections.ckpt";
 /// Events applied between two checkpoints while running.
 pub const CHECKPOINT_EVERY: u64 = 50_000;
 
+/// How long the live projections keep reading again while the store is out of reach before
+/// they stop (and the insight service reports NOT_SERVING).
+pub const RETRY_UNAVAILABLE_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The running projections.
 pub struct LiveProjections {
     state: Arc<RwLock<Projections>>,
@@ -109,13 +113,34 @@ impl Follower {
             .position();
         let mut subscription = gryning_store::subscribe(Arc::clone(&self.store), start);
         let mut since_checkpoint = 0u64;
+        // Since when the store has been out of reach, while it is.
+        let mut out_of_reach: Option<std::time::Instant> = None;
         loop {
             let batch = tokio::select! {
                 batch = subscription.next_batch() => batch,
                 _ = shutdown.wait_for(|stop| *stop) => break,
             };
             let batch = match batch {
-                Ok(batch) => batch,
+                Ok(batch) => {
+                    out_of_reach = None;
+                    batch
+                }
+                // A store out of reach for a moment (a JetStream member restarting, a leader
+                // election) is read again from the same position; only a store that stays
+                // out of reach for `RETRY_UNAVAILABLE_FOR` stops the projections.
+                Err(gryning_store::Error::Unavailable(why))
+                    if out_of_reach
+                        .get_or_insert_with(std::time::Instant::now)
+                        .elapsed()
+                        < RETRY_UNAVAILABLE_FOR =>
+                {
+                    tracing::warn!(reason = %why, "the live projections cannot read the store; reading again");
+                    tokio::select! {
+                        _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
+                        _ = shutdown.wait_for(|stop| *stop) => break,
+                    }
+                    continue;
+                }
                 Err(e) => {
                     let reason = format!(
                         "projections stopped following the store after position {}: {e}",
