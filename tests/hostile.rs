@@ -70,8 +70,8 @@ struct Case {
     rejected: Option<u64>,
     #[serde(default)]
     oversize: bool,
-    /// Text no part of the answer may show (set by the identity-number loop).
-    #[serde(skip)]
+    /// Text no part of the answer may show (`absent`; the identity-number loop sets it too).
+    #[serde(default, rename = "absent")]
     never_shown: Vec<String>,
 }
 

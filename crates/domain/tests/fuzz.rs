@@ -91,7 +91,7 @@ fn date_parse_agrees_with_jiff() {
     for seed in seeds("dates") {
         check_date(&seed);
     }
-    runner(3000)
+    runner(1000)
         .run(&date_text(), |text| {
             check_date(&text);
             Ok(())
@@ -255,14 +255,14 @@ fn personnummer_detection_agrees_with_a_naive_luhn_scan() {
         );
         check_detection(&seed);
     }
-    runner(3000)
+    runner(1000)
         .run(&noisy_text(), |text| {
             check_detection(&text);
             Ok(())
         })
         .unwrap();
     let embedded = ("[a-zåäö ,:]{0,20}", written_number(), "[a-zåäö ,:]{0,20}");
-    runner(3000)
+    runner(1000)
         .run(&embedded, |(before, number, after)| {
             let text = format!("{before}{number}{after}");
             assert_eq!(
@@ -311,7 +311,7 @@ fn echo_is_short_and_never_shows_an_identity_number() {
         ("[a-z ]{0,60}", written_number(), "[0-9a-z ]{0,60}")
             .prop_map(|(a, n, b)| format!("{a}{n}{b}")),
     ];
-    runner(3000)
+    runner(1000)
         .run(&text, |value| {
             check_echo(&value);
             Ok(())
@@ -446,7 +446,7 @@ fn check_fields_never_accepts_what_the_naive_rules_refuse() {
             check_event(&event, today);
         }
     }
-    runner(3000)
+    runner(1000)
         .run(&event(), |(event, today)| {
             check_event(&event, today);
             Ok(())
