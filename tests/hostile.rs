@@ -125,7 +125,7 @@ impl Codec for RawCodec {
 fn hex(text: &str) -> Vec<u8> {
     let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
     assert!(
-        digits.len() % 2 == 0,
+        digits.len().is_multiple_of(2),
         "odd number of hex digits in {text:?}"
     );
     digits
@@ -728,7 +728,7 @@ async fn every_hostile_request_is_refused_and_the_server_keeps_serving() {
         corpus.case.len(),
         cases.len() - corpus.case.len()
     );
-    import_corpus(Some(&server), &mut probe, dir.path()).await;
+    import_corpus(&server, &mut probe, dir.path()).await;
     server.stop();
 }
 
@@ -875,8 +875,7 @@ fn check_import(
 
 /// The NDJSON corpus through `gryning import --server` into the running server: only the
 /// valid lines are stored.
-async fn import_corpus(server: Option<&Server>, probe: &mut Probe, dir: &std::path::Path) {
-    let server = server.unwrap();
+async fn import_corpus(server: &Server, probe: &mut Probe, dir: &std::path::Path) {
     let (text, expected, valid) = import_file();
     let file = dir.join("hostile.ndjson");
     std::fs::write(&file, &text).unwrap();
