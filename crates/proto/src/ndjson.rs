@@ -73,7 +73,9 @@ fn mask_quoted(message: &str) -> String {
     out
 }
 
-/// Writes an event as one NDJSON line, without the line break.
+/// Writes an event as one NDJSON line, without the line break. The event comes from `to_pb`
+/// or `parse_line`; an enum number outside the proto (which neither produces) cannot be
+/// written by name and panics.
 pub fn to_line(event: &pb::Event) -> String {
     serde_json::to_string(event).expect("protobuf events always serialize")
 }

@@ -407,6 +407,30 @@ fn check_line(line: &[u8]) {
     }
 }
 
+/// `event` with every enum number brought into its enum's range: the JSON mapping writes enums
+/// by name, so only those serialize (`ndjson::to_line` takes events from `to_pb` or
+/// `parse_line`, which never hold another).
+fn in_enum_range(mut event: pb::Event) -> pb::Event {
+    use pb::event::Body as B;
+    let fit = |n: &mut i32, max: i32| *n = n.rem_euclid(max + 1);
+    match event.body.as_mut() {
+        Some(B::CrimeReported(b)) => {
+            fit(&mut b.victim_gender, 3);
+            fit(&mut b.victim_age_group, 3);
+        }
+        Some(B::InvestigationClosed(b)) => fit(&mut b.reason, 4),
+        Some(B::ProsecutionDecided(b)) => fit(&mut b.decision, 4),
+        Some(B::TreatmentProgrammeEnded(b)) => fit(&mut b.outcome, 2),
+        Some(B::SupportGranted(b)) => {
+            fit(&mut b.kind, 3);
+            fit(&mut b.gender, 3);
+            fit(&mut b.age_group, 3);
+        }
+        _ => {}
+    }
+    event
+}
+
 #[test]
 fn ndjson_lines_parse_without_panics_and_errors_stay_short_and_masked() {
     for seed in seed_strings("ndjson.jsonl") {
@@ -436,7 +460,7 @@ fn ndjson_lines_parse_without_panics_and_errors_stay_short_and_masked() {
     );
     runner(3000)
         .run(&mutated, |(event, value, which, edits)| {
-            let line = ndjson::to_line(&event);
+            let line = ndjson::to_line(&in_enum_range(event));
             check_line(line.as_bytes());
             // The hostile value as a key and as the value of the which-th string.
             let quoted = serde_json::to_string(&value).unwrap();
