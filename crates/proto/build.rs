@@ -23,8 +23,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     unsafe { std::env::set_var("PROTOC", protoc_bin_vendored::protoc_bin_path()?) };
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     let descriptor_path = out.join("gryning_descriptor.bin");
-    // Servers for the services, clients for the CLI's `--server` and the tests.
+    // Servers for the services, clients for the CLI's `--server` and the tests. The codec is
+    // prost's, except that an undecodable message is INVALID_ARGUMENT (`src/codec.rs`).
     tonic_prost_build::configure()
+        .codec_path("crate::codec::GrynCodec")
         .build_server(true)
         .build_client(true)
         .file_descriptor_set_path(&descriptor_path)

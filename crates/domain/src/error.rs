@@ -96,18 +96,19 @@ pub const ECHO_CHARS: usize = 40;
 /// the prefix is masked too). Control characters are shown escaped by the messages' `{:?}`.
 pub fn echo(value: &str) -> String {
     let window: String = value.chars().take(64).collect();
-    let mask = crate::personnummer::find(&window).is_some();
-    let mut shown: String = value
-        .chars()
-        .take(ECHO_CHARS)
-        .map(|c| {
-            if mask && (c.is_ascii_digit() || c.is_numeric()) {
-                '#'
-            } else {
-                c
-            }
-        })
-        .collect();
+    let prefix: String = value.chars().take(ECHO_CHARS).collect();
+    // The prefix is checked too: cutting a longer digit run can leave a number standing at
+    // its end (`…20470988 4904` of `…20470988 490483`).
+    let mask = crate::personnummer::find(&window).is_some()
+        || crate::personnummer::find(&prefix).is_some();
+    let mut shown: String = if mask {
+        prefix
+            .chars()
+            .map(|c| if c.is_numeric() { '#' } else { c })
+            .collect()
+    } else {
+        prefix
+    };
     if value.chars().nth(ECHO_CHARS).is_some() {
         shown.push('…');
     }
@@ -184,6 +185,9 @@ mod tests {
         assert!(!echo(&cut).contains("8112"), "{}", echo(&cut));
         let e = Error::invalid("case_id", "19811218-9876", "must be a UUID");
         assert!(!e.to_string().contains("9876"), "{e}");
+        // Found by the fuzz target: the prefix of a longer digit run that is a number itself.
+        let value = "cgb u  h jl x  g  mo  x mcu20470988 490483jn  md";
+        assert_eq!(echo(value), "cgb u  h jl x  g  mo  x mcu######## ####…");
         // A value without an identity number keeps its digits.
         assert_eq!(echo("2020-13-01"), "2020-13-01");
     }

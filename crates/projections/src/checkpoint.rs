@@ -570,3 +570,264 @@ mod tests {
         ));
     }
 }
+
+/// The fuzz target of the checkpoint decoder (property-based, proptest, stable toolchain): a
+/// damaged checkpoint whose checksum still matches must be refused or give a state that
+/// later events and every table query handle without a panic or a hang; an intact one
+/// round-trips. Seeds: `tests/corpus/seeds/checkpoint.jsonl` (payloads in hex);
+/// `GRYNING_FUZZ_CASES` sets the generated cases.
+#[cfg(test)]
+mod fuzz {
+    use std::time::Duration;
+
+    use gryning_domain::{
+        Body, Catalogue, ClosureReason, CrimeCode, Date, Event, Gender, ProsecutionDecision,
+        Subject, TreatmentOutcome,
+    };
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    use super::*;
+    use crate::{By, PeriodKind, TableName};
+
+    fn runner(default: u32) -> TestRunner {
+        let cases = std::env::var("GRYNING_FUZZ_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default);
+        TestRunner::new(Config {
+            cases,
+            failure_persistence: None,
+            ..Config::default()
+        })
+    }
+
+    fn seeds() -> Vec<Vec<u8>> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/corpus/seeds/checkpoint.jsonl"
+        );
+        let text = std::fs::read_to_string(path).expect("checkpoint seeds");
+        text.lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .map(|l| {
+                let hex: String = serde_json::from_str::<String>(l)
+                    .unwrap()
+                    .split_whitespace()
+                    .collect();
+                (0..hex.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn event(n: u128, day: &str, subject: Subject, body: Body) -> Event {
+        Event {
+            event_id: Uuid::from_u128(n),
+            occurred_on: Date::parse(day).unwrap(),
+            subject,
+            body,
+        }
+    }
+
+    /// A small state with every kind of entry: cases, crimes, referrals, decisions, care.
+    fn sample() -> Projections {
+        let code = |c| CrimeCode::parse(c).unwrap();
+        let case = |n| Subject::Case(Uuid::from_u128(n));
+        let client = Subject::Client(Uuid::from_u128(900));
+        let mut events = Vec::new();
+        for c in 0..3u128 {
+            events.push(event(
+                100 + c,
+                "2020-01-10",
+                case(c),
+                Body::CaseOpened {
+                    lead_crime_code: code("4024"),
+                    police_region: String::new(),
+                    local_police_area: String::new(),
+                },
+            ));
+            for k in 0..2u128 {
+                events.push(event(
+                    200 + c * 10 + k,
+                    "2020-02-01",
+                    case(c),
+                    Body::CrimeReported {
+                        crime_id: Uuid::from_u128(1000 + c * 10 + k),
+                        crime_code: code(if k == 0 { "9365" } else { "0418" }),
+                        victim_gender: Gender::Female,
+                        victim_age_group: gryning_domain::AgeGroup::Adult,
+                    },
+                ));
+            }
+            events.push(event(
+                300 + c,
+                "2020-04-01",
+                case(c),
+                Body::CaseReferredToProsecutor,
+            ));
+            events.push(event(
+                400 + c,
+                "2020-06-01",
+                case(c),
+                Body::ProsecutionDecided {
+                    crime_id: Uuid::from_u128(1000 + c * 10),
+                    decision: ProsecutionDecision::Indictment,
+                },
+            ));
+            events.push(event(
+                500 + c,
+                "2020-07-01",
+                case(c),
+                Body::InvestigationClosed {
+                    crime_ids: vec![Uuid::from_u128(1001 + c * 10)],
+                    reason: ClosureReason::Other,
+                },
+            ));
+        }
+        events.push(event(
+            600,
+            "2020-03-01",
+            client,
+            Body::TreatmentProgrammeStarted {
+                programme: "IDAP".into(),
+            },
+        ));
+        events.push(event(
+            601,
+            "2020-09-01",
+            client,
+            Body::TreatmentProgrammeEnded {
+                outcome: TreatmentOutcome::Completed,
+            },
+        ));
+        let mut p = Projections::new();
+        for (i, e) in events.iter().enumerate() {
+            p.apply(i as u64 + 1, e);
+        }
+        p
+    }
+
+    fn origin_at(event: u128) -> Origin {
+        Origin {
+            store: StoreIdentity {
+                backend: "sqlite".into(),
+                id: "3f0c5d8e-1111-4222-8333-444455556666".into(),
+            },
+            event_id: Some(Uuid::from_u128(event)),
+        }
+    }
+
+    /// Events naming the decoded state's cases and crimes, then every table: no panic, and
+    /// done within seconds (a damaged link could otherwise loop).
+    fn exercise(mut p: Projections) {
+        let (done, wait) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut position = p.position;
+            let mut next = |p: &mut Projections, subject, body| {
+                position += 1;
+                p.apply(
+                    position,
+                    &event(position as u128, "2020-10-01", subject, body),
+                );
+            };
+            let cases: Vec<Uuid> = p.cases.iter().take(4).map(|c| c.id).collect();
+            let crimes: Vec<(Uuid, Uuid)> = p
+                .crimes
+                .iter()
+                .take(4)
+                .map(|c| (p.cases[c.case as usize].id, c.id))
+                .collect();
+            for id in cases {
+                next(&mut p, Subject::Case(id), Body::CaseReferredToProsecutor);
+                next(
+                    &mut p,
+                    Subject::Case(id),
+                    Body::CaseReclassified {
+                        lead_crime_code: CrimeCode::parse("9365").unwrap(),
+                    },
+                );
+            }
+            for (case, crime) in crimes {
+                next(
+                    &mut p,
+                    Subject::Case(case),
+                    Body::CrimeReclassified {
+                        crime_id: crime,
+                        crime_code: CrimeCode::parse("4012").unwrap(),
+                    },
+                );
+                next(
+                    &mut p,
+                    Subject::Case(case),
+                    Body::ProsecutionDecided {
+                        crime_id: crime,
+                        decision: ProsecutionDecision::WaiverOfProsecution,
+                    },
+                );
+            }
+            let catalogue = Catalogue::default_catalogue();
+            for name in TableName::ALL {
+                for by in By::ALL {
+                    for period in PeriodKind::ALL {
+                        let _ = p.table(name, by, period, &catalogue);
+                    }
+                }
+            }
+            let _ = done.send(());
+        });
+        match wait.recv_timeout(Duration::from_secs(20)) {
+            Ok(()) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                panic!("a decoded checkpoint made apply or a table query loop")
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                panic!("a decoded checkpoint made apply or a table query panic")
+            }
+        }
+    }
+
+    fn check(bytes: &[u8]) {
+        if let Ok(checkpoint) = decode(bytes) {
+            exercise(checkpoint.projections);
+        }
+    }
+
+    #[test]
+    fn damaged_checkpoints_are_refused_or_harmless_and_intact_ones_round_trip() {
+        let state = sample();
+        let origin = origin_at(601);
+        let bytes = encode(&state, &origin);
+        let back = decode(&bytes).expect("an intact checkpoint decodes");
+        assert_eq!(
+            (back.projections.clone(), back.origin),
+            (state.clone(), origin)
+        );
+        exercise(back.projections);
+        for seed in seeds() {
+            check(&seed);
+        }
+        let edits = prop::collection::vec((any::<usize>(), any::<u8>()), 1..4);
+        runner(1500)
+            .run(&(edits, any::<usize>()), |(edits, cut)| {
+                let mut damaged = bytes.clone();
+                for (at, b) in edits {
+                    let at = at % damaged.len();
+                    damaged[at] = b;
+                }
+                check(&damaged);
+                damaged.truncate(cut % (damaged.len() + 1));
+                check(&damaged);
+                Ok(())
+            })
+            .unwrap();
+        runner(1500)
+            .run(&prop::collection::vec(any::<u8>(), 0..200), |noise| {
+                check(&noise);
+                Ok(())
+            })
+            .unwrap();
+    }
+}

@@ -38,6 +38,8 @@ fn show(id: Option<Uuid>) -> String {
 }
 
 /// What [`resume`] found.
+// Made once per process start and taken apart at once: boxing the state would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Resumed {
     /// No checkpoint: start from the first event.

@@ -2,6 +2,7 @@
 //! canonical JSON mapping (NDJSON interchange), and the conversions between them and the domain
 //! types. Architecture invariant: only this crate knows protobuf; the domain never derives prost.
 
+pub mod codec;
 pub mod convert;
 pub mod ndjson;
 mod wire;

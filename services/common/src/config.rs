@@ -52,6 +52,14 @@ pub const NOT_SETTINGS: &[(&str, &str)] = &[
         "GRYNING_BUF_AGAINST",
         "the commit scripts/buf-breaking.sh compares the protos with",
     ),
+    (
+        "GRYNING_FUZZ_CASES",
+        "the generated cases per fuzz target of the tests",
+    ),
+    (
+        "GRYNING_CORPUS_SKIP_OVERSIZE",
+        "the hostile-input test, to skip its oversized requests",
+    ),
 ];
 
 /// Why settings could not be loaded.
