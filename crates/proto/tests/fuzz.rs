@@ -337,6 +337,17 @@ fn check_from_pb(message: pb::Event) {
         pb::event::Subject::CaseId(id) | pb::event::Subject::ClientId(id) => {
             assert!(naive_uuid(id), "{message:?}")
         }
+        pb::event::Subject::PublicationQuarter(q) => {
+            // `YYYY-QN`, N from 1 to 4.
+            let b = q.as_bytes();
+            assert!(
+                b.len() == 7
+                    && b[..4].iter().all(u8::is_ascii_digit)
+                    && &b[4..6] == b"-Q"
+                    && (b'1'..=b'4').contains(&b[6]),
+                "{message:?}"
+            )
+        }
     }
     let enum_ok = |n: i32, max: i32| (1..=max).contains(&n);
     let ok = match message.body.as_ref().expect("accepted with a body") {
