@@ -39,6 +39,8 @@ fn show(id: Option<Uuid>) -> String {
 
 /// What [`resume`] found.
 #[derive(Debug)]
+// One value per start, moved once: boxing the state would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Resumed {
     /// No checkpoint: start from the first event.
     NoCheckpoint,

@@ -32,8 +32,9 @@ pub enum WireError {
 
 /// The field numbers of `gryning.v1.Event` this reader knows: event id, date, the subject
 /// oneof and the body oneof (`proto/gryning/v1/events.proto`).
-pub(crate) const EVENT_FIELDS: [u64; 18] =
-    [1, 2, 3, 4, 5, 10, 11, 12, 13, 14, 15, 16, 17, 18, 30, 31, 32, 40];
+pub(crate) const EVENT_FIELDS: [u64; 18] = [
+    1, 2, 3, 4, 5, 10, 11, 12, 13, 14, 15, 16, 17, 18, 30, 31, 32, 40,
+];
 
 struct Reader<'a> {
     bytes: &'a [u8],
