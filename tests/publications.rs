@@ -130,8 +130,10 @@ fn history() -> History {
             &a,
             decided(&a1, "PROSECUTION_DECISION_INDICTMENT"),
         ),
-        line(serde_json::json!({"eventId": id(), "occurredOn": "2020-11-01", "clientId": client,
-            "treatmentProgrammeStarted": {"programme": "IDAP"}})),
+        line(
+            serde_json::json!({"eventId": id(), "occurredOn": "2020-11-01", "clientId": client,
+            "treatmentProgrammeStarted": {"programme": "IDAP"}}),
+        ),
     ]
     .concat();
     let after = [
@@ -221,7 +223,8 @@ fn live(store: &[&str], name: &str, by: &str, period: &str) -> Vec<Value> {
 
 /// (table, by, period, row, measure) → value, for every measure cell of `rows`; the row key is
 /// the leading text fields joined as the diff joins them.
-type Cells = BTreeMap<(String, String, String, String, String), Value>;
+type CellKey = (String, String, String, String, String);
+type Cells = BTreeMap<CellKey, Value>;
 
 fn cells_of(name: &str, by: &str, period: &str, rows: &[Value], out: &mut Cells) {
     let by = if name == "care" { "" } else { by };
@@ -255,7 +258,7 @@ fn cells_of(name: &str, by: &str, period: &str, rows: &[Value], out: &mut Cells)
 }
 
 /// The cells where `now` differs from `then`, a missing row counting as zeros.
-fn expected_changes(then: &Cells, now: &Cells) -> BTreeMap<(String, String, String, String, String), (Value, Value)> {
+fn expected_changes(then: &Cells, now: &Cells) -> BTreeMap<CellKey, (Value, Value)> {
     let zero = |v: Option<&Value>| match v {
         None => Value::Null,
         Some(v) if v == &Value::from(0) => Value::Null,
@@ -277,7 +280,7 @@ fn expected_changes(then: &Cells, now: &Cells) -> BTreeMap<(String, String, Stri
 }
 
 /// The diff's rows keyed like [`Cells`], with (published, now, events).
-fn diff_rows(text: &str) -> BTreeMap<(String, String, String, String, String), (Value, Value, i64)> {
+fn diff_rows(text: &str) -> BTreeMap<CellKey, (Value, Value, i64)> {
     let s = |v: &Value| v.as_str().unwrap().to_string();
     json(text)
         .as_array()
@@ -313,7 +316,11 @@ fn publications(store: &[&str]) -> Vec<Value> {
 fn a_publication_never_changes(store: &[&str], dir: &Path) {
     let h = history();
     import(store, dir, "before.ndjson", &h.before);
-    let out = ok(run(store, &["publish", "--quarter", "2020-Q4", "--note", "first"], &[]));
+    let out = ok(run(
+        store,
+        &["publish", "--quarter", "2020-Q4", "--note", "first"],
+        &[],
+    ));
     assert!(out.contains("published 2020-Q4 revision 1"), "{out}");
     let first = published(store, "2020-Q4");
     let mut then = Cells::new();
@@ -321,7 +328,11 @@ fn a_publication_never_changes(store: &[&str], dir: &Path) {
         let rows = json(text);
         cells_of(name, by, period, rows.as_array().unwrap(), &mut then);
         // At publication, the published table is the live one.
-        assert_eq!(rows.as_array().unwrap(), &live(store, name, by, period), "{name} {by} {period}");
+        assert_eq!(
+            rows.as_array().unwrap(),
+            &live(store, name, by, period),
+            "{name} {by} {period}"
+        );
     }
     let case_flow = json(&first[0]);
     assert_eq!(case_flow.as_array().unwrap().len(), 2, "{case_flow}");
@@ -346,7 +357,13 @@ fn a_publication_never_changes(store: &[&str], dir: &Path) {
         .collect();
     assert_eq!(named, expected, "the diff names exactly the changed cells");
     let key = |t: &str, by: &str, p: &str, row: &str, m: &str| {
-        (t.to_string(), by.to_string(), p.to_string(), row.to_string(), m.to_string())
+        (
+            t.to_string(),
+            by.to_string(),
+            p.to_string(),
+            row.to_string(),
+            m.to_string(),
+        )
     };
     // The late report changed 9365's count once; the reclassification emptied 4012's row.
     assert_eq!(
@@ -372,11 +389,20 @@ fn a_publication_never_changes(store: &[&str], dir: &Path) {
         (Value::Null, Value::from(1), 1)
     );
     // A decision dated 2021 is no clearance of 2020.
-    assert!(diff.keys().all(|k| k.0 != "clearance" || k.4 != "handled" || !k.3.contains("0418")));
+    assert!(diff
+        .keys()
+        .all(|k| k.0 != "clearance" || k.4 != "handled" || !k.3.contains("0418")));
     // The text and CSV renderings list the same cells.
-    let csv = ok(run(store, &["diff", "--published", "2020-Q4", "--format", "csv"], &[]));
+    let csv = ok(run(
+        store,
+        &["diff", "--published", "2020-Q4", "--format", "csv"],
+        &[],
+    ));
     assert_eq!(csv.lines().count(), diff.len() + 1, "{csv}");
-    assert!(csv.starts_with("table,by,period,row,measure,published,now,events\r\n"), "{csv}");
+    assert!(
+        csv.starts_with("table,by,period,row,measure,published,now,events\r\n"),
+        "{csv}"
+    );
     let text = ok(run(store, &["diff", "--published", "2020-Q4"], &[]));
     assert_eq!(text.lines().count(), diff.len() + 1, "{text}");
 
@@ -443,13 +469,24 @@ fn a_publication_never_changes(store: &[&str], dir: &Path) {
     refused(
         run(
             store,
-            &["table", "case-flow", "--published", "2020-Q4", "--revision", "9"],
+            &[
+                "table",
+                "case-flow",
+                "--published",
+                "2020-Q4",
+                "--revision",
+                "9",
+            ],
             &[],
         ),
         &["no revision 9", "1 to 2"],
     );
     refused(
-        run(store, &["table", "case-flow", "--published", "2021-Q1"], &[]),
+        run(
+            store,
+            &["table", "case-flow", "--published", "2021-Q1"],
+            &[],
+        ),
         &["2021-Q1 has no publication"],
     );
     refused(
@@ -483,7 +520,13 @@ const DUE: (&str, &str) = ("GRYNING_TEST_CLOCK", "2021-01-20T12:00:00Z");
 const AUTOMATIC: (&str, &str) = ("GRYNING_PUBLISH_AUTOMATICALLY", "true");
 
 fn start(store: &[&str], data: &Path, log: &Path) -> Server {
-    let mut args = vec!["up", "--listen", "127.0.0.1:0", "--data-dir", data.to_str().unwrap()];
+    let mut args = vec![
+        "up",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ];
     args.extend_from_slice(store);
     Server::start(up::BIN, &args, &[DUE, AUTOMATIC], log)
 }
@@ -500,7 +543,10 @@ fn log_has(server: &Server, text: &str, quarter: &str) -> bool {
 /// The quarters due at [`DUE`] for [`history`]: its first event is dated 2020-08-10.
 const DUE_QUARTERS: [&str; 2] = ["2020-Q3", "2020-Q4"];
 
-async fn listed(server: &Server, tokens: &std::collections::HashMap<String, String>) -> Vec<pb::Publication> {
+async fn listed(
+    server: &Server,
+    tokens: &std::collections::HashMap<String, String>,
+) -> Vec<pb::Publication> {
     let mut c = up::as_role(server, tokens, "analyst").await;
     c.insight
         .list_publications(pb::ListPublicationsRequest::default())
@@ -510,7 +556,10 @@ async fn listed(server: &Server, tokens: &std::collections::HashMap<String, Stri
         .publications
 }
 
-async fn publication_events(server: &Server, tokens: &std::collections::HashMap<String, String>) -> Vec<pb::RecordedEvent> {
+async fn publication_events(
+    server: &Server,
+    tokens: &std::collections::HashMap<String, String>,
+) -> Vec<pb::RecordedEvent> {
     let mut c = up::as_role(server, tokens, "auditor").await;
     up::read_log(&mut c, 0)
         .await
@@ -529,7 +578,12 @@ async fn two_replicas_on_one_jetstream_stream_publish_a_due_quarter_once() {
     let url = format!("nats://127.0.0.1:{}", nats.port);
     let store = ["--store", url.as_str()];
     let checkpoints = dir.path().join("import");
-    let import_args = ["--store", url.as_str(), "--data-dir", checkpoints.to_str().unwrap()];
+    let import_args = [
+        "--store",
+        url.as_str(),
+        "--data-dir",
+        checkpoints.to_str().unwrap(),
+    ];
     import(&import_args, dir.path(), "before.ndjson", &history().before);
     let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
     let a = start(&store, &a_dir, &dir.path().join("a.log"));
@@ -543,13 +597,18 @@ async fn two_replicas_on_one_jetstream_stream_publish_a_due_quarter_once() {
             .then_some(())
     });
     for q in DUE_QUARTERS {
-        assert!(log_has(&a, WON, q) != log_has(&b, WON, q), "{q}: exactly one replica won");
+        assert!(
+            log_has(&a, WON, q) != log_has(&b, WON, q),
+            "{q}: exactly one replica won"
+        );
     }
     for server in [&a, &b] {
         let tokens = &server.tokens;
         let events = publication_events(server, tokens).await;
-        let mut streams: Vec<(&str, u64)> =
-            events.iter().map(|e| (e.stream.as_str(), e.version)).collect();
+        let mut streams: Vec<(&str, u64)> = events
+            .iter()
+            .map(|e| (e.stream.as_str(), e.version))
+            .collect();
         streams.sort();
         assert_eq!(
             streams,
@@ -564,7 +623,14 @@ async fn two_replicas_on_one_jetstream_stream_publish_a_due_quarter_once() {
         };
         let got: Vec<(&str, u32, bool, &str)> = list
             .iter()
-            .map(|p| (p.quarter.as_str(), p.revision, p.automatic, p.principal.as_str()))
+            .map(|p| {
+                (
+                    p.quarter.as_str(),
+                    p.revision,
+                    p.automatic,
+                    p.principal.as_str(),
+                )
+            })
             .collect();
         assert_eq!(
             got,
@@ -587,13 +653,19 @@ async fn a_restart_does_not_publish_again_and_bad_requests_record_nothing() {
     let first = start(&[], &data, &dir.path().join("first.log"));
     let tokens = first.tokens.clone();
     await_value("the first pass", || {
-        DUE_QUARTERS.iter().all(|q| log_has(&first, WON, q)).then_some(())
+        DUE_QUARTERS
+            .iter()
+            .all(|q| log_has(&first, WON, q))
+            .then_some(())
     });
     assert_eq!(publication_events(&first, &tokens).await.len(), 2);
     first.stop();
     let second = start(&[], &data, &dir.path().join("second.log"));
     await_value("the second pass", || {
-        DUE_QUARTERS.iter().all(|q| log_has(&second, SAW, q)).then_some(())
+        DUE_QUARTERS
+            .iter()
+            .all(|q| log_has(&second, SAW, q))
+            .then_some(())
     });
     assert!(DUE_QUARTERS.iter().all(|q| !log_has(&second, WON, q)));
     assert_eq!(publication_events(&second, &tokens).await.len(), 2);
@@ -603,7 +675,11 @@ async fn a_restart_does_not_publish_again_and_bad_requests_record_nothing() {
     for (quarter, code, reason) in [
         ("2020-Q5", tonic::Code::InvalidArgument, "invalid-field"),
         ("2020Q4", tonic::Code::InvalidArgument, "invalid-field"),
-        ("2021-Q1", tonic::Code::FailedPrecondition, "quarter-not-ended"),
+        (
+            "2021-Q1",
+            tonic::Code::FailedPrecondition,
+            "quarter-not-ended",
+        ),
     ] {
         let e = admin
             .insight
@@ -613,7 +689,11 @@ async fn a_restart_does_not_publish_again_and_bad_requests_record_nothing() {
             })
             .await
             .unwrap_err();
-        assert_eq!((e.code(), up::reason(&e).as_str()), (code, reason), "{quarter}: {e:?}");
+        assert_eq!(
+            (e.code(), up::reason(&e).as_str()),
+            (code, reason),
+            "{quarter}: {e:?}"
+        );
         assert!(e.message().contains(quarter), "{}", e.message());
     }
     let table = |published: &str, revision| pb::GetTableRequest {
@@ -622,10 +702,24 @@ async fn a_restart_does_not_publish_again_and_bad_requests_record_nothing() {
         revision,
         ..Default::default()
     };
-    let e = admin.insight.get_table(table("2020-Q4", 3)).await.unwrap_err();
-    assert_eq!((e.code(), up::reason(&e).as_str()), (tonic::Code::NotFound, "no-such-revision"));
-    let e = admin.insight.get_table(table("2019-Q4", 0)).await.unwrap_err();
-    assert_eq!((e.code(), up::reason(&e).as_str()), (tonic::Code::NotFound, "no-publication"));
+    let e = admin
+        .insight
+        .get_table(table("2020-Q4", 3))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.code(), up::reason(&e).as_str()),
+        (tonic::Code::NotFound, "no-such-revision")
+    );
+    let e = admin
+        .insight
+        .get_table(table("2019-Q4", 0))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.code(), up::reason(&e).as_str()),
+        (tonic::Code::NotFound, "no-publication")
+    );
     let e = admin
         .insight
         .publish(pb::PublishRequest {
@@ -634,7 +728,10 @@ async fn a_restart_does_not_publish_again_and_bad_requests_record_nothing() {
         })
         .await
         .unwrap_err();
-    assert_eq!((e.code(), up::reason(&e).as_str()), (tonic::Code::InvalidArgument, "invalid-field"));
+    assert_eq!(
+        (e.code(), up::reason(&e).as_str()),
+        (tonic::Code::InvalidArgument, "invalid-field")
+    );
     assert_eq!(publication_events(&second, &tokens).await.len(), 2);
 
     // A valid Publish is revision 2, and GetTable serves each revision as recorded.
@@ -648,7 +745,12 @@ async fn a_restart_does_not_publish_again_and_bad_requests_record_nothing() {
         .unwrap()
         .into_inner();
     assert_eq!(reply.publication.unwrap().revision, 2);
-    let one = admin.insight.get_table(table("2020-Q4", 1)).await.unwrap().into_inner();
+    let one = admin
+        .insight
+        .get_table(table("2020-Q4", 1))
+        .await
+        .unwrap()
+        .into_inner();
     let publication = one.publication.expect("the publication");
     assert_eq!((publication.revision, publication.automatic), (1, true));
     let live = admin

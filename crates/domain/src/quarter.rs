@@ -124,18 +124,26 @@ mod tests {
             Quarter::parse("2020-Q1").unwrap().last_day().to_string(),
             "2020-03-31"
         );
-        assert_eq!(Quarter::of(Date::parse("2020-05-17").unwrap()).to_string(), "2020-Q2");
+        assert_eq!(
+            Quarter::of(Date::parse("2020-05-17").unwrap()).to_string(),
+            "2020-Q2"
+        );
         assert_eq!(
             Quarter::parse("2020-Q5"),
             Err(QuarterError::Number("2020-Q5".into()))
         );
-        for bad in ["2020Q4", "2020-q4", "20-Q4", "2020-Q44", " 2020-Q4", "", "2020-Q0x"] {
+        for bad in [
+            "2020Q4", "2020-q4", "20-Q4", "2020-Q44", " 2020-Q4", "", "2020-Q0x",
+        ] {
             assert!(
                 matches!(Quarter::parse(bad), Err(QuarterError::Form(_))),
                 "{bad:?}"
             );
         }
-        assert!(matches!(Quarter::parse("2020-Q0"), Err(QuarterError::Number(_))));
+        assert!(matches!(
+            Quarter::parse("2020-Q0"),
+            Err(QuarterError::Number(_))
+        ));
         let e = Quarter::parse("2020Q4").unwrap_err().to_string();
         assert!(e.contains("YYYY-QN") && e.contains("2020Q4"), "{e}");
     }

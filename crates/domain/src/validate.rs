@@ -167,7 +167,11 @@ fn check_publication(quarter: Quarter, p: &Publication, occurred_on: Date) -> Re
         ));
     }
     let sha = &p.catalogue_sha256;
-    if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if sha.len() != 64
+        || !sha
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         return Err(Error::invalid(
             "tables_published.catalogue_sha256",
             sha.clone(),
@@ -191,7 +195,11 @@ fn check_publication(quarter: Quarter, p: &Publication, occurred_on: Date) -> Re
                 return Err(Error::invalid(
                     format!("tables_published.tables[{i}].rows[{r}]"),
                     row.len().to_string(),
-                    format!("has {} cells for {} columns", row.len(), table.columns.len()),
+                    format!(
+                        "has {} cells for {} columns",
+                        row.len(),
+                        table.columns.len()
+                    ),
                 ));
             }
             for cell in row {

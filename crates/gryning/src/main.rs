@@ -299,9 +299,7 @@ pub(crate) async fn open_existing_to_read(
     settings: &Settings,
 ) -> anyhow::Result<(Arc<dyn EventStore>, Access)> {
     let dir = &settings.data_dir;
-    if settings.store.as_deref().is_none_or(str::is_empty)
-        && !dir.join("events.sqlite3").exists()
-    {
+    if settings.store.as_deref().is_none_or(str::is_empty) && !dir.join("events.sqlite3").exists() {
         bail!(
             "no event store in {}: import events first (gryning import FILE) or pass --data-dir",
             dir.display()
@@ -660,8 +658,14 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<std::process::ExitC
         }
         Command::Publications { quarter, format } => {
             let (store, access) = open_existing_to_read(&settings).await?;
-            publication::list(store.as_ref(), &settings, access, quarter.as_deref(), format)
-                .await?;
+            publication::list(
+                store.as_ref(),
+                &settings,
+                access,
+                quarter.as_deref(),
+                format,
+            )
+            .await?;
             Ok(ok)
         }
         Command::Diff {

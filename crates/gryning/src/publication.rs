@@ -9,8 +9,8 @@ use anyhow::bail;
 use gryning_domain::{Catalogue, Quarter};
 use gryning_projections::diff::{changed_cells, changes_table, count_changes};
 use gryning_projections::{
-    read_publication, stored_table, By, Cell, PeriodKind, PublicationEntry, PublishedPeriod,
-    Table, TableName,
+    read_publication, stored_table, By, Cell, PeriodKind, PublicationEntry, PublishedPeriod, Table,
+    TableName,
 };
 use gryning_recording::Recorder;
 use gryning_service_common::context::Access;
@@ -41,7 +41,9 @@ pub(crate) fn parse_published(text: &str) -> anyhow::Result<(Quarter, Option<u32
         None => (text, None),
         Some((q, n)) => match n.parse::<u32>() {
             Ok(n) if n > 0 => (q, Some(n)),
-            _ => bail!("revision {n:?} of {text:?}: a revision is a whole number from 1, as in 2020-Q4@2"),
+            _ => bail!(
+                "revision {n:?} of {text:?}: a revision is a whole number from 1, as in 2020-Q4@2"
+            ),
         },
     };
     Ok((publish::parse_quarter(quarter)?, revision))
@@ -59,8 +61,7 @@ pub(crate) async fn publish(
     let now = clock.now();
     publish::check_ended(quarter, clock.today())?;
     let dir = &settings.data_dir;
-    if settings.store.as_deref().is_none_or(str::is_empty) && !dir.join("events.sqlite3").exists()
-    {
+    if settings.store.as_deref().is_none_or(str::is_empty) && !dir.join("events.sqlite3").exists() {
         bail!(
             "no event store in {}: import events first (gryning import FILE) or pass --data-dir",
             dir.display()
@@ -138,8 +139,7 @@ pub(crate) async fn list(
     format: Format,
 ) -> anyhow::Result<()> {
     let quarter = quarter.map(publish::parse_quarter).transpose()?;
-    let projections =
-        crate::current_projections(store, &settings.data_dir, None, access).await?;
+    let projections = crate::current_projections(store, &settings.data_dir, None, access).await?;
     let entries: Vec<&PublicationEntry> = projections
         .publications()
         .filter(|e| quarter.is_none_or(|q| e.quarter == q))

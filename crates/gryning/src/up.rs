@@ -17,10 +17,8 @@ use tonic::service::RoutesBuilder;
 pub(crate) async fn application(ctx: Arc<Context>) -> Result<Application, StartError> {
     let live = LiveProjections::start(&ctx).await?;
     if ctx.settings.publish_automatically {
-        let publisher = gryning_service_common::publish::run_automatic(
-            Arc::clone(&ctx),
-            Arc::clone(&live),
-        );
+        let publisher =
+            gryning_service_common::publish::run_automatic(Arc::clone(&ctx), Arc::clone(&live));
         ctx.spawn_background(tokio::spawn(publisher));
     }
     let mut routes = RoutesBuilder::default();

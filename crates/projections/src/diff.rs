@@ -131,11 +131,10 @@ pub async fn count_changes(
             if *position > to {
                 break;
             }
-            let event =
-                gryning_proto::decode_event(payload).map_err(|source| Error::Decode {
-                    position: *position,
-                    source,
-                })?;
+            let event = gryning_proto::decode_event(payload).map_err(|source| Error::Decode {
+                position: *position,
+                source,
+            })?;
             state.apply(*position, &event);
             if matches!(event.body, Body::TablesPublished(_)) {
                 continue;

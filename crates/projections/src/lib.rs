@@ -13,12 +13,12 @@
 #[doc(hidden)]
 pub mod bench;
 mod checkpoint;
+pub mod diff;
 mod error;
 mod index;
 pub mod naive;
 mod period;
 pub mod publication;
-pub mod diff;
 mod query;
 mod resume;
 mod runner;
@@ -27,8 +27,8 @@ mod table;
 
 pub use checkpoint::{load_checkpoint, Checkpoint, Origin, FORMAT_VERSION};
 pub use error::Error;
+pub use publication::{read_publication, stored_table, PublicationEntry, PublishedPeriod};
 pub use resume::{origin_of, resume, Discarded, Resumed};
 pub use runner::{catch_up, BATCH_SIZE};
 pub use state::{MemoryUse, Projections};
-pub use publication::{read_publication, stored_table, PublicationEntry, PublishedPeriod};
 pub use table::{By, Cell, PeriodKind, Table, TableName};

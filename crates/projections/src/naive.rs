@@ -163,9 +163,8 @@ pub fn table(
                 care_events.push((date, &event.body));
             }
             Body::ContractCareProposed => care_events.push((date, &event.body)),
-            Body::ChildWelfareNotified
-            | Body::SupportGranted { .. }
-            | Body::TablesPublished(_) => {}
+            Body::ChildWelfareNotified | Body::SupportGranted { .. } | Body::TablesPublished(_) => {
+            }
         }
     }
 

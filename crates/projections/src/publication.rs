@@ -135,7 +135,11 @@ impl Projections {
     }
 
     /// A quarter's publication: revision `revision`, or the latest for `None`.
-    pub fn publication(&self, quarter: Quarter, revision: Option<u32>) -> Option<&PublicationEntry> {
+    pub fn publication(
+        &self,
+        quarter: Quarter,
+        revision: Option<u32>,
+    ) -> Option<&PublicationEntry> {
         let revisions = self.publications.0.get(&quarter)?;
         match revision {
             None => revisions.last(),
@@ -155,7 +159,11 @@ impl Projections {
                     by: by.map_or_else(String::new, |b| b.name().to_string()),
                     period: period.name().to_string(),
                     columns: table.columns.iter().map(|c| c.to_string()).collect(),
-                    rows: table.rows.into_iter().map(|r| r.into_iter().map(published_cell).collect()).collect(),
+                    rows: table
+                        .rows
+                        .into_iter()
+                        .map(|r| r.into_iter().map(published_cell).collect())
+                        .collect(),
                 }
             })
             .collect()
@@ -284,7 +292,11 @@ pub fn stored_table(
     by: By,
     period: PublishedPeriod,
 ) -> Option<Table> {
-    let by_name = if name == TableName::Care { "" } else { by.name() };
+    let by_name = if name == TableName::Care {
+        ""
+    } else {
+        by.name()
+    };
     let stored = publication
         .tables
         .iter()
@@ -303,7 +315,9 @@ pub fn stored_table(
 /// Why a publication could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error("quarter {quarter} has no publication; publish it with gryning publish --quarter {quarter}")]
+    #[error(
+        "quarter {quarter} has no publication; publish it with gryning publish --quarter {quarter}"
+    )]
     NoPublication { quarter: Quarter },
     #[error("quarter {quarter} has no revision {revision}: its revisions are 1 to {latest}")]
     NoRevision {
@@ -338,11 +352,10 @@ pub async fn read_publication(
             latest,
         });
     };
-    let event =
-        gryning_proto::decode_event(&recorded.payload).map_err(|source| Error::Decode {
-            position: recorded.position,
-            source,
-        })?;
+    let event = gryning_proto::decode_event(&recorded.payload).map_err(|source| Error::Decode {
+        position: recorded.position,
+        source,
+    })?;
     match event.body {
         gryning_domain::Body::TablesPublished(p) => Ok((recorded.position, *p)),
         other => Err(ReadError::Projections(Error::Decode {

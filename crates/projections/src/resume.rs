@@ -41,6 +41,8 @@ fn show(id: Option<Uuid>) -> String {
 // Made once per process start and taken apart at once: boxing the state would buy nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
+// One value per start, moved once: boxing the state would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Resumed {
     /// No checkpoint: start from the first event.
     NoCheckpoint,

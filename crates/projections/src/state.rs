@@ -324,9 +324,8 @@ impl Projections {
             Body::TreatmentProgrammeEnded {
                 outcome: TreatmentOutcome::Discontinued,
             } => self.care_tally(day).discontinued += 1,
-            Body::ChildWelfareNotified
-            | Body::SupportGranted { .. }
-            | Body::TablesPublished(_) => {}
+            Body::ChildWelfareNotified | Body::SupportGranted { .. } | Body::TablesPublished(_) => {
+            }
         }
     }
 

@@ -66,9 +66,14 @@ async fn diff_counts_agree_with_a_recount_from_scratch_and_quarter_rows_with_nai
     let store = stored(dir.path(), &events).await;
 
     let mut at_publication = Projections::default();
-    catch_up(&mut at_publication, store.as_ref(), Some(BEFORE as u64), |_| {})
-        .await
-        .unwrap();
+    catch_up(
+        &mut at_publication,
+        store.as_ref(),
+        Some(BEFORE as u64),
+        |_| {},
+    )
+    .await
+    .unwrap();
     let tables = at_publication.publish_tables(quarter, &catalogue);
     assert_eq!(tables.len(), published_kinds().len());
     // The quarter's rows are those of the naive quarter table.
@@ -149,7 +154,11 @@ async fn diff_counts_agree_with_a_recount_from_scratch_and_quarter_rows_with_nai
     keys.dedup();
     for key in keys {
         if zeroish(first.get(&key)) != zeroish(last.get(&key)) {
-            expected.push((key.1.clone(), tables[key.0].columns[key.2].clone(), recount[&key]));
+            expected.push((
+                key.1.clone(),
+                tables[key.0].columns[key.2].clone(),
+                recount[&key],
+            ));
         }
     }
     let got: Vec<(String, String, u64)> = changes
@@ -202,7 +211,12 @@ fn a_publication_event_changes_no_table_and_is_indexed() {
     assert_eq!(before, after);
     let entry = state.publication(quarter, None).expect("indexed");
     assert_eq!(
-        (entry.revision, entry.computed_at, entry.recorded_at, entry.automatic),
+        (
+            entry.revision,
+            entry.computed_at,
+            entry.recorded_at,
+            entry.automatic
+        ),
         (1, 200, 201, true)
     );
     assert!(state.publication(quarter, Some(2)).is_none());

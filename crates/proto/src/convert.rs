@@ -212,7 +212,9 @@ pub(crate) fn from_view(event: View<'_>) -> Result<Event, Error> {
     let subject = match event.subject {
         Some(SubjectView::Case(id)) => Subject::Case(uuid("case_id", id)?),
         Some(SubjectView::Client(id)) => Subject::Client(uuid("client_id", id)?),
-        Some(SubjectView::Publication(q)) => Subject::Publication(quarter("publication_quarter", q)?),
+        Some(SubjectView::Publication(q)) => {
+            Subject::Publication(quarter("publication_quarter", q)?)
+        }
         None => {
             return Err(Error::invalid(
                 "subject",

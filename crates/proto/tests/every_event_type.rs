@@ -71,9 +71,16 @@ fn sample(event_type: EventType) -> Body {
                 name: "clearance".into(),
                 by: "group".into(),
                 period: "quarter".into(),
-                columns: ["period", "group", "victim_gender", "handled", "cleared", "percent"]
-                    .map(String::from)
-                    .to_vec(),
+                columns: [
+                    "period",
+                    "group",
+                    "victim_gender",
+                    "handled",
+                    "cleared",
+                    "percent",
+                ]
+                .map(String::from)
+                .to_vec(),
                 rows: vec![
                     vec![
                         PublishedCell::Text("2019-Q4".into()),

@@ -162,8 +162,8 @@ impl Context {
         if !issued.is_empty() {
             tracing::info!(path = %settings.credentials_path().display(), "issued one token per role; they are shown once");
         }
-        let recorder = Recorder::new(Arc::clone(&store), Arc::clone(&catalogue))
-            .with_clock(settings.clock()?);
+        let recorder =
+            Recorder::new(Arc::clone(&store), Arc::clone(&catalogue)).with_clock(settings.clock()?);
         let recorder = Arc::new(recorder);
         Ok(Arc::new(Context {
             settings,

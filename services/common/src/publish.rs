@@ -153,7 +153,11 @@ pub fn due_quarters(earliest: Option<Date>, today: Date, after_days: u32) -> Vec
     };
     let mut due = Vec::new();
     let mut q = Quarter::of(earliest);
-    while q.last_day().add_days(i32::try_from(after_days).unwrap_or(i32::MAX)) < today {
+    while q
+        .last_day()
+        .add_days(i32::try_from(after_days).unwrap_or(i32::MAX))
+        < today
+    {
         due.push(q);
         q = q.next();
     }
@@ -247,7 +251,10 @@ mod tests {
     fn only_an_ended_quarter_may_be_published() {
         let q = Quarter::parse("2020-Q4").unwrap();
         let e = check_ended(q, date("2020-12-31")).unwrap_err().to_string();
-        assert!(e.contains("has not ended") && e.contains("2020-12-31"), "{e}");
+        assert!(
+            e.contains("has not ended") && e.contains("2020-12-31"),
+            "{e}"
+        );
         check_ended(q, date("2021-01-01")).unwrap();
     }
 }

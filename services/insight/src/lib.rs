@@ -157,20 +157,21 @@ impl InsightService {
         revision: u32,
     ) -> Result<pb::TableReply, ServiceError> {
         let quarter = publish::parse_quarter(quarter)?;
-        let (position, publication) = gryning_projections::read_publication(
-            self.ctx.store.as_ref(),
-            quarter,
-            Some(revision),
+        let (position, publication) =
+            gryning_projections::read_publication(self.ctx.store.as_ref(), quarter, Some(revision))
+                .await
+                .map_err(PublishError::from)?;
+        let table = gryning_projections::stored_table(
+            &publication,
+            q.name,
+            q.by,
+            PublishedPeriod::of(q.period),
         )
-        .await
-        .map_err(PublishError::from)?;
-        let table =
-            gryning_projections::stored_table(&publication, q.name, q.by, PublishedPeriod::of(q.period))
-                .unwrap_or_else(|| Table {
-                    name: q.name.name().to_string(),
-                    columns: Vec::new(),
-                    rows: Vec::new(),
-                });
+        .unwrap_or_else(|| Table {
+            name: q.name.name().to_string(),
+            columns: Vec::new(),
+            rows: Vec::new(),
+        });
         let entry = PublicationEntry::of(position, &publication);
         Ok(reply(&table, publication.position, Some(summary(&entry))))
     }
@@ -207,7 +208,9 @@ impl Insight for InsightService {
                 }
                 .into());
             }
-            return Ok(Response::new(self.published(q, &r.published, r.revision).await?));
+            return Ok(Response::new(
+                self.published(q, &r.published, r.revision).await?,
+            ));
         }
         if r.revision != 0 {
             return Err(ServiceError::InvalidArgument {
