@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod config;
 pub mod context;
+pub mod limits;
 pub mod live;
 pub mod metrics;
 pub mod server;
