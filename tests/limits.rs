@@ -186,7 +186,11 @@ async fn past_each_limit_the_caller_is_told_which_and_nothing_more_is_stored() {
         &e,
         Code::ResourceExhausted,
         "too-many-events",
-        &["max_append_events (5)", "the 5 events before it", "5 stored"],
+        &[
+            "max_append_events (5)",
+            "the 5 events before it",
+            "5 stored",
+        ],
     );
     before.extend(seven[..5].iter().map(|e| e.event_id.clone()));
     assert_eq!(logged(&mut admin).await, before);
@@ -200,22 +204,6 @@ async fn past_each_limit_the_caller_is_told_which_and_nothing_more_is_stored() {
         .into_inner();
     assert_eq!((summary.accepted, summary.rejected), (5, 0));
     before.extend(five.iter().map(|e| e.event_id.clone()));
-
-    // A call still waiting for its client at the client's deadline (grpc-timeout) is ended
-    // with DEADLINE_EXCEEDED (tonic alone would answer CANCELLED).
-    let waiting = tokio_stream::iter(vec![open(&id())]).chain(tokio_stream::pending());
-    let mut request = tonic::Request::new(waiting);
-    request.set_timeout(Duration::from_millis(300));
-    let e = tokio::time::timeout(DEADLINE, admin.log.append(request))
-        .await
-        .expect("answered")
-        .unwrap_err();
-    assert_refused(
-        &e,
-        Code::DeadlineExceeded,
-        "deadline-exceeded",
-        &["EventLog.Append", "300 ms", "grpc-timeout"],
-    );
 
     // The server goes on serving: the next allowed call succeeds.
     let recorded = admin
@@ -242,7 +230,6 @@ async fn past_each_limit_the_caller_is_told_which_and_nothing_more_is_stored() {
         ("message-too-large", 3.0),
         ("too-many-items", 1.0),
         ("too-many-events", 1.0),
-        ("deadline-exceeded", 1.0),
     ] {
         let n = sample(
             &text,
@@ -256,12 +243,36 @@ async fn past_each_limit_the_caller_is_told_which_and_nothing_more_is_stored() {
 use tokio_stream::StreamExt as _;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn calls_past_max_concurrent_calls_are_refused_not_queued_and_health_still_answers() {
+async fn calls_past_max_concurrent_calls_or_the_deadline_are_refused_and_health_still_answers() {
     let dir = tempfile::tempdir().unwrap();
-    let server = up_with(dir.path(), &[("GRYNING_MAX_CONCURRENT_CALLS", "2")]);
+    let server = up_with(
+        dir.path(),
+        &[
+            ("GRYNING_MAX_CONCURRENT_CALLS", "2"),
+            ("GRYNING_REQUEST_DEADLINE_MS", "500"),
+        ],
+    );
     let mut auditor = as_role(&server, &server.tokens, "auditor").await;
     let mut analyst = as_role(&server, &server.tokens, "analyst").await;
-    // Two open subscriptions hold both permits for as long as they are open.
+    let mut admin = as_role(&server, &server.tokens, "admin").await;
+
+    // A call still waiting for its client at the server's deadline (request_deadline_ms) is
+    // ended with DEADLINE_EXCEEDED. (A client's shorter grpc-timeout is honoured the same way,
+    // but tonic's client gives up at that moment itself, so it is not what it would read.)
+    let waiting = tokio_stream::iter(vec![open(&id())]).chain(tokio_stream::pending());
+    let e = tokio::time::timeout(DEADLINE, admin.log.append(waiting))
+        .await
+        .expect("answered")
+        .unwrap_err();
+    assert_refused(
+        &e,
+        Code::DeadlineExceeded,
+        "deadline-exceeded",
+        &["EventLog.Append", "500 ms", "request_deadline_ms"],
+    );
+    // Streams are not cut by the deadline: it is counted to a reply's head.
+    // Two open subscriptions hold both permits for as long as they are open (past the
+    // deadline, too).
     let first = auditor
         .log
         .subscribe(pb::SubscribeRequest { after: 0 })
@@ -274,6 +285,7 @@ async fn calls_past_max_concurrent_calls_are_refused_not_queued_and_health_still
         .await
         .unwrap()
         .into_inner();
+    tokio::time::sleep(Duration::from_millis(600)).await;
     let e = analyst
         .insight
         .status(pb::StatusRequest {})
@@ -313,7 +325,8 @@ async fn calls_past_max_concurrent_calls_are_refused_not_queued_and_health_still
     })
     .await
     .expect("a permit came back");
-    assert_eq!(answered.head, 0);
+    // The event sent before the deadline may or may not be stored; nothing else is.
+    assert!(answered.head <= 1, "{answered:?}");
     server.stop();
 }
 

@@ -24,7 +24,8 @@ pub struct CareService {
 /// The service with its authentication interceptor and its request-size limit, ready to mount.
 pub fn service(ctx: Arc<Context>) -> InterceptedService<CareServer<CareService>, Authenticator> {
     let auth = ctx.authenticator();
-    let limit = gryning_service_common::limits::decoding_limit(&ctx.settings, Rpc::ProposeContractCare);
+    let limit =
+        gryning_service_common::limits::decoding_limit(&ctx.settings, Rpc::ProposeContractCare);
     InterceptedService::new(
         CareServer::new(CareService { ctx }).max_decoding_message_size(limit),
         auth,

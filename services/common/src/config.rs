@@ -70,10 +70,7 @@ pub enum Error {
     #[error("{origin}: {problem}")]
     Value { origin: String, problem: String },
     #[error("setting {key}: {problem}")]
-    Limit {
-        key: &'static str,
-        problem: String,
-    },
+    Limit { key: &'static str, problem: String },
     #[error("setting {key}: {problem}")]
     Tls {
         key: &'static str,
@@ -685,7 +682,10 @@ mod tests {
         );
         let (_dir, file) = with_file("rate_limit_burst = -1\n", &[]);
         let e = load(&file).unwrap_err().to_string();
-        assert!(e.contains("key rate_limit_burst: must be a whole number"), "{e}");
+        assert!(
+            e.contains("key rate_limit_burst: must be a whole number"),
+            "{e}"
+        );
         let e = load(&env(&[("GRYNING_MAX_QUERY_BYTES", "100")]))
             .unwrap_err()
             .to_string();
@@ -696,11 +696,17 @@ mod tests {
         let e = load(&env(&[("GRYNING_MAX_APPEND_EVENTS", "0")]))
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("setting max_append_events: must be at least 1"), "{e}");
+        assert!(
+            e.starts_with("setting max_append_events: must be at least 1"),
+            "{e}"
+        );
         let e = load(&env(&[("GRYNING_RATE_LIMIT_PER_SECOND", "5000000000")]))
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("setting rate_limit_per_second: must be at most"), "{e}");
+        assert!(
+            e.starts_with("setting rate_limit_per_second: must be at most"),
+            "{e}"
+        );
     }
 
     #[test]

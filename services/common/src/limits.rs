@@ -37,7 +37,7 @@ use tonic::body::Body;
 use tonic::codegen::{http, Service};
 
 use crate::auth::{Credentials, Principal, Rpc};
-use crate::{Settings, ServiceError};
+use crate::{ServiceError, Settings};
 
 /// The request-size setting of `rpc` and its value: queries of the insight service are small,
 /// everything else (recording calls, `Append`'s events, the event log's reads) shares
@@ -83,7 +83,7 @@ impl LimitLayer {
                 let method = format!("{rpc:?}");
                 let service = rpc_service(rpc);
                 let (setting, limit) = message_limit(settings, rpc);
-                ((
+                (
                     format!("/gryning.v1.{service}/{method}"),
                     Route {
                         name: format!("{service}.{method}"),
@@ -93,21 +93,27 @@ impl LimitLayer {
                 )
             })
             .collect();
-        let rate = NonZeroU32::new(u32::try_from(settings.rate_limit_per_second).unwrap_or(u32::MAX))
-            .map(|per_second| {
-                let burst = NonZeroU32::new(u32::try_from(settings.rate_limit_burst).unwrap_or(u32::MAX))
+        let rate = NonZeroU32::new(
+            u32::try_from(settings.rate_limit_per_second).unwrap_or(u32::MAX),
+        )
+        .map(|per_second| {
+            let burst =
+                NonZeroU32::new(u32::try_from(settings.rate_limit_burst).unwrap_or(u32::MAX))
                     .unwrap_or(per_second);
-                (
-                    RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
-                    u64::from(per_second.get()),
-                    u64::from(burst.get()),
-                )
-            });
+            (
+                RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
+                u64::from(per_second.get()),
+                u64::from(burst.get()),
+            )
+        });
         let calls = (settings.max_concurrent_calls > 0).then(|| {
             let permits = usize::try_from(settings.max_concurrent_calls)
                 .unwrap_or(Semaphore::MAX_PERMITS)
                 .min(Semaphore::MAX_PERMITS);
-            (Arc::new(Semaphore::new(permits)), settings.max_concurrent_calls)
+            (
+                Arc::new(Semaphore::new(permits)),
+                settings.max_concurrent_calls,
+            )
         });
         let deadline = (settings.request_deadline_ms > 0)
             .then(|| Duration::from_millis(settings.request_deadline_ms));

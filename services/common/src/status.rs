@@ -57,7 +57,9 @@ pub enum ServiceError {
         limit: u64,
         setting: &'static str,
     },
-    #[error("EventLog.Append: a call may send at most max_append_events ({limit}) events; {before}")]
+    #[error(
+        "EventLog.Append: a call may send at most max_append_events ({limit}) events; {before}"
+    )]
     TooManyEvents { limit: u64, before: AppendedBefore },
     #[error(
         "{rpc}: the server is serving max_concurrent_calls ({limit}) calls already; retry shortly"
@@ -353,6 +355,84 @@ mod tests {
             Code::DataLoss,
             "stored-event-unreadable",
         );
+    }
+
+    #[test]
+    fn limits_are_resource_exhausted_with_their_reason_and_a_retry_hint() {
+        let check = |e: ServiceError, code: Code, reason: &str| {
+            let status = Status::from(e);
+            assert_eq!(status.code(), code, "{}", status.message());
+            assert_eq!(
+                status
+                    .metadata()
+                    .get("gryning-reason")
+                    .unwrap()
+                    .to_str()
+                    .unwrap(),
+                reason
+            );
+            status
+        };
+        let s = check(
+            ServiceError::MessageTooLarge {
+                rpc: "Police.OpenCase".into(),
+                what: "the request message".into(),
+                found: Some(70_012),
+                limit: 65_536,
+                setting: "max_message_bytes",
+                before: None,
+            },
+            Code::ResourceExhausted,
+            "message-too-large",
+        );
+        assert_eq!(
+            s.message(),
+            "Police.OpenCase: the request message is 70012 bytes, more than max_message_bytes (65536 bytes)"
+        );
+        check(
+            ServiceError::TooManyCalls {
+                rpc: "Insight.Status".into(),
+                limit: 2,
+            },
+            Code::ResourceExhausted,
+            "too-many-calls",
+        );
+        let s = check(
+            ServiceError::RateLimited {
+                rpc: "Police.OpenCase".into(),
+                principal: "p".into(),
+                role: "police",
+                per_second: 1,
+                burst: 2,
+                retry_after: std::time::Duration::from_micros(733_200),
+            },
+            Code::ResourceExhausted,
+            "rate-limited",
+        );
+        assert_eq!(
+            s.metadata()
+                .get("retry-after-ms")
+                .unwrap()
+                .to_str()
+                .unwrap(),
+            "734"
+        );
+        assert!(!s.details().is_empty());
+        check(
+            ServiceError::DeadlineExceeded {
+                rpc: "EventLog.Append".into(),
+                deadline: std::time::Duration::from_millis(300),
+                from_client: true,
+            },
+            Code::DeadlineExceeded,
+            "deadline-exceeded",
+        );
+        assert_eq!(retry_after_ms(&std::time::Duration::ZERO), 1);
+        assert_eq!(
+            found_bytes("Error, decoded message length too large: found 70012 bytes, the limit is: 65536 bytes"),
+            Some(70_012)
+        );
+        assert_eq!(found_bytes("something else"), None);
     }
 
     /// Whether `line` builds a status or picks a code: `Status::new`, `Status::with_…`,

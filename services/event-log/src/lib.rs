@@ -1,7 +1,9 @@
 //! The event-log service (`gryning.v1.EventLog`): bulk append (client streaming, recorded in
 //! batches through `Recorder::record_batch`, each event checked on its own, including whether
 //! the caller's role may record its type), bounded reads from a global position, and
-//! catch-up-then-live subscriptions over `gryning_store::subscribe`.
+//! catch-up-then-live subscriptions over `gryning_store::subscribe`. A bulk append past
+//! `max_append_events` events, or with an event over `max_message_bytes`, records the events
+//! before it and ends with RESOURCE_EXHAUSTED giving their counts.
 
 use std::pin::Pin;
 use std::sync::Arc;

@@ -25,7 +25,8 @@ pub fn service(
     ctx: Arc<Context>,
 ) -> InterceptedService<ProsecutionServer<ProsecutionService>, Authenticator> {
     let auth = ctx.authenticator();
-    let limit = gryning_service_common::limits::decoding_limit(&ctx.settings, Rpc::DecideProsecution);
+    let limit =
+        gryning_service_common::limits::decoding_limit(&ctx.settings, Rpc::DecideProsecution);
     InterceptedService::new(
         ProsecutionServer::new(ProsecutionService { ctx }).max_decoding_message_size(limit),
         auth,
