@@ -184,7 +184,61 @@ pub(crate) async fn table(
 /// Events in flight between the file reader and the `Append` stream.
 const IN_FLIGHT: usize = 8192;
 
-/// Streams the NDJSON of `input` through the event-log service's `Append`, in file order. Lines
+/// Events per `Append` call of an import: a server refuses a call of more than its
+/// `max_append_events` (100,000 by default), so a file is sent in calls of this many, one after
+/// the other (each call's events are stored in order, and the next starts after its summary).
+pub(crate) const EVENTS_PER_CALL: u64 = 10_000;
+
+/// Sends the events of `events` through `Append` calls of at most [`EVENTS_PER_CALL`] events,
+/// one after the other, until `events` ends or a call fails; the summaries are added up, with
+/// each rejection's index counted from the first event of the first call.
+async fn append_in_calls(
+    server: &Server,
+    mut events: tokio::sync::mpsc::Receiver<pb::Event>,
+) -> Result<pb::AppendSummary, tonic::Status> {
+    let mut client =
+        EventLogClient::new(server.channel.clone()).max_decoding_message_size(usize::MAX);
+    let mut total = pb::AppendSummary::default();
+    let mut before = 0u64;
+    loop {
+        let (tx, rx) = tokio::sync::mpsc::channel::<pb::Event>(IN_FLIGHT);
+        let forward = async {
+            let mut sent = 0u64;
+            while sent < EVENTS_PER_CALL {
+                let Some(event) = events.recv().await else {
+                    return (sent, true);
+                };
+                if tx.send(event).await.is_err() {
+                    // The call ended early; its status says why.
+                    break;
+                }
+                sent += 1;
+            }
+            drop(tx);
+            (sent, false)
+        };
+        let call = client.append(server.request(tokio_stream::wrappers::ReceiverStream::new(rx)));
+        let ((sent, ended), reply) = tokio::join!(forward, call);
+        let summary = reply?.into_inner();
+        total.accepted += summary.accepted;
+        total.duplicates += summary.duplicates;
+        total.rejected += summary.rejected;
+        total.rejections_omitted += summary.rejections_omitted;
+        total
+            .rejections
+            .extend(summary.rejections.into_iter().map(|r| pb::AppendRejection {
+                index: r.index + before,
+                ..r
+            }));
+        before += sent;
+        if ended {
+            return Ok(total);
+        }
+    }
+}
+
+/// Streams the NDJSON of `input` through the event-log service's `Append` (in calls of at most
+/// [`EVENTS_PER_CALL`] events), in file order. Lines
 /// that are not an event in the NDJSON format are rejected here, without being sent; the
 /// server's rejections come back by the event's place in the stream and are turned into line
 /// numbers, with the number of rejections the server counted but did not list (it lists the
@@ -220,15 +274,12 @@ pub(crate) async fn import(
         });
         (read, sent_lines, rejections)
     });
-    let call = EventLogClient::new(server.channel.clone())
-        .max_decoding_message_size(usize::MAX)
-        .append(server.request(tokio_stream::wrappers::ReceiverStream::new(rx)))
-        .await;
+    let calls = append_in_calls(server, rx).await;
     let (read, sent_lines, mut rejections) = tokio::task::spawn_blocking(move || reader.join())
         .await
         .context("the input reader task failed")?
         .map_err(|_| anyhow::anyhow!("the input reader thread panicked"))?;
-    let reply = call.map_err(|s| match s.code() {
+    let summary = calls.map_err(|s| match s.code() {
         // Refused as a whole before any event was recorded.
         tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => server.refused(s),
         _ => {
@@ -241,7 +292,6 @@ pub(crate) async fn import(
             )
         }
     })?;
-    let summary = reply.into_inner();
     if let Err(e) = read {
         // Everything before the failed read was sent and recorded.
         return Err(anyhow::Error::new(e).context(format!(

@@ -38,8 +38,6 @@ fn show(id: Option<Uuid>) -> String {
 }
 
 /// What [`resume`] found.
-// Made once per process start and taken apart at once: boxing the state would buy nothing.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 // One value per start, moved once: boxing the state would buy nothing.
 #[allow(clippy::large_enum_variant)]

@@ -8,7 +8,7 @@ use gryning_proto::pb;
 use gryning_proto::pb::care_server::{Care, CareServer};
 use gryning_proto::pb::event::Body as B;
 use gryning_service_common::auth::Authenticator;
-use gryning_service_common::Context;
+use gryning_service_common::{Context, Rpc};
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
@@ -21,10 +21,15 @@ pub struct CareService {
     ctx: Arc<Context>,
 }
 
-/// The service with its authentication interceptor, ready to mount.
+/// The service with its authentication interceptor and its request-size limit, ready to mount.
 pub fn service(ctx: Arc<Context>) -> InterceptedService<CareServer<CareService>, Authenticator> {
     let auth = ctx.authenticator();
-    CareServer::with_interceptor(CareService { ctx }, auth)
+    let limit =
+        gryning_service_common::limits::decoding_limit(&ctx.settings, Rpc::ProposeContractCare);
+    InterceptedService::new(
+        CareServer::new(CareService { ctx }).max_decoding_message_size(limit),
+        auth,
+    )
 }
 
 #[tonic::async_trait]

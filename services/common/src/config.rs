@@ -84,6 +84,8 @@ pub enum Error {
     #[error("{origin}: {problem}")]
     Value { origin: String, problem: String },
     #[error("setting {key}: {problem}")]
+    Limit { key: &'static str, problem: String },
+    #[error("setting {key}: {problem}")]
     Tls {
         key: &'static str,
         problem: &'static str,
@@ -133,7 +135,37 @@ pub struct Settings {
     /// `30s`, `1.5s` or `2m`.
     #[serde(deserialize_with = "stall_timeout", serialize_with = "duration_text")]
     pub stalled_stream_timeout: Duration,
+    /// The largest request message, in bytes, of a recording RPC, and of each event of a bulk
+    /// `Append` (and of `Read` and `Subscribe` requests, which the event-log service shares).
+    #[serde(deserialize_with = "count")]
+    pub max_message_bytes: u64,
+    /// The largest request message, in bytes, of `GetTable`, `Watch` and `Status`.
+    #[serde(deserialize_with = "count")]
+    pub max_query_bytes: u64,
+    /// The most crimes one `InvestigationClosed` sent to a service may name (`crime_ids`).
+    #[serde(deserialize_with = "count")]
+    pub max_crime_ids: u64,
+    /// The most events one bulk `Append` call may send.
+    #[serde(deserialize_with = "count")]
+    pub max_append_events: u64,
+    /// The most calls (streams included, while open) the server serves at once; 0 is no limit.
+    #[serde(deserialize_with = "count")]
+    pub max_concurrent_calls: u64,
+    /// Milliseconds a call may take to its reply (a client's shorter `grpc-timeout` wins);
+    /// 0 is no server deadline.
+    #[serde(deserialize_with = "count")]
+    pub request_deadline_ms: u64,
+    /// Calls each principal may make per second, on average; 0 is no rate limit.
+    #[serde(deserialize_with = "count")]
+    pub rate_limit_per_second: u64,
+    /// Calls a principal may make at once after being idle; 0 is `rate_limit_per_second`.
+    #[serde(deserialize_with = "count")]
+    pub rate_limit_burst: u64,
 }
+
+/// Smallest accepted `max_message_bytes` and `max_query_bytes`: below it, ordinary requests
+/// would not fit.
+pub const MIN_MESSAGE_BYTES: u64 = 1024;
 
 impl Default for Settings {
     fn default() -> Settings {
@@ -153,6 +185,14 @@ impl Default for Settings {
             publish_automatically: true,
             test_clock: None,
             stalled_stream_timeout: DEFAULT_STALLED_STREAM_TIMEOUT,
+            max_message_bytes: 64 * 1024,
+            max_query_bytes: 4 * 1024,
+            max_crime_ids: 1_000,
+            max_append_events: 100_000,
+            max_concurrent_calls: 1_000,
+            request_deadline_ms: 60_000,
+            rate_limit_per_second: 0,
+            rate_limit_burst: 0,
         }
     }
 }
@@ -265,7 +305,52 @@ impl Settings {
         });
         let settings: Settings = figment.extract().map_err(value_error)?;
         settings.check_tls()?;
+        settings.check_limits()?;
         Ok(settings)
+    }
+
+    /// The limits must let ordinary requests through: messages of at least
+    /// [`MIN_MESSAGE_BYTES`] and at most 4 GiB, at least one crime id per closure and one
+    /// event per `Append`, and a rate
+    /// that fits the rate limiter (at most 2³²−1 calls per second and burst).
+    pub fn check_limits(&self) -> Result<(), Error> {
+        for (key, value) in [
+            ("max_message_bytes", self.max_message_bytes),
+            ("max_query_bytes", self.max_query_bytes),
+        ] {
+            if !(MIN_MESSAGE_BYTES..=u64::from(u32::MAX)).contains(&value) {
+                return Err(Error::Limit {
+                    key,
+                    problem: format!(
+                        "must be from {MIN_MESSAGE_BYTES} to {} bytes (value {value})",
+                        u32::MAX
+                    ),
+                });
+            }
+        }
+        for (key, value) in [
+            ("max_crime_ids", self.max_crime_ids),
+            ("max_append_events", self.max_append_events),
+        ] {
+            if value == 0 {
+                return Err(Error::Limit {
+                    key,
+                    problem: "must be at least 1 (value 0)".to_string(),
+                });
+            }
+        }
+        for (key, value) in [
+            ("rate_limit_per_second", self.rate_limit_per_second),
+            ("rate_limit_burst", self.rate_limit_burst),
+        ] {
+            if value > u64::from(u32::MAX) {
+                return Err(Error::Limit {
+                    key,
+                    problem: format!("must be at most {} (value {value})", u32::MAX),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// TLS needs a certificate and its key together; a client CA needs TLS.
@@ -390,6 +475,25 @@ fn optional_address<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr
     Option::<String>::deserialize(d)?
         .map(|text| parse_address(&text))
         .transpose()
+}
+
+/// A whole number, from a number (the file) or a string (the environment).
+fn count<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Count {
+        Number(i64),
+        Text(String),
+    }
+    let (value, n) = match Count::deserialize(d)? {
+        Count::Number(n) => (n.to_string(), u64::try_from(n).ok()),
+        Count::Text(text) => (text.clone(), text.trim().parse().ok()),
+    };
+    n.ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "must be a whole number such as 65536 (value {value:?})"
+        ))
+    })
 }
 
 /// A replica count from 1 to 5, from a number (the file) or a string (the environment).
@@ -652,6 +756,60 @@ mod tests {
     }
 
     #[test]
+    fn limits_are_whole_numbers_within_their_ranges() {
+        let s = load(&env(&[])).unwrap();
+        assert_eq!(
+            (s.max_message_bytes, s.max_query_bytes, s.max_append_events),
+            (65536, 4096, 100_000)
+        );
+        assert_eq!((s.rate_limit_per_second, s.rate_limit_burst), (0, 0));
+        let s = load(&env(&[
+            ("GRYNING_RATE_LIMIT_PER_SECOND", "20"),
+            ("GRYNING_MAX_CONCURRENT_CALLS", " 8 "),
+        ]))
+        .unwrap();
+        assert_eq!((s.rate_limit_per_second, s.max_concurrent_calls), (20, 8));
+        let (_dir, file) = with_file("max_append_events = 500\nrequest_deadline_ms = 0\n", &[]);
+        let s = load(&file).unwrap();
+        assert_eq!((s.max_append_events, s.request_deadline_ms), (500, 0));
+
+        let e = load(&env(&[("GRYNING_MAX_MESSAGE_BYTES", "64k")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("environment variable GRYNING_MAX_MESSAGE_BYTES: must be a whole number"),
+            "{e}"
+        );
+        let (_dir, file) = with_file("rate_limit_burst = -1\n", &[]);
+        let e = load(&file).unwrap_err().to_string();
+        assert!(
+            e.contains("key rate_limit_burst: must be a whole number"),
+            "{e}"
+        );
+        let e = load(&env(&[("GRYNING_MAX_QUERY_BYTES", "100")]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "setting max_query_bytes: must be from 1024 to 4294967295 bytes (value 100)"
+        );
+        let e = load(&env(&[("GRYNING_MAX_APPEND_EVENTS", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("setting max_append_events: must be at least 1"),
+            "{e}"
+        );
+        let e = load(&env(&[("GRYNING_RATE_LIMIT_PER_SECOND", "5000000000")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("setting rate_limit_per_second: must be at most"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn every_option_is_a_setting() {
         let options = Options {
             listen: Some("127.0.0.1:1".parse().unwrap()),
@@ -665,7 +823,7 @@ mod tests {
         for key in dict.keys() {
             assert!(keys().contains(key), "{key}");
         }
-        assert_eq!(keys().len(), 12, "{:?}", keys());
+        assert_eq!(keys().len(), 20, "{:?}", keys());
     }
 
     /// Every `GRYNING_` name in the repository's code, scripts and docs is a setting's variable,

@@ -224,13 +224,25 @@ impl Context {
         Ok(recorded(event_id.to_string(), outcome))
     }
 
-    /// Converts and authorizes one event without recording it (bulk appends batch these).
+    /// Converts and authorizes one event without recording it (bulk appends batch these). A
+    /// closure naming more than `max_crime_ids` crimes is refused before its ids are parsed.
     pub fn submission(
         &self,
         principal: &Principal,
         event: pb::Event,
     ) -> Result<Submission, ServiceError> {
         let event_id = event.event_id.clone();
+        if let Some(pb::event::Body::InvestigationClosed(closed)) = &event.body {
+            let found = closed.crime_ids.len() as u64;
+            if found > self.settings.max_crime_ids {
+                return Err(ServiceError::TooManyItems {
+                    field: "investigation_closed.crime_ids",
+                    found,
+                    limit: self.settings.max_crime_ids,
+                    setting: "max_crime_ids",
+                });
+            }
+        }
         let event = gryning_proto::from_pb(event)?;
         if !auth::may_append(principal.role, &event.body) {
             return Err(auth::Error::EventDenied {

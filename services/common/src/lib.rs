@@ -12,6 +12,7 @@ pub mod auth;
 pub mod config;
 pub mod context;
 mod drain;
+pub mod limits;
 pub mod live;
 pub mod metrics;
 pub mod publish;

@@ -36,6 +36,9 @@ use crate::context::Context;
 pub const APPENDS_TOTAL: &str = "gryning_appends_total";
 /// Calls and bulk-appended events refused, by short `reason` (the `gryning-reason` value).
 pub const REJECTIONS_TOTAL: &str = "gryning_rejections_total";
+/// Calls refused by the per-principal rate limit, by `principal`, `role` and gRPC `method` path
+/// (also counted in [`REJECTIONS_TOTAL`] as `rate-limited`).
+pub const RATE_LIMITED_TOTAL: &str = "gryning_rate_limited_total";
 /// Store head minus the position the live projections have applied (insight only).
 pub const PROJECTION_LAG: &str = "gryning_projection_lag_events";
 /// Store head: the global position of the newest event.
@@ -100,7 +103,7 @@ fn descriptor_sets() -> Vec<prost_types::FileDescriptorSet> {
 }
 
 /// `/package.Service/Method` of every RPC in the served descriptors.
-fn rpc_paths() -> Vec<String> {
+pub(crate) fn rpc_paths() -> Vec<String> {
     let mut paths = Vec::new();
     for set in descriptor_sets() {
         for file in &set.file {
@@ -157,6 +160,11 @@ impl Default for Metrics {
         let (name, help) = describe(
             REJECTIONS_TOTAL,
             "Calls and bulk-appended events refused, by reason.",
+        );
+        recorder.describe_counter(name, None, help);
+        let (name, help) = describe(
+            RATE_LIMITED_TOTAL,
+            "Calls refused by the per-principal rate limit, by principal, role and gRPC method.",
         );
         recorder.describe_counter(name, None, help);
         let (name, help) = describe(
@@ -252,6 +260,20 @@ impl Metrics {
     /// One call or bulk-appended event refused.
     pub fn rejected(&self, reason: &'static str) {
         let key = Key::from_parts(REJECTIONS_TOTAL, vec![Label::new("reason", reason)]);
+        self.recorder.register_counter(&key, &METADATA).increment(1);
+    }
+
+    /// One call refused by the rate limit. The labels are bounded: principals are those of
+    /// the credentials file, methods those the server serves.
+    pub fn rate_limited(&self, principal: &str, role: &'static str, method: &str) {
+        let key = Key::from_parts(
+            RATE_LIMITED_TOTAL,
+            vec![
+                Label::new("principal", principal.to_string()),
+                Label::new("role", role),
+                Label::new("method", method.to_string()),
+            ],
+        );
         self.recorder.register_counter(&key, &METADATA).increment(1);
     }
 

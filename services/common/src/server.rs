@@ -224,6 +224,7 @@ impl Application {
             ctx.spawn_background(tokio::spawn(metrics::serve(listener, Arc::clone(&ctx))));
         }
         tracing::info!(port, tls = tls.is_some(), "serving");
+        let limits = crate::limits::LimitLayer::new(&ctx.settings, Arc::clone(&ctx.credentials));
         let mut builder = tonic::transport::Server::builder();
         if let Some(tls) = tls {
             builder = builder.tls_config(tls)?;
@@ -232,6 +233,7 @@ impl Application {
         let serve = builder
             .layer(metrics::TimingLayer)
             .layer(calls.layer())
+            .layer(limits)
             .add_routes(routes.routes())
             // Without TCP_NODELAY, a reply finished while an earlier one is still unacknowledged
             // waits for the client's delayed ACK (up to 40 ms): Nagle's algorithm.

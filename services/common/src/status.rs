@@ -44,6 +44,167 @@ pub enum ServiceError {
     StoredEventUnreadable { position: u64, message: String },
     #[error(transparent)]
     Publish(#[from] crate::publish::PublishError),
+    /// A request message larger than its limit (`what`: "the request message", "event #3").
+    #[error(
+        "{rpc}: {what} is {}, more than {setting} ({limit} bytes){}",
+        size(.found),
+        before_text(.before)
+    )]
+    MessageTooLarge {
+        rpc: String,
+        what: String,
+        found: Option<u64>,
+        limit: u64,
+        setting: &'static str,
+        /// In a bulk `Append`: what became of the events before it.
+        before: Option<AppendedBefore>,
+    },
+    /// A repeated request field with more items than its limit.
+    #[error("field {field}: names {found} items, more than {setting} ({limit}); send the rest in another event")]
+    TooManyItems {
+        field: &'static str,
+        found: u64,
+        limit: u64,
+        setting: &'static str,
+    },
+    #[error(
+        "EventLog.Append: a call may send at most max_append_events ({limit}) events; {before}"
+    )]
+    TooManyEvents { limit: u64, before: AppendedBefore },
+    #[error(
+        "{rpc}: the server is serving max_concurrent_calls ({limit}) calls already; retry shortly"
+    )]
+    TooManyCalls { rpc: String, limit: u64 },
+    #[error(
+        "{rpc}: principal {principal} (role {role}) is over its rate limit \
+         (rate_limit_per_second {per_second}, rate_limit_burst {burst}); retry after {} ms \
+         (metadata retry-after-ms)",
+        retry_after_ms(.retry_after)
+    )]
+    RateLimited {
+        rpc: String,
+        principal: String,
+        role: &'static str,
+        per_second: u64,
+        burst: u64,
+        retry_after: std::time::Duration,
+    },
+    #[error(
+        "{rpc}: the call's deadline of {} ms ({}) passed before its reply; what it was \
+         recording may or may not be stored: retry with the same event ids (events already \
+         stored then answer as duplicates)",
+        .deadline.as_millis(),
+        deadline_source(.from_client)
+    )]
+    DeadlineExceeded {
+        rpc: String,
+        deadline: std::time::Duration,
+        from_client: bool,
+    },
+}
+
+/// What a bulk `Append` stopped at a limit did with the events before it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppendedBefore {
+    /// Events read before the one at the limit (they are its index).
+    pub events: u64,
+    pub accepted: u64,
+    pub duplicates: u64,
+    pub rejected: u64,
+}
+
+impl std::fmt::Display for AppendedBefore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the {} events before it were recorded as in a call that ended there ({} stored, \
+             {} duplicates, {} rejected) and no later event was read; send the rest in a new \
+             call (events already stored count as duplicates)",
+            self.events, self.accepted, self.duplicates, self.rejected
+        )
+    }
+}
+
+fn size(found: &Option<u64>) -> String {
+    match found {
+        Some(n) => format!("{n} bytes"),
+        None => "larger".to_string(),
+    }
+}
+
+fn before_text(before: &Option<AppendedBefore>) -> String {
+    match before {
+        Some(b) => format!("; {b}"),
+        None => String::new(),
+    }
+}
+
+fn deadline_source(from_client: &bool) -> &'static str {
+    if *from_client {
+        "the client's grpc-timeout"
+    } else {
+        "request_deadline_ms"
+    }
+}
+
+/// A retry hint in whole milliseconds, rounded up (never 0: waiting it is always enough).
+pub fn retry_after_ms(wait: &std::time::Duration) -> u128 {
+    wait.as_nanos().div_ceil(1_000_000).max(1)
+}
+
+/// Whether `status`, met while reading a request stream, is tonic's refusal of a message over
+/// the decoding limit: its codec answers OUT_OF_RANGE, which nothing in gryning does.
+pub fn is_too_large(status: &Status) -> bool {
+    status.code() == Code::OutOfRange
+}
+
+/// The size tonic's refusal names ("… found 70012 bytes, the limit is …").
+pub fn found_bytes(message: &str) -> Option<u64> {
+    let rest = &message[message.find("found ")? + "found ".len()..];
+    rest.split(' ').next()?.parse().ok()
+}
+
+/// When a response head is tonic's refusal of an over-large request message (a trailers-only
+/// OUT_OF_RANGE), the size it names, if it names one.
+pub fn refused_as_too_large(headers: &tonic::codegen::http::HeaderMap) -> Option<Option<u64>> {
+    let status = Status::from_header_map(headers)?;
+    is_too_large(&status).then(|| found_bytes(status.message()))
+}
+
+/// The `google.rpc.RetryInfo` detail of a rate-limit refusal, as `google.rpc.Status` bytes for
+/// the `grpc-status-details-bin` trailer (clients with the well-known error types read it).
+fn retry_info(code: Code, message: &str, wait: std::time::Duration) -> Vec<u8> {
+    use prost::Message as _;
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct RetryInfo {
+        #[prost(message, optional, tag = "1")]
+        retry_delay: Option<prost_types::Duration>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct RpcStatus {
+        #[prost(int32, tag = "1")]
+        code: i32,
+        #[prost(string, tag = "2")]
+        message: String,
+        #[prost(message, repeated, tag = "3")]
+        details: Vec<prost_types::Any>,
+    }
+    let delay = prost_types::Duration {
+        seconds: wait.as_secs() as i64,
+        nanos: wait.subsec_nanos() as i32,
+    };
+    RpcStatus {
+        code: code as i32,
+        message: message.to_string(),
+        details: vec![prost_types::Any {
+            type_url: "type.googleapis.com/google.rpc.RetryInfo".to_string(),
+            value: RetryInfo {
+                retry_delay: Some(delay),
+            }
+            .encode_to_vec(),
+        }],
+    }
+    .encode_to_vec()
 }
 
 impl From<gryning_domain::Error> for ServiceError {
@@ -96,6 +257,12 @@ impl ServiceError {
                     P::Contended { .. } => (Code::Aborted, "conflict"),
                 }
             }
+            ServiceError::MessageTooLarge { .. } => (Code::ResourceExhausted, "message-too-large"),
+            ServiceError::TooManyItems { .. } => (Code::InvalidArgument, "too-many-items"),
+            ServiceError::TooManyEvents { .. } => (Code::ResourceExhausted, "too-many-events"),
+            ServiceError::TooManyCalls { .. } => (Code::ResourceExhausted, "too-many-calls"),
+            ServiceError::RateLimited { .. } => (Code::ResourceExhausted, "rate-limited"),
+            ServiceError::DeadlineExceeded { .. } => (Code::DeadlineExceeded, "deadline-exceeded"),
         }
     }
 
@@ -132,11 +299,21 @@ impl From<ServiceError> for Status {
         if matches!(code, Code::Internal | Code::Unavailable | Code::DataLoss) {
             tracing::warn!(error = %e, reason, "request failed");
         }
-        let mut status = Status::new(code, e.to_string());
+        let message = e.to_string();
+        let mut metadata = tonic::metadata::MetadataMap::new();
         if let Ok(value) = reason.parse() {
-            status.metadata_mut().insert("gryning-reason", value);
+            metadata.insert("gryning-reason", value);
         }
-        status
+        match e {
+            ServiceError::RateLimited { retry_after, .. } => {
+                if let Ok(value) = retry_after_ms(&retry_after).to_string().parse() {
+                    metadata.insert("retry-after-ms", value);
+                }
+                let details = retry_info(code, &message, retry_after);
+                Status::with_details_and_metadata(code, message, details.into(), metadata)
+            }
+            _ => Status::with_metadata(code, message, metadata),
+        }
     }
 }
 
@@ -219,6 +396,84 @@ mod tests {
             Code::DataLoss,
             "stored-event-unreadable",
         );
+    }
+
+    #[test]
+    fn limits_are_resource_exhausted_with_their_reason_and_a_retry_hint() {
+        let check = |e: ServiceError, code: Code, reason: &str| {
+            let status = Status::from(e);
+            assert_eq!(status.code(), code, "{}", status.message());
+            assert_eq!(
+                status
+                    .metadata()
+                    .get("gryning-reason")
+                    .unwrap()
+                    .to_str()
+                    .unwrap(),
+                reason
+            );
+            status
+        };
+        let s = check(
+            ServiceError::MessageTooLarge {
+                rpc: "Police.OpenCase".into(),
+                what: "the request message".into(),
+                found: Some(70_012),
+                limit: 65_536,
+                setting: "max_message_bytes",
+                before: None,
+            },
+            Code::ResourceExhausted,
+            "message-too-large",
+        );
+        assert_eq!(
+            s.message(),
+            "Police.OpenCase: the request message is 70012 bytes, more than max_message_bytes (65536 bytes)"
+        );
+        check(
+            ServiceError::TooManyCalls {
+                rpc: "Insight.Status".into(),
+                limit: 2,
+            },
+            Code::ResourceExhausted,
+            "too-many-calls",
+        );
+        let s = check(
+            ServiceError::RateLimited {
+                rpc: "Police.OpenCase".into(),
+                principal: "p".into(),
+                role: "police",
+                per_second: 1,
+                burst: 2,
+                retry_after: std::time::Duration::from_micros(733_200),
+            },
+            Code::ResourceExhausted,
+            "rate-limited",
+        );
+        assert_eq!(
+            s.metadata()
+                .get("retry-after-ms")
+                .unwrap()
+                .to_str()
+                .unwrap(),
+            "734"
+        );
+        assert!(!s.details().is_empty());
+        check(
+            ServiceError::DeadlineExceeded {
+                rpc: "EventLog.Append".into(),
+                deadline: std::time::Duration::from_millis(300),
+                from_client: true,
+            },
+            Code::DeadlineExceeded,
+            "deadline-exceeded",
+        );
+        assert_eq!(retry_after_ms(&std::time::Duration::ZERO), 1);
+        assert_eq!(
+            found_bytes("Error, decoded message length too large: found 70012 bytes, the limit is: 65536 bytes"),
+            Some(70_012)
+        );
+        assert_eq!(found_bytes("something else"), None);
     }
 
     /// Whether `line` builds a status or picks a code: `Status::new`, `Status::with_…`,

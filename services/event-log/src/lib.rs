@@ -1,7 +1,9 @@
 //! The event-log service (`gryning.v1.EventLog`): bulk append (client streaming, recorded in
 //! batches through `Recorder::record_batch`, each event checked on its own, including whether
 //! the caller's role may record its type), bounded reads from a global position, and
-//! catch-up-then-live subscriptions over `gryning_store::subscribe`.
+//! catch-up-then-live subscriptions over `gryning_store::subscribe`. A bulk append past
+//! `max_append_events` events, or with an event over `max_message_bytes`, records the events
+//! before it and ends with RESOURCE_EXHAUSTED giving their counts.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -9,6 +11,7 @@ use std::sync::Arc;
 use gryning_proto::pb;
 use gryning_proto::pb::event_log_server::{EventLog, EventLogServer};
 use gryning_service_common::auth::{require, Authenticator};
+use gryning_service_common::status::AppendedBefore;
 use gryning_service_common::{metrics, Context, Outbox, Rpc, ServiceError};
 use gryning_store::RecordedEvent;
 use prost::Message;
@@ -49,12 +52,16 @@ pub struct EventLogService {
     ctx: Arc<Context>,
 }
 
-/// The service with its authentication interceptor, ready to mount.
+/// The service with its authentication interceptor and its request-size limit, ready to mount.
 pub fn service(
     ctx: Arc<Context>,
 ) -> InterceptedService<EventLogServer<EventLogService>, Authenticator> {
     let auth = ctx.authenticator();
-    EventLogServer::with_interceptor(EventLogService { ctx }, auth)
+    let limit = gryning_service_common::limits::decoding_limit(&ctx.settings, Rpc::Append);
+    InterceptedService::new(
+        EventLogServer::new(EventLogService { ctx }).max_decoding_message_size(limit),
+        auth,
+    )
 }
 
 /// A stored event as the wire sees it. Payloads were validated on the way in, so one that
@@ -120,6 +127,15 @@ struct Received {
     rejected: Vec<(u64, ServiceError)>,
     /// The client closed the stream.
     ended: bool,
+    /// What ends the call once the events before it are recorded: a message over
+    /// `max_message_bytes`, an event past `max_append_events`, a broken stream.
+    stop: Option<Stop>,
+}
+
+enum Stop {
+    TooLarge { index: u64, found: Option<u64> },
+    TooManyEvents { index: u64 },
+    Broken(Status),
 }
 
 impl EventLogService {
@@ -129,33 +145,80 @@ impl EventLogService {
         events: &mut Streaming<pb::Event>,
         principal: &gryning_service_common::Principal,
         index: &mut u64,
-    ) -> Result<Received, Status> {
+    ) -> Received {
         let mut received = Received {
             batch: Vec::with_capacity(APPEND_BATCH),
             rejected: Vec::new(),
             ended: false,
+            stop: None,
         };
         while received.batch.len() < APPEND_BATCH {
             // A client that pauses gets what it sent recorded now, not when the batch is full.
             let next = if received.batch.is_empty() && received.rejected.is_empty() {
-                events.message().await?
+                events.message().await
             } else {
                 match tokio::time::timeout(APPEND_IDLE, events.message()).await {
-                    Ok(next) => next?,
+                    Ok(next) => next,
                     Err(_) => break,
                 }
             };
-            let Some(event) = next else {
-                received.ended = true;
-                break;
+            let event = match next {
+                Ok(Some(event)) => event,
+                Ok(None) => {
+                    received.ended = true;
+                    break;
+                }
+                Err(status) if gryning_service_common::status::is_too_large(&status) => {
+                    let found = gryning_service_common::status::found_bytes(status.message());
+                    received.stop = Some(Stop::TooLarge {
+                        index: *index,
+                        found,
+                    });
+                    break;
+                }
+                Err(status) => {
+                    received.stop = Some(Stop::Broken(status));
+                    break;
+                }
             };
+            if *index >= self.ctx.settings.max_append_events {
+                received.stop = Some(Stop::TooManyEvents { index: *index });
+                break;
+            }
             match self.ctx.submission(principal, event) {
                 Ok(submission) => received.batch.push((*index, submission)),
                 Err(e) => received.rejected.push((*index, e)),
             }
             *index += 1;
         }
-        Ok(received)
+        received
+    }
+
+    /// The status that ends a call stopped at `stop`, after the events before it were recorded.
+    fn stopped(&self, stop: Stop, tally: &Tally) -> Status {
+        let before = |events| AppendedBefore {
+            events,
+            accepted: tally.summary.accepted,
+            duplicates: tally.summary.duplicates,
+            rejected: tally.summary.rejected,
+        };
+        match stop {
+            Stop::TooLarge { index, found } => ServiceError::MessageTooLarge {
+                rpc: "EventLog.Append".to_string(),
+                what: format!("event #{index}"),
+                found,
+                limit: self.ctx.settings.max_message_bytes,
+                setting: "max_message_bytes",
+                before: Some(before(index)),
+            }
+            .into(),
+            Stop::TooManyEvents { index } => ServiceError::TooManyEvents {
+                limit: self.ctx.settings.max_append_events,
+                before: before(index),
+            }
+            .into(),
+            Stop::Broken(status) => status,
+        }
     }
 
     async fn flush(
@@ -199,29 +262,40 @@ impl EventLog for EventLogService {
             summary: pb::AppendSummary::default(),
         };
         let mut index = 0u64;
-        // A broken client stream ends the call, but what was recorded before stays recorded;
-        // the caller learns how far it got from the events themselves (resend: duplicates).
-        // Receiving the next batch overlaps with recording the one before, so decoding the
-        // stream and the store's fsyncs run side by side.
-        let mut received = self.receive(&mut events, &principal, &mut index).await?;
-        loop {
+        // A stream stopped by a limit, or broken, ends the call once the events before it are
+        // recorded; the caller learns how far it got from the status (and resending is safe:
+        // stored events count as duplicates). Receiving the next batch overlaps with recording
+        // the one before, so decoding the stream and the store's fsyncs run side by side.
+        let mut received = self.receive(&mut events, &principal, &mut index).await;
+        let stop = loop {
             let Received {
                 mut batch,
                 rejected,
                 ended,
+                stop,
             } = received;
             for (at, error) in rejected {
                 tally.reject(at, error);
             }
-            if ended {
+            if ended || stop.is_some() {
                 self.flush(&mut batch, agency, &mut tally).await;
-                break;
+                break stop;
             }
             let (next, ()) = tokio::join!(
                 self.receive(&mut events, &principal, &mut index),
                 self.flush(&mut batch, agency, &mut tally)
             );
-            received = next?;
+            received = next;
+        };
+        if let Some(stop) = stop {
+            tracing::info!(
+                principal = %principal.name,
+                accepted = tally.summary.accepted,
+                duplicates = tally.summary.duplicates,
+                rejected = tally.summary.rejected,
+                "bulk append stopped"
+            );
+            return Err(self.stopped(stop, &tally));
         }
         // Refusals found while receiving are tallied before the batch ahead of them is
         // recorded: put the report back in stream order (and keep the first ones only).

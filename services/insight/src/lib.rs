@@ -25,13 +25,17 @@ pub struct InsightService {
     live: Arc<LiveProjections>,
 }
 
-/// The service with its authentication interceptor, ready to mount.
+/// The service with its authentication interceptor and its request-size limit, ready to mount.
 pub fn service(
     ctx: Arc<Context>,
     live: Arc<LiveProjections>,
 ) -> InterceptedService<InsightServer<InsightService>, Authenticator> {
     let auth = ctx.authenticator();
-    InsightServer::with_interceptor(InsightService { ctx, live }, auth)
+    let limit = gryning_service_common::limits::decoding_limit(&ctx.settings, Rpc::GetTable);
+    InterceptedService::new(
+        InsightServer::new(InsightService { ctx, live }).max_decoding_message_size(limit),
+        auth,
+    )
 }
 
 /// Which table, read from the request's text fields; empty `by` and `period` take the

@@ -8,7 +8,7 @@ use gryning_proto::pb;
 use gryning_proto::pb::event::Body as B;
 use gryning_proto::pb::police_server::{Police, PoliceServer};
 use gryning_service_common::auth::Authenticator;
-use gryning_service_common::Context;
+use gryning_service_common::{Context, Rpc};
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
@@ -21,12 +21,16 @@ pub struct PoliceService {
     ctx: Arc<Context>,
 }
 
-/// The service with its authentication interceptor, ready to mount.
+/// The service with its authentication interceptor and its request-size limit, ready to mount.
 pub fn service(
     ctx: Arc<Context>,
 ) -> InterceptedService<PoliceServer<PoliceService>, Authenticator> {
     let auth = ctx.authenticator();
-    PoliceServer::with_interceptor(PoliceService { ctx }, auth)
+    let limit = gryning_service_common::limits::decoding_limit(&ctx.settings, Rpc::OpenCase);
+    InterceptedService::new(
+        PoliceServer::new(PoliceService { ctx }).max_decoding_message_size(limit),
+        auth,
+    )
 }
 
 #[tonic::async_trait]

@@ -7,7 +7,7 @@ use gryning_proto::pb;
 use gryning_proto::pb::event::Body as B;
 use gryning_proto::pb::prosecution_server::{Prosecution, ProsecutionServer};
 use gryning_service_common::auth::Authenticator;
-use gryning_service_common::Context;
+use gryning_service_common::{Context, Rpc};
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
@@ -20,12 +20,17 @@ pub struct ProsecutionService {
     ctx: Arc<Context>,
 }
 
-/// The service with its authentication interceptor, ready to mount.
+/// The service with its authentication interceptor and its request-size limit, ready to mount.
 pub fn service(
     ctx: Arc<Context>,
 ) -> InterceptedService<ProsecutionServer<ProsecutionService>, Authenticator> {
     let auth = ctx.authenticator();
-    ProsecutionServer::with_interceptor(ProsecutionService { ctx }, auth)
+    let limit =
+        gryning_service_common::limits::decoding_limit(&ctx.settings, Rpc::DecideProsecution);
+    InterceptedService::new(
+        ProsecutionServer::new(ProsecutionService { ctx }).max_decoding_message_size(limit),
+        auth,
+    )
 }
 
 #[tonic::async_trait]

@@ -33,6 +33,10 @@ pub async fn start(dir: &Path) -> Running {
     let settings = Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.join("data"),
+        // The bulk benchmarks stream their set-up in one `Append` call (511,242 events for
+        // bulk_append_bench), past the default `max_append_events`; the other limits are the
+        // defaults `gryning up` serves with.
+        max_append_events: 10_000_000,
         ..Settings::default()
     };
     // Logging as `gryning up` logs by default (level info, to standard error).
