@@ -660,7 +660,25 @@ async fn every_hostile_request_is_refused_and_the_server_keeps_serving() {
     let corpus: Corpus = toml::from_str(GRPC_CORPUS).expect("tests/corpus/grpc.toml");
     assert!(corpus.case.len() >= 60, "{} cases", corpus.case.len());
     let dir = tempfile::tempdir().unwrap();
-    let server = up::up(dir.path());
+    // Limits raised above the defaults (64 KiB messages, 1,000 crime ids), so that the field
+    // and lifecycle rules are tried on megabyte values and 100,000 crime ids; the 10 MB cases
+    // still pass the raised message limit. `tests/limits.rs` tries the limits themselves.
+    let server = harness::Server::start(
+        up::BIN,
+        &[
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir.path().join("data").to_str().unwrap(),
+        ],
+        &[
+            ("GRYNING_MAX_MESSAGE_BYTES", "8388608"),
+            ("GRYNING_MAX_QUERY_BYTES", "8388608"),
+            ("GRYNING_MAX_CRIME_IDS", "200000"),
+        ],
+        &dir.path().join("up.log"),
+    );
     let channel = server.channel().await;
     let tokens = &server.tokens;
     let mut probe = Probe {

@@ -44,7 +44,9 @@ use crate::{ServiceError, Settings};
 /// `max_message_bytes`.
 pub fn message_limit(settings: &Settings, rpc: Rpc) -> (&'static str, u64) {
     match rpc {
-        Rpc::GetTable | Rpc::Watch | Rpc::Status => ("max_query_bytes", settings.max_query_bytes),
+        Rpc::GetTable | Rpc::Watch | Rpc::Status | Rpc::Publish | Rpc::ListPublications => {
+            ("max_query_bytes", settings.max_query_bytes)
+        }
         _ => ("max_message_bytes", settings.max_message_bytes),
     }
 }
@@ -138,7 +140,7 @@ fn rpc_service(rpc: Rpc) -> &'static str {
             "Care"
         }
         Append | Read | Subscribe => "EventLog",
-        GetTable | Watch | Status => "Insight",
+        GetTable | Watch | Status | Publish | ListPublications => "Insight",
     }
 }
 
