@@ -117,6 +117,7 @@ fn table_request(name: &str) -> pb::GetTableRequest {
         by: "code".into(),
         period: "quarter".into(),
         as_of: None,
+        ..Default::default()
     }
 }
 

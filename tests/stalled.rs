@@ -263,6 +263,7 @@ async fn stalled_streams_hold_up_nobody_and_end_with_stream_stalled() {
             by: "code".into(),
             period: "quarter".into(),
             as_of: None,
+            ..Default::default()
         })
         .await
         .unwrap()

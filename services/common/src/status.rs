@@ -57,7 +57,7 @@ pub enum ServiceError {
         limit: u64,
         setting: &'static str,
         /// In a bulk `Append`: what became of the events before it.
-        before: Option<AppendedBefore>,
+        before: Option<Box<AppendedBefore>>,
     },
     /// A repeated request field with more items than its limit.
     #[error("field {field}: names {found} items, more than {setting} ({limit}); send the rest in another event")]
@@ -132,7 +132,7 @@ fn size(found: &Option<u64>) -> String {
     }
 }
 
-fn before_text(before: &Option<AppendedBefore>) -> String {
+fn before_text(before: &Option<Box<AppendedBefore>>) -> String {
     match before {
         Some(b) => format!("; {b}"),
         None => String::new(),

@@ -209,7 +209,7 @@ impl EventLogService {
                 found,
                 limit: self.ctx.settings.max_message_bytes,
                 setting: "max_message_bytes",
-                before: Some(before(index)),
+                before: Some(Box::new(before(index))),
             }
             .into(),
             Stop::TooManyEvents { index } => ServiceError::TooManyEvents {
