@@ -1108,49 +1108,51 @@ async fn run(backend: Backend, dir: &Path, cluster: Option<&Cluster>) {
             .expect("a client failed");
     }
     mirror.catch_up(&shared, &server.url()).await;
-    let sent = shared.sent.lock().unwrap();
-    assert_eq!(
-        mirror.by_id.len(),
-        sent.len(),
-        "every event sent is stored (each once, checked while reading)"
-    );
-    for (event_id, recorded) in shared.unary_acks.lock().unwrap().iter() {
-        let stored = &mirror.by_id[event_id];
+    // The locks are held only in this block, never across the awaits below.
+    let out_of_order = {
+        let sent = shared.sent.lock().unwrap();
         assert_eq!(
-            recorded.position, stored.position,
-            "event {event_id}: acknowledged position"
+            mirror.by_id.len(),
+            sent.len(),
+            "every event sent is stored (each once, checked while reading)"
         );
-        if !recorded.duplicate {
+        for (event_id, recorded) in shared.unary_acks.lock().unwrap().iter() {
+            let stored = &mirror.by_id[event_id];
             assert_eq!(
-                recorded.version, stored.version,
-                "event {event_id}: acknowledged version"
+                recorded.position, stored.position,
+                "event {event_id}: acknowledged position"
             );
-        }
-    }
-    let bulk_acks = shared.bulk_acks.lock().unwrap();
-    let mut out_of_order = 0usize;
-    for ids in bulk_acks.iter() {
-        let positions: Vec<u64> = ids.iter().map(|id| mirror.by_id[id].position).collect();
-        let mut last: HashMap<&str, u64> = HashMap::new();
-        for (id, &position) in ids.iter().zip(&positions) {
-            let stream = mirror.by_id[id].stream.as_str();
-            if let Some(before) = last.insert(stream, position) {
-                assert!(before < position, "{stream}: stored in submission order");
+            if !recorded.duplicate {
+                assert_eq!(
+                    recorded.version, stored.version,
+                    "event {event_id}: acknowledged version"
+                );
             }
         }
-        if positions.windows(2).any(|w| w[0] > w[1]) {
-            out_of_order += 1;
+        let bulk_acks = shared.bulk_acks.lock().unwrap();
+        let mut out_of_order = 0usize;
+        for ids in bulk_acks.iter() {
+            let positions: Vec<u64> = ids.iter().map(|id| mirror.by_id[id].position).collect();
+            let mut last: HashMap<&str, u64> = HashMap::new();
+            for (id, &position) in ids.iter().zip(&positions) {
+                let stream = mirror.by_id[id].stream.as_str();
+                if let Some(before) = last.insert(stream, position) {
+                    assert!(before < position, "{stream}: stored in submission order");
+                }
+            }
+            if positions.windows(2).any(|w| w[0] > w[1]) {
+                out_of_order += 1;
+            }
         }
-    }
-    if whole_prefix {
-        assert_eq!(
-            out_of_order, 0,
-            "an append's events are stored in submission order"
-        );
-    }
+        if whole_prefix {
+            assert_eq!(
+                out_of_order, 0,
+                "an append's events are stored in submission order"
+            );
+        }
+        out_of_order
+    };
     let events_checked = mirror.by_id.len();
-    drop(sent);
-    drop(bulk_acks);
 
     // The live projections after the last restart equal an offline rebuild's tables.
     let analyst = shared.tokens["analyst"].clone();

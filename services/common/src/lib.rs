@@ -15,8 +15,8 @@ mod drain;
 pub mod limits;
 pub mod live;
 pub mod metrics;
-pub mod publish;
 pub mod outbox;
+pub mod publish;
 pub mod server;
 pub mod status;
 
