@@ -123,8 +123,10 @@ pub struct Settings {
     pub nats_replicas: usize,
     /// `gryning up` publishes each quarter automatically once it has ended by this many days
     /// (Europe/Stockholm calendar).
+    #[serde(deserialize_with = "days")]
     pub publish_after_days: u32,
     /// Whether `gryning up` publishes quarters automatically.
+    #[serde(deserialize_with = "flag")]
     pub publish_automatically: bool,
     /// For tests only: a fixed instant (RFC 3339) the server and `gryning publish` take as
     /// "now" instead of the system clock. Never set in production.
@@ -496,6 +498,36 @@ fn count<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     })
 }
 
+/// A number of days, from a number (the file) or a string (the environment).
+fn days<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let n = count(d)?;
+    u32::try_from(n).map_err(|_| {
+        serde::de::Error::custom(format!(
+            "must be a number of days such as 15, at most 4294967295 (value {n})"
+        ))
+    })
+}
+
+/// `true` or `false`, from a boolean (the file) or a string (the environment).
+fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Flag {
+        Bool(bool),
+        Text(String),
+    }
+    match Flag::deserialize(d)? {
+        Flag::Bool(b) => Ok(b),
+        Flag::Text(text) => match text.trim() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(serde::de::Error::custom(format!(
+                "must be true or false (value {text:?})"
+            ))),
+        },
+    }
+}
+
 /// A replica count from 1 to 5, from a number (the file) or a string (the environment).
 fn replicas<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     #[derive(Deserialize)]
@@ -756,6 +788,33 @@ mod tests {
     }
 
     #[test]
+    fn publishing_settings_come_from_the_file_and_the_environment() {
+        let s = load(&env(&[])).unwrap();
+        assert_eq!((s.publish_after_days, s.publish_automatically), (15, true));
+        let s = load(&env(&[
+            ("GRYNING_PUBLISH_AUTOMATICALLY", "false"),
+            ("GRYNING_PUBLISH_AFTER_DAYS", "20"),
+        ]))
+        .unwrap();
+        assert_eq!((s.publish_after_days, s.publish_automatically), (20, false));
+        let (_dir, file) = with_file(
+            "publish_automatically = false\npublish_after_days = 3\n",
+            &[],
+        );
+        let s = load(&file).unwrap();
+        assert_eq!((s.publish_after_days, s.publish_automatically), (3, false));
+        let e = load(&env(&[("GRYNING_PUBLISH_AUTOMATICALLY", "no")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(
+                "environment variable GRYNING_PUBLISH_AUTOMATICALLY: must be true or false"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn limits_are_whole_numbers_within_their_ranges() {
         let s = load(&env(&[])).unwrap();
         assert_eq!(
@@ -823,7 +882,7 @@ mod tests {
         for key in dict.keys() {
             assert!(keys().contains(key), "{key}");
         }
-        assert_eq!(keys().len(), 20, "{:?}", keys());
+        assert_eq!(keys().len(), 23, "{:?}", keys());
     }
 
     /// Every `GRYNING_` name in the repository's code, scripts and docs is a setting's variable,

@@ -537,6 +537,13 @@ mod tests {
                 if path == this {
                     continue;
                 }
+                // The one other place: the request codec answers a body that is not valid
+                // protobuf while tonic decodes it, before any service code runs, and
+                // gryning-proto sits below this crate (INVALID_ARGUMENT `invalid-field`, in
+                // the contract's status table like every other code).
+                if path.ends_with("crates/proto/src/codec.rs") {
+                    continue;
+                }
                 scanned += 1;
                 let text = std::fs::read_to_string(&path).unwrap();
                 // A module's unit tests may assert on codes.
@@ -555,8 +562,8 @@ mod tests {
         );
         assert!(
             offenders.is_empty(),
-            "only services/common/src/status.rs may pick a gRPC status code; return a \
-             ServiceError instead:\n{}",
+            "only services/common/src/status.rs (and the request codec) may pick a gRPC status \
+             code; return a ServiceError instead:\n{}",
             offenders.join("\n")
         );
     }
