@@ -123,9 +123,14 @@ pub async fn run(
     }
 
     let started = Instant::now();
-    let projections = crate::current_projections(store.as_ref(), &dir, None, crate::Access::Owner)
-        .await
-        .context("projecting the events")?;
+    let projections = crate::current_projections(
+        store.as_ref(),
+        &dir,
+        gryning_service_common::config::DEFAULT_SNAPSHOT_EVERY,
+        crate::Access::Owner,
+    )
+    .await
+    .context("projecting the events")?;
     println!(
         "projected {} events in {:.2} s\n",
         projections.position(),

@@ -129,7 +129,25 @@ fn parse_batches(input: impl BufRead, tx: mpsc::SyncSender<std::io::Result<Parse
     let _ = tx.send(read.map(|()| batch));
 }
 
-/// Imports NDJSON from `input`. `on_rejection` is told of each rejected line as it is found,
+/// The `agency` of events imported offline: no service recorded them.
+pub const LOCAL_AGENCY: &str = "local";
+
+/// The principal of events imported offline: `local:` and the operating-system user
+/// (`$USER`, else `$LOGNAME`, else `uid-N`).
+pub fn local_principal() -> String {
+    let user = ["USER", "LOGNAME"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .find(|u| !u.trim().is_empty())
+        .unwrap_or_else(|| {
+            // SAFETY: getuid takes no arguments, cannot fail and touches no memory of ours.
+            format!("uid-{}", unsafe { libc::getuid() })
+        });
+    format!("local:{user}")
+}
+
+/// Imports NDJSON from `input`, stamping each event with [`local_principal`], agency
+/// [`LOCAL_AGENCY`] and the time its batch was stored. `on_rejection` is told of each rejected line as it is found,
 /// `on_progress` of the input bytes consumed so far.
 pub async fn import(
     recorder: &Recorder,
@@ -137,6 +155,7 @@ pub async fn import(
     mut on_rejection: impl FnMut(&LineRejection),
     mut on_progress: impl FnMut(u64),
 ) -> anyhow::Result<Summary> {
+    let principal = local_principal();
     let (tx, rx) = mpsc::sync_channel(2);
     let reader = std::thread::spawn(move || parse_batches(input, tx));
     let mut summary = Summary::default();
@@ -156,7 +175,18 @@ pub async fn import(
         let batch = batch.context("reading the input failed")?;
         bytes += batch.bytes;
         let mut rejections = batch.rejections;
-        let results = recorder.record_batch(batch.submissions).await;
+        // Stamped as the batch is handed to the store: who recorded it (this operating-system
+        // user) and when, as the services stamp what they record.
+        let metadata = gryning_service_common::context::metadata_of(
+            &principal,
+            LOCAL_AGENCY,
+            recorder.clock().now(),
+        );
+        let mut submissions = batch.submissions;
+        for s in &mut submissions {
+            s.metadata.clone_from(&metadata);
+        }
+        let results = recorder.record_batch(submissions).await;
         for (line, result) in batch.lines.into_iter().zip(results) {
             match result {
                 Ok(Outcome::Stored { .. }) => summary.accepted += 1,

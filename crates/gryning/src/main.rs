@@ -15,7 +15,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 use gryning_domain::Catalogue;
-use gryning_projections::{By, PeriodKind, Projections, Resumed, TableName};
+use gryning_projections::{AsOf, By, PeriodKind, Projections, Resumed, Snapshots, TableName};
 use gryning_recording::Recorder;
 use gryning_service_common::context::Access;
 use gryning_service_common::{Options, Settings};
@@ -65,9 +65,11 @@ enum Command {
         period: PeriodArg,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
-        /// Show the table as it stood when the store's last event was at this global position.
-        #[arg(long, value_name = "POSITION", conflicts_with = "published")]
-        as_of: Option<u64>,
+        /// Show the table as it stood at an earlier point: a global store position (`1234`),
+        /// an RFC 3339 instant (the events recorded at or before it), or a date (the events
+        /// recorded up to the end of that day in Stockholm).
+        #[arg(long, value_name = "POSITION|TIME|DATE", conflicts_with = "published", value_parser = parse_as_of)]
+        as_of: Option<AsOfArg>,
         /// Show the table exactly as published for this quarter (YYYY-QN, or YYYY-QN@REVISION);
         /// --period quarter gives the quarter, year (the default) the year to date.
         #[arg(long, value_name = "QUARTER")]
@@ -331,52 +333,97 @@ pub(crate) fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
     bar
 }
 
-/// Brings projections up to date from the checkpoint (or `as_of`), saving the new checkpoint
-/// when this process owns the store (`access`).
+/// `--as-of` as given (sent as it is to a server) and as read.
+#[derive(Clone, Debug)]
+pub(crate) struct AsOfArg {
+    pub text: String,
+    pub at: AsOf,
+}
+
+fn parse_as_of(text: &str) -> Result<AsOfArg, String> {
+    Ok(AsOfArg {
+        text: text.trim().to_string(),
+        at: AsOf::parse(text)?,
+    })
+}
+
+/// Brings projections up to date from the checkpoint, saving the new checkpoint when this
+/// process owns the store (`access`), and keeping a snapshot for as-of queries each time the
+/// state crosses a multiple of `snapshot_every` events (none when 0).
 pub(crate) async fn current_projections(
     store: &dyn EventStore,
     data_dir: &Path,
-    as_of: Option<u64>,
+    snapshot_every: u64,
     access: Access,
 ) -> anyhow::Result<Projections> {
     let checkpoint = data_dir.join(CHECKPOINT_FILE);
     // A discarded checkpoint is replaced even when there is nothing to replay.
     let mut discarded = false;
-    let mut projections = if as_of.is_none() {
-        match gryning_projections::resume(&checkpoint, store).await? {
-            Resumed::Discarded(why) => {
-                eprintln!(
-                    "warning: discarding checkpoint {}: {why}; replaying from the first event",
-                    checkpoint.display()
-                );
-                discarded = true;
-                Projections::default()
-            }
-            resumed => resumed.into_projections(),
+    let mut projections = match gryning_projections::resume(&checkpoint, store).await? {
+        Resumed::Discarded(why) => {
+            eprintln!(
+                "warning: discarding checkpoint {}: {why}; replaying from the first event",
+                checkpoint.display()
+            );
+            discarded = true;
+            Projections::default()
         }
-    } else {
-        Projections::default()
+        resumed => resumed.into_projections(),
     };
-    let head = store.head().await?;
-    let target = as_of.map_or(head, |p| p.min(head));
-    if projections.position() > target {
-        projections = Projections::default();
-    }
+    let target = store.head().await?;
     let bar = progress_bar(target.saturating_sub(projections.position()), "projecting");
     let start = projections.position();
-    let applied = gryning_projections::catch_up(&mut projections, store, Some(target), |pos| {
-        bar.set_position(pos - start)
-    })
-    .await?;
+    let owner = data_dir.exists() && access == Access::Owner;
+    let progress = |pos: u64| bar.set_position(pos - start);
+    let applied = if owner {
+        gryning_projections::asof::catch_up_keeping_snapshots(
+            &mut projections,
+            store,
+            target,
+            &Snapshots::in_data_dir(data_dir),
+            &checkpoint,
+            snapshot_every,
+            progress,
+        )
+        .await?
+    } else {
+        gryning_projections::catch_up(&mut projections, store, Some(target), progress).await?
+    };
     bar.finish_and_clear();
-    if as_of.is_none() && (applied > 0 || discarded) && data_dir.exists() && access == Access::Owner
-    {
+    if owner && (applied > 0 || discarded) {
         let origin = gryning_projections::origin_of(store, projections.position()).await?;
         projections
             .save_checkpoint(&checkpoint, &origin)
             .with_context(|| format!("cannot write checkpoint {}", checkpoint.display()))?;
     }
     Ok(projections)
+}
+
+/// The projections as they stood at `at`, from the data directory's snapshots (see
+/// [`gryning_projections::asof`]), saying on standard error where the replay started.
+pub(crate) async fn past_projections(
+    store: &dyn EventStore,
+    data_dir: &Path,
+    at: AsOf,
+) -> anyhow::Result<Projections> {
+    let past = gryning_projections::asof::as_of(store, Some(&Snapshots::in_data_dir(data_dir)), at)
+        .await?;
+    for (path, why) in &past.skipped {
+        eprintln!("warning: snapshot {} not used: {why}", path.display());
+    }
+    match past.started_from {
+        Some(p) => eprintln!(
+            "note: as of position {}: from the snapshot at position {p}, then {} events",
+            past.projections.position(),
+            past.replayed
+        ),
+        None => eprintln!(
+            "note: as of position {}: replayed {} events from the first",
+            past.projections.position(),
+            past.replayed
+        ),
+    }
+    Ok(past.projections)
 }
 
 /// `gryning import FILE --server URL`: the file's events through the event-log service, with
@@ -503,7 +550,7 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<std::process::ExitC
                     &name,
                     by.name(),
                     period.name(),
-                    as_of,
+                    as_of.as_ref(),
                     published.as_ref().map(|(q, n)| (q.as_str(), *n)),
                     format,
                 )
@@ -551,7 +598,13 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<std::process::ExitC
                 .await?;
                 return Ok(ok);
             }
-            let projections = current_projections(store.as_ref(), dir, as_of, access).await?;
+            let projections = match as_of {
+                None => {
+                    current_projections(store.as_ref(), dir, settings.snapshot_every, access)
+                        .await?
+                }
+                Some(at) => past_projections(store.as_ref(), dir, at.at).await?,
+            };
             let table = projections.table(table_name, by, period, &catalogue);
             let text = match format {
                 Format::Text => table.to_text(),
@@ -636,7 +689,9 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<std::process::ExitC
                     .with_context(|| format!("cannot remove {}", checkpoint.display()))?;
             }
             let started = Instant::now();
-            let projections = current_projections(store.as_ref(), dir, None, Access::Owner).await?;
+            let projections =
+                current_projections(store.as_ref(), dir, settings.snapshot_every, Access::Owner)
+                    .await?;
             let secs = started.elapsed().as_secs_f64();
             let n = projections.position();
             println!(

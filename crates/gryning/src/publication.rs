@@ -68,8 +68,13 @@ pub(crate) async fn publish(
         );
     }
     let store = crate::open_store(settings).await?;
-    let projections =
-        crate::current_projections(store.as_ref(), &settings.data_dir, None, Access::Owner).await?;
+    let projections = crate::current_projections(
+        store.as_ref(),
+        &settings.data_dir,
+        settings.snapshot_every,
+        Access::Owner,
+    )
+    .await?;
     let publication = publish::compute(
         &projections,
         &catalogue,
@@ -139,7 +144,9 @@ pub(crate) async fn list(
     format: Format,
 ) -> anyhow::Result<()> {
     let quarter = quarter.map(publish::parse_quarter).transpose()?;
-    let projections = crate::current_projections(store, &settings.data_dir, None, access).await?;
+    let projections =
+        crate::current_projections(store, &settings.data_dir, settings.snapshot_every, access)
+            .await?;
     let entries: Vec<&PublicationEntry> = projections
         .publications()
         .filter(|e| quarter.is_none_or(|q| e.quarter == q))

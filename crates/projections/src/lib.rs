@@ -8,7 +8,9 @@
 //! ([`resume`] uses a checkpoint only if it was taken from the store at hand),
 //! [`catch_up`] feeds it from an [`gryning_store::EventStore`], and [`naive`] recomputes every
 //! table from scratch, straight from the definitions, to check the incremental state against.
+//! [`asof`] answers tables as they stood at an earlier position or time, from snapshots.
 
+pub mod asof;
 #[cfg(feature = "bench")]
 #[doc(hidden)]
 pub mod bench;
@@ -25,6 +27,7 @@ mod runner;
 mod state;
 mod table;
 
+pub use asof::{AsOf, Snapshots};
 pub use checkpoint::{load_checkpoint, Checkpoint, Origin, FORMAT_VERSION};
 pub use error::Error;
 pub use publication::{read_publication, stored_table, PublicationEntry, PublishedPeriod};

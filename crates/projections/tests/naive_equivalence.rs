@@ -363,3 +363,84 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+
+    /// As of a position or a time, from snapshots kept every `every` events: the tables equal
+    /// the naive recomputation over the events up to the position, or recorded before the
+    /// time; and the replay after the snapshot is shorter than the snapshot interval.
+    #[test]
+    fn as_of_from_snapshots_equals_the_naive_recomputation_of_the_prefix(
+        steps in steps(),
+        gaps in prop::collection::vec(0u8..3, 200),
+        every in 0u64..40,
+        position in any::<prop::sample::Index>(),
+        time in any::<prop::sample::Index>(),
+    ) {
+        use gryning_projections::asof::{self, AsOf, Snapshots};
+        use gryning_store::{AppendRequest, EventStore, ExpectedVersion, NewEvent};
+
+        let catalogue = Catalogue::default_catalogue();
+        let events = build(&steps);
+        // Recording times that never decrease, several events sharing a second.
+        let start: jiff::Timestamp = "2021-01-20T11:00:00Z".parse().unwrap();
+        let mut times = Vec::new();
+        let mut t = start;
+        for (i, _) in events.iter().enumerate() {
+            t = t.checked_add(jiff::SignedDuration::from_secs(i64::from(gaps[i % gaps.len()]))).unwrap();
+            times.push(t);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let store = gryning_store::sqlite::SqliteStore::open(dir.path()).unwrap();
+            for (event, at) in events.iter().zip(&times) {
+                store.append(AppendRequest {
+                    stream: event.event_id.to_string(),
+                    expected_version: ExpectedVersion::Exact(0),
+                    events: vec![NewEvent {
+                        event_id: event.event_id,
+                        payload: gryning_proto::encode_event(event),
+                        metadata: gryning_proto::encode_metadata("local:test", "local", &at.to_string()),
+                    }],
+                }).await.unwrap();
+            }
+            let snapshots = Snapshots::in_data_dir(dir.path());
+            let checkpoint = dir.path().join("projections.ckpt");
+            let mut whole = Projections::new();
+            let head = store.head().await.unwrap();
+            asof::catch_up_keeping_snapshots(&mut whole, &store, head, &snapshots, &checkpoint, every, |_| {}).await.unwrap();
+            let kept = snapshots.list().len() as u64;
+            prop_assert_eq!(kept, head.checked_div(every).unwrap_or(0), "snapshots kept");
+
+            let check = |past: &gryning_projections::asof::Past, n: usize| -> Result<(), TestCaseError> {
+                prop_assert_eq!(past.projections.position(), n as u64);
+                if every > 0 {
+                    prop_assert!(past.replayed < every, "replayed {} with a snapshot every {}", past.replayed, every);
+                } else {
+                    prop_assert_eq!(past.replayed, n as u64);
+                }
+                for name in TableName::ALL {
+                    for by in By::ALL {
+                        for period in PeriodKind::ALL {
+                            let expected = naive::table(&events[..n], name, by, period, &catalogue);
+                            prop_assert_eq!(&past.projections.table(name, by, period, &catalogue), &expected, "{:?} {:?} {:?} at {}", name, by, period, n);
+                        }
+                    }
+                }
+                Ok(())
+            };
+            let n = position.index(events.len() + 1);
+            let past = asof::as_of(&store, Some(&snapshots), AsOf::Position(n as u64)).await.unwrap();
+            check(&past, n)?;
+            // A time between the recorded ones (or before the first, or after the last).
+            let k = time.index(events.len() + 1);
+            let limit = if k == 0 { start } else { times[k - 1].checked_add(jiff::SignedDuration::from_secs(1)).unwrap() };
+            let expected = times.iter().take_while(|t| **t < limit).count();
+            let past = asof::as_of(&store, Some(&snapshots), AsOf::Before(limit)).await.unwrap();
+            check(&past, expected)?;
+            Ok(())
+        })?;
+    }
+}

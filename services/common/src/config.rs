@@ -153,6 +153,11 @@ pub struct Settings {
     /// The most calls (streams included, while open) the server serves at once; 0 is no limit.
     #[serde(deserialize_with = "count")]
     pub max_concurrent_calls: u64,
+    /// Events between two snapshots of the projections kept for as-of queries (under
+    /// `snapshots/` in the data directory); 0 keeps none, and as-of queries replay from the
+    /// first event.
+    #[serde(deserialize_with = "count")]
+    pub snapshot_every: u64,
     /// Milliseconds a call may take to its reply (a client's shorter `grpc-timeout` wins);
     /// 0 is no server deadline.
     #[serde(deserialize_with = "count")]
@@ -192,6 +197,7 @@ impl Default for Settings {
             max_crime_ids: 1_000,
             max_append_events: 100_000,
             max_concurrent_calls: 1_000,
+            snapshot_every: DEFAULT_SNAPSHOT_EVERY,
             request_deadline_ms: 60_000,
             rate_limit_per_second: 0,
             rate_limit_burst: 0,
@@ -201,6 +207,11 @@ impl Default for Settings {
 
 /// The default of [`Settings::stalled_stream_timeout`].
 pub const DEFAULT_STALLED_STREAM_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Events between two snapshots of the projections, by default: an as-of query replays at
+/// most this many events after loading a snapshot (about 1.5 s of replay on this project's
+/// reference machine; see BENCHMARKS.md, "As of").
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 1_000_000;
 
 /// Command-line options of a binary: each one given wins over the file and the environment.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -882,7 +893,7 @@ mod tests {
         for key in dict.keys() {
             assert!(keys().contains(key), "{key}");
         }
-        assert_eq!(keys().len(), 23, "{:?}", keys());
+        assert_eq!(keys().len(), 24, "{:?}", keys());
     }
 
     /// Every `GRYNING_` name in the repository's code, scripts and docs is a setting's variable,

@@ -280,12 +280,7 @@ pub fn recorded(event_id: String, outcome: Outcome) -> pb::Recorded {
 
 /// The encoded metadata of an event recorded by `principal` (of role `agency`) at `now`.
 pub fn metadata_of(principal: &str, agency: &str, now: Timestamp) -> Vec<u8> {
-    pb::EventMetadata {
-        principal: principal.to_string(),
-        agency: agency.to_string(),
-        recorded_at: recorded_at(now),
-    }
-    .encode_to_vec()
+    gryning_proto::encode_metadata(principal, agency, &recorded_at(now))
 }
 
 fn metadata(principal: &Principal, now: Timestamp) -> pb::EventMetadata {

@@ -64,6 +64,8 @@ impl LiveProjections {
             state: Arc::clone(&state),
             position: tx,
             checkpoint: path,
+            snapshots: gryning_projections::Snapshots::in_data_dir(&ctx.settings.data_dir),
+            snapshot_every: ctx.settings.snapshot_every,
             data_dir_exists: ctx.settings.data_dir.exists(),
             health: ctx.health.clone(),
         };
@@ -97,6 +99,10 @@ struct Follower {
     state: Arc<RwLock<Projections>>,
     position: watch::Sender<u64>,
     checkpoint: PathBuf,
+    /// Where a checkpoint is kept as a snapshot each time the state crosses a multiple of
+    /// `snapshot_every` events (for as-of queries).
+    snapshots: gryning_projections::Snapshots,
+    snapshot_every: u64,
     data_dir_exists: bool,
     health: crate::server::Health,
 }
@@ -187,8 +193,21 @@ impl Follower {
                 }
             };
             since_checkpoint += batch.len() as u64;
-            self.position.send_replace(position);
-            if since_checkpoint >= CHECKPOINT_EVERY {
+            let before = self.position.send_replace(position);
+            if gryning_projections::asof::crosses_interval(before, position, self.snapshot_every) {
+                since_checkpoint = 0;
+                if let Some(at) = self.save().await {
+                    match self
+                        .snapshots
+                        .keep(&self.checkpoint, at, self.snapshot_every)
+                    {
+                        Ok(()) => tracing::info!(position = at, "projections snapshot kept"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot keep the projections snapshot")
+                        }
+                    }
+                }
+            } else if since_checkpoint >= CHECKPOINT_EVERY {
                 since_checkpoint = 0;
                 self.save().await;
             }
@@ -200,9 +219,10 @@ impl Follower {
     /// milliseconds at a quarter of a million events), and on a runtime worker it would stall
     /// every call that worker serves. Readers keep
     /// reading meanwhile; the next batch is applied once it is written.
-    async fn save(&self) {
+    /// Returns the position written, if it was.
+    async fn save(&self) -> Option<u64> {
         if !self.data_dir_exists {
-            return;
+            return None;
         }
         // Only this task changes the state, so it stays at this position until the save is done.
         let at = self
@@ -214,7 +234,7 @@ impl Follower {
             Ok(origin) => origin,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot write the projections checkpoint");
-                return;
+                return None;
             }
         };
         let state = Arc::clone(&self.state);
@@ -228,13 +248,22 @@ impl Follower {
         })
         .await;
         match written {
-            Ok(Ok((position, took))) => tracing::info!(
-                position,
-                ms = took.as_millis() as u64,
-                "projections checkpoint written"
-            ),
-            Ok(Err(e)) => tracing::warn!(error = %e, "cannot write the projections checkpoint"),
-            Err(e) => tracing::warn!(error = %e, "the projections checkpoint task failed"),
+            Ok(Ok((position, took))) => {
+                tracing::info!(
+                    position,
+                    ms = took.as_millis() as u64,
+                    "projections checkpoint written"
+                );
+                Some(position)
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot write the projections checkpoint");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the projections checkpoint task failed");
+                None
+            }
         }
     }
 }

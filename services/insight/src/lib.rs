@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use gryning_projections::{
-    By, Cell, PeriodKind, Projections, PublicationEntry, PublishedPeriod, Table, TableName,
+    AsOf, By, Cell, PeriodKind, Projections, PublicationEntry, PublishedPeriod, Snapshots, Table,
+    TableName,
 };
 use gryning_proto::pb;
 use gryning_proto::pb::insight_server::{Insight, InsightServer};
@@ -203,6 +204,24 @@ impl Insight for InsightService {
         require(&request, Rpc::GetTable).map_err(ServiceError::from)?;
         let r = request.into_inner();
         let q = query(&r.name, &r.by, &r.period)?;
+        let as_of_time = match r.as_of_time.trim() {
+            "" => None,
+            text => Some(AsOf::parse_time(text).map_err(|_| {
+                ServiceError::InvalidArgument {
+                    field: "as_of_time",
+                    value: text.to_string(),
+                    problem: "must be an RFC 3339 instant (2021-01-20T12:00:00+01:00) or a date (2021-01-20: up to the end of that day in Stockholm)",
+                }
+            })?),
+        };
+        if as_of_time.is_some() && (r.as_of.is_some() || !r.published.is_empty()) {
+            return Err(ServiceError::InvalidArgument {
+                field: "as_of_time",
+                value: r.as_of_time.clone(),
+                problem: "as_of_time goes alone: not with as_of (a position) nor with published",
+            }
+            .into());
+        }
         if !r.published.is_empty() {
             if r.as_of.is_some() {
                 return Err(ServiceError::InvalidArgument {
@@ -224,21 +243,24 @@ impl Insight for InsightService {
             }
             .into());
         }
-        let (table, position) = match r.as_of {
+        let at = as_of_time.or(r.as_of.map(AsOf::Position));
+        let (table, position) = match at {
             None => self.live.read(|p| (self.table(p, q), p.position())),
-            Some(as_of) => {
-                // An earlier state is replayed from the first event: as-of queries are rare
-                // and the live state cannot be rewound.
-                let mut past = Projections::default();
-                gryning_projections::catch_up(
-                    &mut past,
-                    self.ctx.store.as_ref(),
-                    Some(as_of),
-                    |_| {},
+            Some(at) => {
+                // The live state cannot be rewound: an earlier one starts from the nearest
+                // snapshot at or before the point and replays the events between.
+                let snapshots = Snapshots::in_data_dir(&self.ctx.settings.data_dir);
+                let past =
+                    gryning_projections::asof::as_of(self.ctx.store.as_ref(), Some(&snapshots), at)
+                        .await
+                        .map_err(ServiceError::from)?;
+                for (path, why) in &past.skipped {
+                    tracing::warn!(path = %path.display(), reason = %why, "snapshot not used for an as-of query");
+                }
+                (
+                    self.table(&past.projections, q),
+                    past.projections.position(),
                 )
-                .await
-                .map_err(ServiceError::from)?;
-                (self.table(&past, q), past.position())
             }
         };
         Ok(Response::new(reply(&table, position, None)))
