@@ -46,6 +46,14 @@ pub const SUBSCRIBER_BUFFER: usize = 256;
 /// The gRPC path of `Subscribe` (its label in the stream metrics).
 const SUBSCRIBE_METHOD: &str = "/gryning.v1.EventLog/Subscribe";
 
+/// Events of a `Read` buffered beyond what HTTP/2 flow control has let through; a client that
+/// leaves the buffer full for `stalled_stream_timeout` has its stream ended, and the events it
+/// did not take are dropped.
+pub const READ_BUFFER: usize = 64;
+
+/// The gRPC path of `Read` (its label in the stream metrics).
+const READ_METHOD: &str = "/gryning.v1.EventLog/Read";
+
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::RecordedEvent, Status>> + Send>>;
 
 pub struct EventLogService {
@@ -336,9 +344,21 @@ impl EventLog for EventLogService {
             .read_all(r.after, limit as usize)
             .await
             .map_err(ServiceError::from)?;
-        let items: Vec<Result<pb::RecordedEvent, Status>> =
-            events.into_iter().map(to_wire).collect();
-        Ok(Response::new(Box::pin(tokio_stream::iter(items))))
+        // Through a bounded buffer, as `Subscribe`: a client that stops reading cannot hold the
+        // events it was sent (up to `MAX_READ_LIMIT`) for as long as it keeps the connection.
+        let (mut outbox, stream) = Outbox::open(&self.ctx, READ_METHOD, READ_BUFFER);
+        tokio::spawn(async move {
+            for event in events {
+                let sent = match to_wire(event) {
+                    Ok(wire) => outbox.send(wire).await,
+                    Err(status) => return outbox.fail(status),
+                };
+                if sent.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(stream))
     }
 
     type SubscribeStream = EventStream;
