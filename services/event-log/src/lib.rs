@@ -97,6 +97,10 @@ fn to_wire(recorded: RecordedEvent) -> Result<pb::RecordedEvent, Status> {
 
 struct Tally {
     summary: pb::AppendSummary,
+    /// Streams of this call with an event the store could not take: their later events in the
+    /// call are not recorded either, so that what a stream stored stays a prefix of what the
+    /// call sent for it, in order, and a resend of the whole call stores the rest in order.
+    unstored: std::collections::HashSet<String>,
 }
 
 impl Tally {
@@ -238,20 +242,50 @@ impl EventLogService {
         if batch.is_empty() {
             return;
         }
-        let (indexes, submissions): (Vec<u64>, Vec<_>) = std::mem::take(batch).into_iter().unzip();
+        let mut pending = std::mem::take(batch);
+        if !tally.unstored.is_empty() {
+            pending.retain(|(index, submission)| {
+                let stream = submission.event.subject.stream_name();
+                if !tally.unstored.contains(&stream) {
+                    return true;
+                }
+                let why = format!(
+                    "not recorded: an earlier event of stream {stream} in this call was not stored; resend the call"
+                );
+                tally.reject(
+                    *index,
+                    ServiceError::Rejected(gryning_recording::Rejection::Store(
+                        gryning_store::Error::Unavailable(why),
+                    )),
+                );
+                false
+            });
+        }
+        let streams: Vec<String> = pending
+            .iter()
+            .map(|(_, s)| s.event.subject.stream_name())
+            .collect();
+        let (indexes, submissions): (Vec<u64>, Vec<_>) = pending.into_iter().unzip();
         let types: Vec<&'static str> = submissions
             .iter()
             .map(|s| s.event.body.type_name())
             .collect();
         let results = self.ctx.recorder.record_batch(submissions).await;
-        for ((index, event_type), result) in indexes.into_iter().zip(types).zip(results) {
+        for (((index, event_type), stream), result) in
+            indexes.into_iter().zip(types).zip(streams).zip(results)
+        {
             match result {
                 Ok(gryning_recording::Outcome::Stored { .. }) => {
                     metrics::global().appended(event_type, agency);
                     tally.summary.accepted += 1
                 }
                 Ok(gryning_recording::Outcome::Duplicate { .. }) => tally.summary.duplicates += 1,
-                Err(rejection) => tally.reject(index, rejection.into()),
+                Err(rejection) => {
+                    if matches!(rejection, gryning_recording::Rejection::Store(_)) {
+                        tally.unstored.insert(stream);
+                    }
+                    tally.reject(index, rejection.into())
+                }
             }
         }
     }
@@ -268,6 +302,7 @@ impl EventLog for EventLogService {
         let mut events = request.into_inner();
         let mut tally = Tally {
             summary: pb::AppendSummary::default(),
+            unstored: Default::default(),
         };
         let mut index = 0u64;
         // A stream stopped by a limit, or broken, ends the call once the events before it are
