@@ -47,7 +47,7 @@ pub fn seed_bytes(name: &str) -> Vec<Vec<u8>> {
         .map(|text| {
             let hex: String = text.split_whitespace().collect();
             assert!(
-                hex.len() % 2 == 0,
+                hex.len().is_multiple_of(2),
                 "{name}: odd number of hex digits in {text:?}"
             );
             (0..hex.len())

@@ -95,6 +95,26 @@ fn to_wire(recorded: RecordedEvent) -> Result<pb::RecordedEvent, Status> {
     })
 }
 
+/// Sends stored events down a stream, in order: the outbox back once all are buffered, `None`
+/// once the stream has ended (the client went away or stalled, the server is shutting down,
+/// or an event could not be read, which ends it with that status).
+async fn send_events(
+    mut outbox: Outbox<pb::RecordedEvent>,
+    events: Vec<RecordedEvent>,
+) -> Option<Outbox<pb::RecordedEvent>> {
+    for event in events {
+        let sent = match to_wire(event) {
+            Ok(wire) => outbox.send(wire).await,
+            Err(status) => {
+                outbox.fail(status);
+                return None;
+            }
+        };
+        sent.ok()?;
+    }
+    Some(outbox)
+}
+
 struct Tally {
     summary: pb::AppendSummary,
     /// Streams of this call with an event the store could not take: their later events in the
@@ -381,18 +401,8 @@ impl EventLog for EventLogService {
             .map_err(ServiceError::from)?;
         // Through a bounded buffer, as `Subscribe`: a client that stops reading cannot hold the
         // events it was sent (up to `MAX_READ_LIMIT`) for as long as it keeps the connection.
-        let (mut outbox, stream) = Outbox::open(&self.ctx, READ_METHOD, READ_BUFFER);
-        tokio::spawn(async move {
-            for event in events {
-                let sent = match to_wire(event) {
-                    Ok(wire) => outbox.send(wire).await,
-                    Err(status) => return outbox.fail(status),
-                };
-                if sent.is_err() {
-                    return;
-                }
-            }
-        });
+        let (outbox, stream) = Outbox::open(&self.ctx, READ_METHOD, READ_BUFFER);
+        tokio::spawn(send_events(outbox, events));
         Ok(Response::new(stream))
     }
 
@@ -414,14 +424,9 @@ impl EventLog for EventLogService {
                     Ok(Err(e)) => return outbox.fail(ServiceError::from(e)),
                     Err(_) => return,
                 };
-                for event in events {
-                    let sent = match to_wire(event) {
-                        Ok(wire) => outbox.send(wire).await,
-                        Err(status) => return outbox.fail(status),
-                    };
-                    if sent.is_err() {
-                        return;
-                    }
+                match send_events(outbox, events).await {
+                    Some(open) => outbox = open,
+                    None => return,
                 }
             }
         });
