@@ -15,11 +15,16 @@
 //! every stored event byte-identical to what was sent. The resend is then answered as the
 //! contract says: a stored event comes back as a duplicate at its stored position.
 //!
+//! Before the first kill the harness records a few cases of [`PUBLISHED_QUARTER`] and publishes
+//! the quarter (`Insight.Publish` as admin); the unary clients then keep recording into it.
+//! After every restart every published table of it (`GetTable` with `published`, both `by`
+//! and both periods) must be byte-identical to what it was right after the publication, and
+//! the publication must be stored once, where `Publish` said.
+//!
 //! At the end every event sent is stored exactly once, no event is stored that was never sent,
-//! each stream's versions run 1, 2, 3…, each acknowledged position is where the event is, and
-//! the live projections after the last restart equal the tables of an offline `gryning rebuild`.
-//! Published figures are not checked: no publication of a quarter's table exists yet (the
-//! contract says so under "Tables"); once it does, a published figure must be unchanged here.
+//! each stream's versions run 1, 2, 3…, each acknowledged position is where the event is, the
+//! live projections after the last restart equal the tables of an offline `gryning rebuild`,
+//! and the live table of the published quarter has moved on while its publication has not.
 //!
 //! On JetStream the harness also kills and restarts nats-server members one at a time (every
 //! other time the stream's leader), so the stream keeps its quorum.
@@ -71,6 +76,12 @@ const CHUNK_PAUSE: Duration = Duration::from_millis(8);
 const MIN_NODE_KILLS: usize = 4;
 
 const TABLES: [&str; 4] = ["case-flow", "clearance", "care", "progress"];
+
+/// The quarter published before the kills start: an ended quarter the unary clients keep
+/// recording into (their cases are dated January to November 2020).
+const PUBLISHED_QUARTER: &str = "2020-Q1";
+/// Cases of the published quarter recorded before the publication.
+const CASES_BEFORE_PUBLISHING: usize = 6;
 
 #[derive(Clone)]
 enum Backend {
@@ -547,7 +558,9 @@ async fn bulk_client(shared: Arc<Shared>, client: usize) {
             match append_slowly(&mut log, batch.clone(), BULK_CASES).await {
                 Ok(summary) if summary.rejected == 0 => break summary,
                 Ok(summary) => {
-                    // Only the store being out of reach may refuse a valid event; resend.
+                    // Only the store being out of reach may refuse a valid event, and the
+                    // later events of its case in the call with it (so that a case stores a
+                    // prefix of what the call sent for it); resend.
                     assert!(
                         summary
                             .rejections
@@ -643,6 +656,8 @@ struct Mirror {
     head: u64,
     by_id: HashMap<String, Stored>,
     versions: HashMap<String, u64>,
+    /// The positions of the publication events read (the only events no client sent).
+    publications: Vec<u64>,
 }
 
 async fn read_page(
@@ -691,6 +706,17 @@ impl Mirror {
                     assert!(r.position > self.head, "positions increase");
                 }
                 let e = r.event.as_ref().expect("an event");
+                if r.stream == format!("publication-{PUBLISHED_QUARTER}") {
+                    assert!(
+                        matches!(e.body, Some(pb::event::Body::TablesPublished(_))),
+                        "position {}: a publication stream holds publications",
+                        r.position
+                    );
+                    assert_eq!(r.version, 1, "the quarter is published once");
+                    self.publications.push(r.position);
+                    self.head = r.position;
+                    continue;
+                }
                 let Some(s) = sent.get(&e.event_id) else {
                     panic!(
                         "position {}: event {} was never sent",
@@ -970,6 +996,129 @@ async fn served_tables(
     tables
 }
 
+/// Every published table of [`PUBLISHED_QUARTER`] as `GetTable` answers it, encoded, read
+/// again while the store is out of reach (a JetStream member just killed).
+async fn published_tables(url: &str, analyst: &str) -> Vec<(String, Vec<u8>)> {
+    let mut insight = InsightClient::with_interceptor(channel(url), bearer(analyst));
+    let mut tables = Vec::new();
+    for name in TABLES {
+        for by in ["code", "group"] {
+            for period in ["year", "quarter"] {
+                let request = pb::GetTableRequest {
+                    name: name.into(),
+                    by: by.into(),
+                    period: period.into(),
+                    published: PUBLISHED_QUARTER.into(),
+                    ..Default::default()
+                };
+                let started = Instant::now();
+                let reply = loop {
+                    match insight.get_table(request.clone()).await {
+                        Ok(reply) => break reply.into_inner(),
+                        Err(status) if reason(&status) == "store-unavailable" => {
+                            assert!(
+                                started.elapsed() < DEADLINE,
+                                "the publication stayed unreadable: {status:?}"
+                            );
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        Err(status) => panic!("published {name} by {by} per {period}: {status:?}"),
+                    }
+                };
+                tables.push((
+                    format!("{name} by {by} per {period}"),
+                    reply.encode_to_vec(),
+                ));
+            }
+        }
+    }
+    tables
+}
+
+/// Records [`CASES_BEFORE_PUBLISHING`] cases of the published quarter (as admin, in one
+/// `Append`, no kill yet) and publishes the quarter: the publication's position and its tables.
+async fn publish_before_the_kills(shared: &Shared, url: &str) -> (u64, Vec<(String, Vec<u8>)>) {
+    let events: Vec<pb::Event> = (0..CASES_BEFORE_PUBLISHING)
+        // Month 1 + k % 9 with k a multiple of 9: every event dated January to March.
+        .flat_map(|k| case_events(2020, 9 * k))
+        .collect();
+    {
+        let mut sent = shared.sent.lock().unwrap();
+        for e in &events {
+            sent.insert(
+                e.event_id.clone(),
+                Sent {
+                    event: e.clone(),
+                    agency: "admin",
+                },
+            );
+        }
+    }
+    let n = events.len() as u64;
+    let mut log = EventLogClient::with_interceptor(channel(url), bearer(&shared.tokens["admin"]));
+    let summary = log
+        .append(tokio_stream::iter(events))
+        .await
+        .expect("record the cases to publish")
+        .into_inner();
+    assert_eq!((summary.accepted, summary.rejected), (n, 0), "{summary:?}");
+    let mut insight =
+        InsightClient::with_interceptor(channel(url), bearer(&shared.tokens["admin"]));
+    // Published from the live projections: wait until they hold the cases.
+    let started = Instant::now();
+    let head = loop {
+        let s = insight
+            .status(pb::StatusRequest {})
+            .await
+            .expect("status")
+            .into_inner();
+        if s.head > 0 && s.projections.iter().all(|p| p.position == s.head) {
+            break s.head;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "projections did not catch up: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let publication = insight
+        .publish(pb::PublishRequest {
+            quarter: PUBLISHED_QUARTER.into(),
+            note: "before the kills".into(),
+        })
+        .await
+        .expect("publish")
+        .into_inner()
+        .publication
+        .expect("the publication");
+    assert_eq!(
+        (publication.revision, publication.computed_at),
+        (1, head),
+        "{publication:?}"
+    );
+    let tables = published_tables(url, &shared.tokens["analyst"]).await;
+    assert!(
+        tables.iter().any(|(_, t)| {
+            pb::TableReply::decode(t.as_slice()).is_ok_and(|t| !t.rows.is_empty())
+        }),
+        "the published quarter has rows"
+    );
+    (publication.recorded_at_position, tables)
+}
+
+/// The published tables are what they were right after the publication, byte for byte.
+async fn check_published(url: &str, analyst: &str, published: &[(String, Vec<u8>)], after: &str) {
+    let now = published_tables(url, analyst).await;
+    for ((what, then), (_, now)) in published.iter().zip(&now) {
+        assert!(
+            then == now,
+            "{after}: the published {PUBLISHED_QUARTER} {what} changed:\n{:?}\n{:?}",
+            pb::TableReply::decode(then.as_slice()),
+            pb::TableReply::decode(now.as_slice())
+        );
+    }
+}
+
 async fn run(backend: Backend, dir: &Path, cluster: Option<&Cluster>) {
     let seed = seed();
     let name = backend.name();
@@ -1004,6 +1153,9 @@ async fn run(backend: Backend, dir: &Path, cluster: Option<&Cluster>) {
         stop: AtomicBool::new(false),
         counts: Counts::default(),
     });
+    let (publication_at, published) = publish_before_the_kills(&shared, &server.url()).await;
+    let analyst = shared.tokens["analyst"].clone();
+    let mut published_checks = 0usize;
     let mut tasks: Vec<tokio::task::JoinHandle<()>> = (0..UNARY_CLIENTS)
         .map(|c| tokio::spawn(unary_client(Arc::clone(&shared), c)))
         .collect();
@@ -1083,6 +1235,20 @@ async fn run(backend: Backend, dir: &Path, cluster: Option<&Cluster>) {
                 }
                 epoch += 1;
                 shared.current.send_replace((epoch, server.url()));
+                // Under the resumed load: the publication as it was recorded.
+                assert_eq!(
+                    mirror.publications,
+                    [publication_at],
+                    "the publication, once"
+                );
+                check_published(
+                    &server.url(),
+                    &analyst,
+                    &published,
+                    &format!("after kill {kills}"),
+                )
+                .await;
+                published_checks += 1;
             }
             chaos_stop.store(true, Ordering::SeqCst);
         }
@@ -1154,10 +1320,45 @@ async fn run(backend: Backend, dir: &Path, cluster: Option<&Cluster>) {
     };
     let events_checked = mirror.by_id.len();
 
-    // The live projections after the last restart equal an offline rebuild's tables.
-    let analyst = shared.tokens["analyst"].clone();
+    // The live projections after the last restart equal an offline rebuild's tables, and the
+    // published quarter's live rows have moved on since its publication, which has not.
     await_projections(&server.url(), &analyst, mirror.head).await;
     let served = served_tables(&server.url(), &analyst).await;
+    assert_eq!(
+        mirror.publications,
+        [publication_at],
+        "the publication, once"
+    );
+    check_published(&server.url(), &analyst, &published, "at the end").await;
+    published_checks += 1;
+    let quarter_rows = |reply: &pb::TableReply| -> Vec<pb::Row> {
+        reply
+            .rows
+            .iter()
+            .filter(|r| r.cells[0].value == Some(pb::cell::Value::Text(PUBLISHED_QUARTER.into())))
+            .cloned()
+            .collect()
+    };
+    let live = InsightClient::with_interceptor(channel(&server.url()), bearer(&analyst))
+        .get_table(pb::GetTableRequest {
+            name: "case-flow".into(),
+            by: "code".into(),
+            period: "quarter".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("the live table")
+        .into_inner();
+    let (_, then) = published
+        .iter()
+        .find(|(what, _)| what == "case-flow by code per quarter")
+        .expect("published case-flow by code per quarter");
+    let then = pb::TableReply::decode(then.as_slice()).unwrap();
+    assert_ne!(
+        quarter_rows(&live),
+        then.rows,
+        "the live {PUBLISHED_QUARTER} rows moved on since the publication"
+    );
     server.stop();
     offline(&backend, dir, &["rebuild"]);
     for ((table, by, period), json) in &served {
@@ -1175,6 +1376,12 @@ async fn run(backend: Backend, dir: &Path, cluster: Option<&Cluster>) {
     }
 
     let c = &shared.counts;
+    println!(
+        "{name}: the publication of {PUBLISHED_QUARTER} (position {publication_at}, {} tables) \
+         was byte-identical at each of {published_checks} checks, after every restart and at \
+         the end",
+        published.len()
+    );
     println!(
         "{name}: survived {kills} kills of gryning up, checked {events_checked} events \
          ({} unary calls and {} bulk appends acknowledged; {} requests and {} events resent, \

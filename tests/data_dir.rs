@@ -269,3 +269,53 @@ fn a_store_restored_to_an_older_copy_does_not_resume_a_newer_checkpoint() {
         "{log}"
     );
 }
+
+/// A damaged checkpoint beside an empty store is discarded once: `gryning up` writes the
+/// rebuilt state over it before it serves, so a server killed right after starting (no
+/// periodic or final checkpoint yet), the next start and an offline table warn no more.
+#[test]
+fn a_damaged_checkpoint_on_an_empty_store_is_replaced_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().unwrap();
+    let empty = dir.path().join("empty.ndjson");
+    std::fs::write(&empty, "").unwrap();
+    ok(gryning(&[
+        "--data-dir",
+        data_arg,
+        "import",
+        empty.to_str().unwrap(),
+    ]));
+    let checkpoint = data.join("projections.ckpt");
+    std::fs::write(&checkpoint, "GRYNPROJ damaged").unwrap();
+    let start = |log: &Path| {
+        harness::Server::start(
+            BIN,
+            &["--data-dir", data_arg, "up", "--listen", "127.0.0.1:0"],
+            &[],
+            log,
+        )
+    };
+
+    let first_log = dir.path().join("first.log");
+    let mut first = start(&first_log);
+    first.child.kill().unwrap(); // SIGKILL: no final checkpoint
+    first.child.wait().unwrap();
+    let log = std::fs::read_to_string(&first_log).unwrap();
+    assert!(
+        log.contains("discarding the projections checkpoint"),
+        "{log}"
+    );
+    assert_ne!(std::fs::read(&checkpoint).unwrap(), b"GRYNPROJ damaged");
+
+    let second_log = dir.path().join("second.log");
+    start(&second_log).stop();
+    let log = std::fs::read_to_string(&second_log).unwrap();
+    assert!(!log.contains("discarding"), "{log}");
+    let out = offline_table(&data);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

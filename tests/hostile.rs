@@ -181,7 +181,8 @@ impl Placeholders {
     }
 }
 
-/// Sets the field at the dotted `path` of a JSON object, creating the objects on the way.
+/// Sets the field at the dotted `path` of a JSON object, creating the objects on the way; an
+/// array on the way (a repeated message) is entered at its first item.
 fn set_path(json: &mut Value, path: &str, value: Value) {
     let mut at = json;
     let mut parts = path.split('.').peekable();
@@ -194,6 +195,11 @@ fn set_path(json: &mut Value, path: &str, value: Value) {
         at = object
             .entry(part.to_string())
             .or_insert_with(|| Value::Object(Default::default()));
+        if let Value::Array(items) = at {
+            at = items
+                .first_mut()
+                .expect("a repeated message on the path has an item");
+        }
     }
 }
 
@@ -227,6 +233,8 @@ fn encode_json(rpc: &str, json: &Value) -> Vec<u8> {
         "Insight/GetTable" => encode!(pb::GetTableRequest),
         "Insight/Watch" => encode!(pb::WatchRequest),
         "Insight/Status" => encode!(pb::StatusRequest),
+        "Insight/Publish" => encode!(pb::PublishRequest),
+        "Insight/ListPublications" => encode!(pb::ListPublicationsRequest),
         other => panic!("the corpus names an RPC the runner does not know: {other}"),
     }
 }
@@ -237,6 +245,7 @@ fn default_role(rpc: &str) -> &'static str {
         "Police" => "police",
         "Prosecution" => "prosecution",
         "Care" => "care",
+        "Insight" if rpc == "Insight/Publish" => "admin",
         "Insight" => "analyst",
         "EventLog" if rpc == "EventLog/Append" => "admin",
         "EventLog" => "auditor",
@@ -347,9 +356,21 @@ fn messages(case: &Case, fill: &mut Placeholders) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Every string field of every request message of every gryning.v1 RPC, as (rpc, dotted
-/// path, repeated), from the descriptors compiled into the binary.
-fn string_fields() -> Vec<(String, String, bool)> {
+/// A string field of a request message.
+struct StringField {
+    /// `Service/Method`.
+    rpc: String,
+    /// Its dotted path in the request's JSON (a repeated message: its first item).
+    path: String,
+    /// The field as the server's messages name it: the path, with `[0]` after each repeated
+    /// message on the way.
+    named: String,
+    repeated: bool,
+}
+
+/// Every string field of every request message of every gryning.v1 RPC, from the descriptors
+/// compiled into the binary.
+fn string_fields() -> Vec<StringField> {
     use prost_types::field_descriptor_proto::{Label, Type};
     let set = prost_types::FileDescriptorSet::decode(gryning_proto::FILE_DESCRIPTOR_SET).unwrap();
     let files: Vec<_> = set
@@ -362,19 +383,29 @@ fn string_fields() -> Vec<(String, String, bool)> {
         .flat_map(|f| &f.message_type)
         .map(|m| (format!(".gryning.v1.{}", m.name()), m))
         .collect();
+    /// Each string field as (JSON path, the field as the server names it, repeated): the name
+    /// gives the first item of a repeated message (`tables[0].name`), as the server counts.
     fn walk(
         messages: &HashMap<String, &prost_types::DescriptorProto>,
         message: &prost_types::DescriptorProto,
-        prefix: &str,
-        out: &mut Vec<(String, bool)>,
+        (prefix, named): (&str, &str),
+        out: &mut Vec<(String, String, bool)>,
     ) {
         for field in &message.field {
             let path = format!("{prefix}{}", field.name());
+            let name = format!("{named}{}", field.name());
+            let repeated = field.label() == Label::Repeated;
             match field.r#type() {
-                Type::String => out.push((path, field.label() == Label::Repeated)),
+                Type::String => out.push((path, name, repeated)),
                 Type::Message => {
                     let inner = messages[field.type_name()];
-                    walk(messages, inner, &format!("{path}."), out);
+                    let item = if repeated { "[0]" } else { "" };
+                    walk(
+                        messages,
+                        inner,
+                        (&format!("{path}."), &format!("{name}{item}.")),
+                        out,
+                    );
                 }
                 _ => {}
             }
@@ -386,29 +417,22 @@ fn string_fields() -> Vec<(String, String, bool)> {
             for method in &service.method {
                 let rpc = format!("{}/{}", service.name(), method.name());
                 let mut fields = Vec::new();
-                walk(&messages, messages[method.input_type()], "", &mut fields);
-                out.extend(
-                    fields
-                        .into_iter()
-                        .filter(|(p, _)| !not_yet_covered(&rpc, p))
-                        .map(|(p, r)| (rpc.clone(), p, r)),
+                walk(
+                    &messages,
+                    messages[method.input_type()],
+                    ("", ""),
+                    &mut fields,
                 );
+                out.extend(fields.into_iter().map(|(p, n, r)| StringField {
+                    rpc: rpc.clone(),
+                    path: p,
+                    named: n,
+                    repeated: r,
+                }));
             }
         }
     }
     out
-}
-
-/// The publication fields, which the identity-number placements do not reach yet: the
-/// `TablesPublished` body and its subject (an admin's `Append`), `Insight.Publish`,
-/// `Insight.ListPublications` and `GetTable`'s `published`. Their own tests are in
-/// `tests/publications.rs`; giving each of these fields its rule here is open work.
-fn not_yet_covered(rpc: &str, path: &str) -> bool {
-    path.starts_with("tables_published.")
-        || path == "publication_quarter"
-        || path == "published"
-        || rpc == "Insight/Publish"
-        || rpc == "Insight/ListPublications"
 }
 
 /// The identity-number cases: every form in every string field of every request message.
@@ -420,11 +444,23 @@ fn identity_cases(corpus: &Corpus) -> Vec<Case> {
         fields.len()
     );
     let mut cases = Vec::new();
-    for (rpc, path, repeated) in fields {
+    for StringField {
+        rpc,
+        path,
+        named,
+        repeated,
+    } in fields
+    {
         let leaf = path.rsplit('.').next().unwrap();
-        let rule = corpus.identity_numbers.rules.get(leaf).unwrap_or_else(|| {
-            panic!("{rpc} field {path}: add the rule it breaks to [identity_numbers.rules]")
-        });
+        // The rule of the field's path (a name several messages use for different things),
+        // else of its name.
+        let rules = &corpus.identity_numbers.rules;
+        let rule = rules
+            .get(&path)
+            .or_else(|| rules.get(leaf))
+            .unwrap_or_else(|| {
+                panic!("{rpc} field {path}: add the rule it breaks to [identity_numbers.rules]")
+            });
         // An event for the bulk append is the command request of its body (the same fields).
         let template_rpc = if rpc == "EventLog/Append" {
             let first = path.split('.').next().unwrap();
@@ -489,7 +525,7 @@ fn identity_cases(corpus: &Corpus) -> Vec<Case> {
                 setup: Vec::new(),
                 code: if append { "Ok" } else { "InvalidArgument" }.into(),
                 reason: Some("invalid-field".into()),
-                message: vec![format!("field {path}"), rule.clone()],
+                message: vec![format!("field {named}"), rule.clone()],
                 rejected: append.then_some(1),
                 oversize: false,
                 never_shown,

@@ -13,27 +13,9 @@ mod up;
 use std::time::Duration;
 
 use gryning_proto::pb;
-use harness::{sample, scrape, Server, DEADLINE};
+use harness::{sample, scrape, DEADLINE};
 use tonic::Code;
-use up::{as_role, id, reason, Clients, BIN};
-
-/// `gryning up` with its data in `dir` and the settings `env` (`GRYNING_…` variables).
-fn up_with(dir: &std::path::Path, env: &[(&str, &str)]) -> Server {
-    Server::start(
-        BIN,
-        &[
-            "up",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            dir.join("data").to_str().unwrap(),
-        ],
-        env,
-        &dir.join("up.log"),
-    )
-}
+use up::{as_role, id, reason, up_with, Clients};
 
 fn open(case: &str) -> pb::Event {
     pb::Event {

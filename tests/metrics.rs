@@ -4,29 +4,18 @@
 
 #[path = "support/harness.rs"]
 mod harness;
+#[path = "support/up.rs"]
+mod up;
 
 use gryning_proto::pb;
 use gryning_proto::pb::police_client::PoliceClient;
-use harness::{sample, scrape, Bearer, Server, DEADLINE};
+use harness::{sample, scrape, Bearer, DEADLINE};
 use tonic::Code;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_appends_rejections_durations_and_lag() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
-        env!("CARGO_BIN_EXE_gryning"),
-        &[
-            "up",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            dir.path().join("data").to_str().unwrap(),
-        ],
-        &[],
-        &dir.path().join("up.log"),
-    );
+    let server = up::up_with(dir.path(), &[]);
     let metrics = server
         .metrics_port
         .expect("a metrics line before the listening line");

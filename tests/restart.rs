@@ -13,52 +13,7 @@ use std::path::Path;
 
 use gryning_proto::pb;
 use harness::Server;
-use up::{as_role, gryning, id, tokio_stream_iter, up};
-
-/// Events for `cases` cases: opened, a crime reported, referred, decided.
-fn batch(cases: usize, year: u32) -> Vec<pb::Event> {
-    let mut events = Vec::new();
-    for i in 0..cases {
-        let case = id();
-        let crime = id();
-        let code = ["9365", "4024", "0418"][i % 3];
-        let ev = |day: &str, body| pb::Event {
-            event_id: id(),
-            occurred_on: format!("{year}-{day}"),
-            subject: Some(pb::event::Subject::CaseId(case.clone())),
-            body: Some(body),
-        };
-        use pb::event::Body as B;
-        events.push(ev(
-            "01-10",
-            B::CaseOpened(pb::CaseOpened {
-                lead_crime_code: code.into(),
-                ..Default::default()
-            }),
-        ));
-        events.push(ev(
-            "01-11",
-            B::CrimeReported(pb::CrimeReported {
-                crime_id: crime.clone(),
-                crime_code: code.into(),
-                victim_gender: 1 + (i % 3) as i32,
-                victim_age_group: 2,
-            }),
-        ));
-        events.push(ev(
-            "02-01",
-            B::CaseReferredToProsecutor(pb::CaseReferredToProsecutor {}),
-        ));
-        events.push(ev(
-            "05-01",
-            B::ProsecutionDecided(pb::ProsecutionDecided {
-                crime_id: crime,
-                decision: 1 + (i % 4) as i32,
-            }),
-        ));
-    }
-    events
-}
+use up::{as_role, four_event_cases, gryning, tokio_stream_iter, up};
 
 /// Starts `gryning up` on `dir`, appends 800 events (200 cases of 2019), waits until the live
 /// projections have applied them, stops gracefully and starts again: the restarted server and
@@ -69,7 +24,7 @@ async fn restarted_after_800_events(dir: &Path) -> (Server, HashMap<String, Stri
     let mut admin = as_role(&server, &tokens, "admin").await;
     let summary = admin
         .log
-        .append(tokio_stream_iter(batch(200, 2019)))
+        .append(tokio_stream_iter(four_event_cases(200, 2019)))
         .await
         .unwrap()
         .into_inner();
@@ -173,7 +128,7 @@ async fn resumed_projections_follow_new_events_and_agree_with_the_remote_table_a
     let mut admin = as_role(&server, &tokens, "admin").await;
     let summary = admin
         .log
-        .append(tokio_stream_iter(batch(100, 2020)))
+        .append(tokio_stream_iter(four_event_cases(100, 2020)))
         .await
         .unwrap()
         .into_inner();

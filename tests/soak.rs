@@ -12,14 +12,14 @@ mod harness;
 #[path = "support/up.rs"]
 mod up;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gryning_proto::pb;
 use harness::DEADLINE;
 use tokio::time::MissedTickBehavior;
-use up::{as_role, gryning, id, tokio_stream_iter, up};
+use up::{as_role, fold, four_event_cases, gryning, id, key, tokio_stream_iter, up, Folded};
 
 /// The soak's length unless `GRYNING_SOAK_SECS` says otherwise.
 const DEFAULT_SECS: u64 = 60;
@@ -34,50 +34,6 @@ const WARM_UP: Duration = Duration::from_secs(15);
 const RSS_GROWTH_BOUND_MIB: f64 = 32.0;
 const RSS_GROWTH_PER_MINUTE_MIB: f64 = 8.0;
 
-/// Events for `cases` cases of `year`: opened, a crime reported, referred, decided.
-fn cases(cases: usize, year: u32) -> Vec<pb::Event> {
-    use pb::event::Body as B;
-    let mut events = Vec::new();
-    for i in 0..cases {
-        let (case, crime) = (id(), id());
-        let code = ["9365", "4024", "0418"][i % 3];
-        let ev = |day: &str, body| pb::Event {
-            event_id: id(),
-            occurred_on: format!("{year}-{day}"),
-            subject: Some(pb::event::Subject::CaseId(case.clone())),
-            body: Some(body),
-        };
-        events.push(ev(
-            "01-10",
-            B::CaseOpened(pb::CaseOpened {
-                lead_crime_code: code.into(),
-                ..Default::default()
-            }),
-        ));
-        events.push(ev(
-            "01-11",
-            B::CrimeReported(pb::CrimeReported {
-                crime_id: crime.clone(),
-                crime_code: code.into(),
-                victim_gender: 1 + (i % 3) as i32,
-                victim_age_group: 2,
-            }),
-        ));
-        events.push(ev(
-            "02-01",
-            B::CaseReferredToProsecutor(pb::CaseReferredToProsecutor {}),
-        ));
-        events.push(ev(
-            "05-01",
-            B::ProsecutionDecided(pb::ProsecutionDecided {
-                crime_id: crime,
-                decision: 1 + (i % 4) as i32,
-            }),
-        ));
-    }
-    events
-}
-
 /// The server's resident set size in KiB.
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
@@ -86,18 +42,6 @@ fn rss_kib(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("a VmRSS line")
-}
-
-type Folded = BTreeMap<Vec<String>, pb::Row>;
-
-fn key(row: &pb::Row) -> Vec<String> {
-    row.cells
-        .iter()
-        .map_while(|c| match &c.value {
-            Some(pb::cell::Value::Text(t)) => Some(t.clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 /// A stream's next message; `None` at its end, or when the server ends it for shutting down.
@@ -196,15 +140,7 @@ async fn a_steady_mixed_load_loses_nothing_and_keeps_memory_bounded() {
         let mut table = Folded::new();
         let mut changes = 0u64;
         while let Some(change) = until_shutdown("Watch", watch.message().await) {
-            if change.initial {
-                table.clear();
-            }
-            for row in &change.removed {
-                table.remove(&key(row));
-            }
-            for row in &change.changed {
-                table.insert(key(row), row.clone());
-            }
+            fold(&mut table, &change);
             changes += 1;
             watched_tx.send_replace(table.clone());
         }
@@ -266,7 +202,7 @@ async fn a_steady_mixed_load_loses_nothing_and_keeps_memory_bounded() {
             let mut year = 2019;
             while Instant::now() < until {
                 every.tick().await;
-                let events = cases(25, year);
+                let events = four_event_cases(25, year);
                 year = 4039 - year; // 2019, 2020, 2019, …
                 let ids: Vec<String> = events.iter().map(|e| e.event_id.clone()).collect();
                 let summary = log

@@ -1,6 +1,6 @@
-//! Clients that open `Watch` or `Subscribe` and stop reading, on connections with a small
-//! HTTP/2 window so that flow control stops the server's sending after a few messages: they
-//! hold up neither recording nor a client that reads; their streams are ended with
+//! Clients that open `Watch`, `Subscribe` or `Read` and stop reading, on connections with a
+//! small HTTP/2 window so that flow control stops the server's sending after a few messages:
+//! they hold up neither recording nor a client that reads; their streams are ended with
 //! RESOURCE_EXHAUSTED (`stream-stalled`) after `stalled_stream_timeout`, which a client that
 //! reads again sees after the messages buffered before it; the ended streams' tasks are gone
 //! (the open-streams gauge drops); and SIGTERM stops a server they are still connected to.
@@ -10,36 +10,22 @@ mod harness;
 #[path = "support/up.rs"]
 mod up;
 
-use std::collections::BTreeMap;
-
 use gryning_proto::pb;
 use gryning_proto::pb::event_log_client::EventLogClient;
 use gryning_proto::pb::insight_client::InsightClient;
 use harness::{sample, scrape, Bearer, Server, DEADLINE};
 use tonic::transport::{Channel, Endpoint};
-use up::{as_role, id, reason, Clients, Intercepted, BIN};
+use up::{as_role, fold, id, key, reason, Clients, Folded, Intercepted};
 
 const WATCH: &str = "/gryning.v1.Insight/Watch";
 const SUBSCRIBE: &str = "/gryning.v1.EventLog/Subscribe";
+const READ: &str = "/gryning.v1.EventLog/Read";
 
 /// Cases recorded (two events each: opened, crime reported) while the stalled clients wait.
 const CASES: usize = 800;
 
 fn start(dir: &std::path::Path, stall: &str) -> Server {
-    Server::start(
-        BIN,
-        &[
-            "up",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            dir.join("data").to_str().unwrap(),
-        ],
-        &[("GRYNING_STALLED_STREAM_TIMEOUT", stall)],
-        &dir.join(format!("up-{}.log", uuid::Uuid::new_v4())),
-    )
+    up::up_with(dir, &[("GRYNING_STALLED_STREAM_TIMEOUT", stall)])
 }
 
 /// A connection of its own whose HTTP/2 windows (stream and connection) hold 1 KiB: a stream
@@ -139,31 +125,6 @@ async fn await_metric(server: &Server, series: &str, ok: impl Fn(f64) -> bool) -
             "{series}: not as expected within {DEADLINE:?}; last:\n{body}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-}
-
-/// A table as the rows' leading text cells → the row, folded from a `Watch`.
-type Folded = BTreeMap<Vec<String>, pb::Row>;
-
-fn key(row: &pb::Row) -> Vec<String> {
-    row.cells
-        .iter()
-        .map_while(|c| match &c.value {
-            Some(pb::cell::Value::Text(t)) => Some(t.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn fold(table: &mut Folded, change: &pb::TableChange) {
-    if change.initial {
-        table.clear();
-    }
-    for row in &change.removed {
-        table.remove(&key(row));
-    }
-    for row in &change.changed {
-        table.insert(key(row), row.clone());
     }
 }
 
@@ -321,6 +282,58 @@ async fn stalled_streams_hold_up_nobody_and_end_with_stream_stalled() {
             0.0
         );
     }
+    server.stop();
+}
+
+/// A `Read` of every stored event whose client stops reading: recording goes on, the stream is
+/// ended with `stream-stalled` (counted), its task is gone with the events it had not sent,
+/// and the client that reads again gets the buffered events in order, then the status; a
+/// `Read` that is read gets every event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_read_is_ended_and_holds_up_nobody() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), "1s");
+    let tokens = &server.tokens;
+    let police = as_role(&server, tokens, "police").await;
+    let before = record(&police, CASES / 2).await;
+    let mut stalled_reader = EventLogClient::with_interceptor(
+        small_window(&server).await,
+        Bearer(Some(tokens["auditor"].clone())),
+    );
+    let mut stalled = stalled_reader
+        .read(pb::ReadRequest {
+            after: 0,
+            limit: 10_000,
+        })
+        .await
+        .expect("read")
+        .into_inner();
+    let after = record(&police, CASES / 8).await;
+    let ended = await_metric(&server, &stalled_series(READ), |v| v >= 1.0).await;
+    assert_eq!(ended, 1.0);
+    assert_eq!(
+        await_metric(&server, &open_series(READ), |v| v == 0.0).await,
+        0.0
+    );
+    let mut positions = Vec::new();
+    let status = loop {
+        match stalled.message().await {
+            Ok(Some(event)) => positions.push(event.position),
+            Ok(None) => panic!("the stalled read ended without a status"),
+            Err(status) => break status,
+        }
+    };
+    assert_stalled(&status);
+    assert!(
+        !positions.is_empty() && positions.len() < before.len(),
+        "{} of {} events",
+        positions.len(),
+        before.len()
+    );
+    assert_eq!(positions, (1..=positions.len() as u64).collect::<Vec<_>>());
+    let mut auditor = as_role(&server, tokens, "auditor").await;
+    let all = up::read_log(&mut auditor, 10_000).await;
+    assert_eq!(all.len(), before.len() + after.len());
     server.stop();
 }
 

@@ -45,6 +45,25 @@ pub fn up(dir: &std::path::Path) -> Server {
     )
 }
 
+/// `gryning up` on a free loopback port, with metrics on another, its data in `dir/data` and
+/// the settings `env` (`GRYNING_…` variables).
+pub fn up_with(dir: &std::path::Path, env: &[(&str, &str)]) -> Server {
+    Server::start(
+        BIN,
+        &[
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir.join("data").to_str().unwrap(),
+        ],
+        env,
+        &dir.join(format!("up-{}.log", uuid::Uuid::new_v4())),
+    )
+}
+
 /// Typed clients for one role (or none: no token).
 pub struct Clients {
     pub police: PoliceClient<Intercepted>,
@@ -171,4 +190,77 @@ pub fn gryning(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// Events for `cases` cases of `year`: opened (10 January), a crime reported (11 January),
+/// referred (1 February), decided by the prosecutor (1 May); codes and genders in turn.
+pub fn four_event_cases(cases: usize, year: u32) -> Vec<pb::Event> {
+    use pb::event::Body as B;
+    let mut events = Vec::new();
+    for i in 0..cases {
+        let (case, crime) = (id(), id());
+        let code = ["9365", "4024", "0418"][i % 3];
+        let ev = |day: &str, body| pb::Event {
+            event_id: id(),
+            occurred_on: format!("{year}-{day}"),
+            subject: Some(pb::event::Subject::CaseId(case.clone())),
+            body: Some(body),
+        };
+        events.push(ev(
+            "01-10",
+            B::CaseOpened(pb::CaseOpened {
+                lead_crime_code: code.into(),
+                ..Default::default()
+            }),
+        ));
+        events.push(ev(
+            "01-11",
+            B::CrimeReported(pb::CrimeReported {
+                crime_id: crime.clone(),
+                crime_code: code.into(),
+                victim_gender: 1 + (i % 3) as i32,
+                victim_age_group: 2,
+            }),
+        ));
+        events.push(ev(
+            "02-01",
+            B::CaseReferredToProsecutor(pb::CaseReferredToProsecutor {}),
+        ));
+        events.push(ev(
+            "05-01",
+            B::ProsecutionDecided(pb::ProsecutionDecided {
+                crime_id: crime,
+                decision: 1 + (i % 4) as i32,
+            }),
+        ));
+    }
+    events
+}
+
+/// A table as its rows' leading text cells (period, code or group, gender) → the row, as a
+/// `Watch` client folds it from the changes.
+pub type Folded = std::collections::BTreeMap<Vec<String>, pb::Row>;
+
+/// A row's key: its leading text cells.
+pub fn key(row: &pb::Row) -> Vec<String> {
+    row.cells
+        .iter()
+        .map_while(|c| match &c.value {
+            Some(pb::cell::Value::Text(t)) => Some(t.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Applies one `Watch` message to the folded table.
+pub fn fold(table: &mut Folded, change: &pb::TableChange) {
+    if change.initial {
+        table.clear();
+    }
+    for row in &change.removed {
+        table.remove(&key(row));
+    }
+    for row in &change.changed {
+        table.insert(key(row), row.clone());
+    }
 }

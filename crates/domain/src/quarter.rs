@@ -64,8 +64,11 @@ impl Quarter {
         Date::from_ymd(self.year, u32::from(self.number) * 3 - 2, 1).expect("a quarter's first day")
     }
 
+    /// The last day of the quarter's third month (computed within the quarter's own year, so
+    /// that 9999-Q4 has one: the day after it is past the calendar's end).
     pub fn last_day(self) -> Date {
-        self.next().first_day().add_days(-1)
+        let day = if matches!(self.number, 1 | 4) { 31 } else { 30 };
+        Date::from_ymd(self.year, u32::from(self.number) * 3, day).expect("a quarter's last day")
     }
 
     pub fn next(self) -> Quarter {
@@ -146,5 +149,19 @@ mod tests {
         ));
         let e = Quarter::parse("2020Q4").unwrap_err().to_string();
         assert!(e.contains("YYYY-QN") && e.contains("2020Q4"), "{e}");
+    }
+
+    #[test]
+    fn every_quarter_has_a_last_day_the_day_before_the_next() {
+        for year in [1, 1900, 2000, 2023, 2024, 9998] {
+            for number in 1..=4 {
+                let q = Quarter::new(year, number).unwrap();
+                assert_eq!(q.last_day(), q.next().first_day().add_days(-1), "{q}");
+                assert_eq!(Quarter::of(q.last_day()), q);
+            }
+        }
+        // The calendar ends with 9999: its last quarter has a last day all the same.
+        let last = Quarter::parse("9999-Q4").unwrap();
+        assert_eq!(last.last_day().to_string(), "9999-12-31");
     }
 }

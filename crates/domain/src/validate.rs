@@ -187,13 +187,21 @@ fn check_publication(quarter: Quarter, p: &Publication, occurred_on: Date) -> Re
         free_text(field, text)?;
     }
     for (i, table) in p.tables.iter().enumerate() {
-        for text in [&table.name, &table.by, &table.period] {
-            free_text(&format!("tables_published.tables[{i}]"), text)?;
+        let at = format!("tables_published.tables[{i}]");
+        for (name, text) in [
+            ("name", &table.name),
+            ("by", &table.by),
+            ("period", &table.period),
+        ] {
+            free_text(&format!("{at}.{name}"), text)?;
+        }
+        for (c, column) in table.columns.iter().enumerate() {
+            free_text(&format!("{at}.columns[{c}]"), column)?;
         }
         for (r, row) in table.rows.iter().enumerate() {
             if row.len() != table.columns.len() {
                 return Err(Error::invalid(
-                    format!("tables_published.tables[{i}].rows[{r}]"),
+                    format!("{at}.rows[{r}]"),
                     row.len().to_string(),
                     format!(
                         "has {} cells for {} columns",
@@ -202,9 +210,9 @@ fn check_publication(quarter: Quarter, p: &Publication, occurred_on: Date) -> Re
                     ),
                 ));
             }
-            for cell in row {
+            for (c, cell) in row.iter().enumerate() {
                 if let PublishedCell::Text(text) = cell {
-                    free_text(&format!("tables_published.tables[{i}].rows[{r}]"), text)?;
+                    free_text(&format!("{at}.rows[{r}].cells[{c}].text"), text)?;
                 }
             }
         }
@@ -213,8 +221,10 @@ fn check_publication(quarter: Quarter, p: &Publication, occurred_on: Date) -> Re
 }
 
 /// Free text must be short, must hold no control characters (nor the invisible characters that
-/// reorder text) and must not hold a personal identity or coordination number.
-fn free_text(field: &str, text: &str) -> Result<(), Error> {
+/// reorder text) and must not hold a personal identity or coordination number. `field` names
+/// it in the error. Public for the request fields outside an event that are kept as free text
+/// (a publication's note).
+pub fn free_text(field: &str, text: &str) -> Result<(), Error> {
     if text.len() > MAX_TEXT_LEN {
         return Err(Error::invalid(
             field,

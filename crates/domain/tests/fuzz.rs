@@ -11,39 +11,11 @@ use gryning_domain::{
     echo, personnummer, Body, Catalogue, CrimeCode, Date, Event, Subject, Uuid, ECHO_CHARS,
 };
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
 
-/// Generated cases per target: `GRYNING_FUZZ_CASES`, or `default`.
-fn cases(default: u32) -> u32 {
-    std::env::var("GRYNING_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+#[path = "../../../tests/support/fuzz.rs"]
+mod support;
 
-fn runner(default: u32) -> TestRunner {
-    TestRunner::new(Config {
-        cases: cases(default),
-        failure_persistence: None,
-        ..Config::default()
-    })
-}
-
-/// The seed corpus `tests/corpus/seeds/NAME.jsonl`: one JSON string per line, `#` comments.
-fn seeds(name: &str) -> Vec<String> {
-    let path = format!(
-        "{}/../../tests/corpus/seeds/{name}.jsonl",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let seeds: Vec<String> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{path}: {l}: {e}")))
-        .collect();
-    assert!(!seeds.is_empty(), "{path} holds no seed");
-    seeds
-}
+use support::{runner, seed_strings as seeds};
 
 // ---- Date::parse against jiff ----------------------------------------------------------------
 

@@ -57,6 +57,7 @@ pub(crate) async fn publish(
     note: &str,
 ) -> anyhow::Result<()> {
     let quarter = publish::parse_quarter(quarter)?;
+    publish::check_note(note)?;
     let clock = settings.clock()?;
     let now = clock.now();
     publish::check_ended(quarter, clock.today())?;

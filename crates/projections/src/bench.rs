@@ -24,11 +24,9 @@ pub fn read_checkpoint_payload(bytes: &[u8]) -> Result<Projections, String> {
 }
 
 /// What a reader of any other format must still do after deserialising the state (serde
-/// skips the id indexes): check its links as the checkpoint reader does and rebuild the
+/// skips the id indexes): check the state as the checkpoint reader does and rebuild the
 /// indexes.
 pub fn finish_read(mut p: Projections) -> Result<Projections, String> {
-    crate::checkpoint::check_links(&p)?;
-    p.case_index = IdIndex::rebuild(p.cases.len(), |i| p.case_hash(i));
-    p.crime_index = IdIndex::rebuild(p.crimes.len(), |i| p.crime_hash(i));
+    crate::checkpoint::finish(&mut p)?;
     Ok(p)
 }

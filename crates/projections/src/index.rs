@@ -78,7 +78,9 @@ impl IdIndex {
         self.len += 1;
     }
 
-    /// Builds the index of positions `0..len`.
+    /// Builds the index of positions `0..len` (the checkpoint reader builds its own, refusing
+    /// duplicate ids as it goes).
+    #[cfg(test)]
     pub(crate) fn rebuild(len: usize, hash_of: impl Fn(u32) -> u64) -> IdIndex {
         let mut index = IdIndex::default();
         for position in 0..len as u32 {

@@ -11,54 +11,12 @@ use gryning_proto::{
     decode_event, encode_event, from_pb, ndjson, pb, to_pb, DecodeError, WireError,
 };
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
 use prost::Message;
 
-fn cases(default: u32) -> u32 {
-    std::env::var("GRYNING_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+#[path = "../../../tests/support/fuzz.rs"]
+mod support;
 
-fn runner(default: u32) -> TestRunner {
-    TestRunner::new(Config {
-        cases: cases(default),
-        failure_persistence: None,
-        ..Config::default()
-    })
-}
-
-fn seed_path(name: &str) -> String {
-    format!(
-        "{}/../../tests/corpus/seeds/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    )
-}
-
-/// `tests/corpus/seeds/NAME`: one JSON string per line (`#` comments).
-fn seed_strings(name: &str) -> Vec<String> {
-    let path = seed_path(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    text.lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{path}: {l}: {e}")))
-        .collect()
-}
-
-/// `tests/corpus/seeds/wire.jsonl`: protobuf bodies as hex strings.
-fn wire_seeds() -> Vec<Vec<u8>> {
-    seed_strings("wire.jsonl")
-        .iter()
-        .map(|h| {
-            let h: String = h.split_whitespace().collect();
-            (0..h.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&h[i..i + 2], 16).expect("hex"))
-                .collect()
-        })
-        .collect()
-}
+use support::{runner, seed_bytes, seed_strings};
 
 // ---- strategies -------------------------------------------------------------------------------
 
@@ -257,7 +215,7 @@ fn check_wire(bytes: &[u8]) {
 
 #[test]
 fn the_stored_event_reader_accepts_nothing_prost_refuses() {
-    for seed in wire_seeds() {
+    for seed in seed_bytes("wire") {
         check_wire(&seed);
     }
     runner(4000)
@@ -444,7 +402,7 @@ fn in_enum_range(mut event: pb::Event) -> pb::Event {
 
 #[test]
 fn ndjson_lines_parse_without_panics_and_errors_stay_short_and_masked() {
-    for seed in seed_strings("ndjson.jsonl") {
+    for seed in seed_strings("ndjson") {
         check_line(seed.as_bytes());
     }
     runner(3000)

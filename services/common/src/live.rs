@@ -38,13 +38,15 @@ pub struct LiveProjections {
 impl LiveProjections {
     /// Loads the checkpoint (one that is damaged or does not fit the store — another store,
     /// ahead of its head, or a store restored to an older copy — is logged and ignored: the
-    /// state is rebuilt), catches up
+    /// state is rebuilt, and its checkpoint written over the discarded one), catches up
     /// with the store, and starts following it in a background task of `ctx`.
     pub async fn start(ctx: &Context) -> Result<Arc<LiveProjections>, StartError> {
         let path = ctx.settings.data_dir.join(CHECKPOINT_FILE);
+        let mut discarded = false;
         let mut projections = match gryning_projections::resume(&path, ctx.store.as_ref()).await? {
             Resumed::Discarded(why) => {
                 tracing::warn!(path = %path.display(), reason = %why, "discarding the projections checkpoint; rebuilding from the first event");
+                discarded = true;
                 Projections::default()
             }
             resumed => resumed.into_projections(),
@@ -69,6 +71,12 @@ impl LiveProjections {
             data_dir_exists: ctx.settings.data_dir.exists(),
             health: ctx.health.clone(),
         };
+        if discarded {
+            // Replaced at once, not at the next periodic or final checkpoint: a process that
+            // is killed before either (on a small or empty store, before any) would otherwise
+            // discard the same file, and warn, at every start.
+            follower.save().await;
+        }
         let shutdown = ctx.shutdown_signal();
         ctx.spawn_background(tokio::spawn(follower.run(shutdown)));
         Ok(Arc::new(LiveProjections {

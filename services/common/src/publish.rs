@@ -38,8 +38,12 @@ const CHECK_EVERY: Duration = Duration::from_secs(600);
 /// Why a quarter was not published, or a publication not read.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
-    #[error("field quarter: {0}")]
-    Quarter(#[from] QuarterError),
+    /// `field`: the request's field naming the quarter (`quarter`, or GetTable's `published`).
+    #[error("field {field}: {error}")]
+    Quarter {
+        field: &'static str,
+        error: QuarterError,
+    },
     #[error("field quarter: quarter {quarter} has not ended: it ends on {last_day}, and today is {today} in the Europe/Stockholm calendar; a quarter can be published from the day after its end (value \"{quarter}\")")]
     NotEnded {
         quarter: Quarter,
@@ -54,9 +58,21 @@ pub enum PublishError {
     Contended { quarter: Quarter },
 }
 
-/// Parses a request's quarter.
+/// Parses a request's quarter (its field `quarter`).
 pub fn parse_quarter(text: &str) -> Result<Quarter, PublishError> {
-    Ok(Quarter::parse(text)?)
+    parse_quarter_in("quarter", text)
+}
+
+/// Parses a quarter given in the request's field `field`.
+pub fn parse_quarter_in(field: &'static str, text: &str) -> Result<Quarter, PublishError> {
+    Quarter::parse(text).map_err(|error| PublishError::Quarter { field, error })
+}
+
+/// Refuses a note that is not free text (at most 200 bytes, no control characters, no
+/// personal identity or coordination number), naming the request's field `note`.
+pub fn check_note(note: &str) -> Result<(), PublishError> {
+    gryning_domain::validate::free_text("note", note)
+        .map_err(|e| PublishError::Rejected(Rejection::Invalid(e)))
 }
 
 /// Refuses a quarter that has not ended by `today`.

@@ -245,7 +245,7 @@ impl ServiceError {
                 use crate::publish::PublishError as P;
                 use gryning_projections::publication::ReadError as R;
                 match e {
-                    P::Quarter(_) => (Code::InvalidArgument, "invalid-field"),
+                    P::Quarter { .. } => (Code::InvalidArgument, "invalid-field"),
                     P::NotEnded { .. } => (Code::FailedPrecondition, "quarter-not-ended"),
                     P::Read(R::NoPublication { .. }) => (Code::NotFound, "no-publication"),
                     P::Read(R::NoRevision { .. }) => (Code::NotFound, "no-such-revision"),

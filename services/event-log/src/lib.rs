@@ -46,6 +46,14 @@ pub const SUBSCRIBER_BUFFER: usize = 256;
 /// The gRPC path of `Subscribe` (its label in the stream metrics).
 const SUBSCRIBE_METHOD: &str = "/gryning.v1.EventLog/Subscribe";
 
+/// Events of a `Read` buffered beyond what HTTP/2 flow control has let through; a client that
+/// leaves the buffer full for `stalled_stream_timeout` has its stream ended, and the events it
+/// did not take are dropped.
+pub const READ_BUFFER: usize = 64;
+
+/// The gRPC path of `Read` (its label in the stream metrics).
+const READ_METHOD: &str = "/gryning.v1.EventLog/Read";
+
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::RecordedEvent, Status>> + Send>>;
 
 pub struct EventLogService {
@@ -87,8 +95,32 @@ fn to_wire(recorded: RecordedEvent) -> Result<pb::RecordedEvent, Status> {
     })
 }
 
+/// Sends stored events down a stream, in order: the outbox back once all are buffered, `None`
+/// once the stream has ended (the client went away or stalled, the server is shutting down,
+/// or an event could not be read, which ends it with that status).
+async fn send_events(
+    mut outbox: Outbox<pb::RecordedEvent>,
+    events: Vec<RecordedEvent>,
+) -> Option<Outbox<pb::RecordedEvent>> {
+    for event in events {
+        let sent = match to_wire(event) {
+            Ok(wire) => outbox.send(wire).await,
+            Err(status) => {
+                outbox.fail(status);
+                return None;
+            }
+        };
+        sent.ok()?;
+    }
+    Some(outbox)
+}
+
 struct Tally {
     summary: pb::AppendSummary,
+    /// Streams of this call with an event the store could not take: their later events in the
+    /// call are not recorded either, so that what a stream stored stays a prefix of what the
+    /// call sent for it, in order, and a resend of the whole call stores the rest in order.
+    unstored: std::collections::HashSet<String>,
 }
 
 impl Tally {
@@ -230,20 +262,50 @@ impl EventLogService {
         if batch.is_empty() {
             return;
         }
-        let (indexes, submissions): (Vec<u64>, Vec<_>) = std::mem::take(batch).into_iter().unzip();
+        let mut pending = std::mem::take(batch);
+        if !tally.unstored.is_empty() {
+            pending.retain(|(index, submission)| {
+                let stream = submission.event.subject.stream_name();
+                if !tally.unstored.contains(&stream) {
+                    return true;
+                }
+                let why = format!(
+                    "not recorded: an earlier event of stream {stream} in this call was not stored; resend the call"
+                );
+                tally.reject(
+                    *index,
+                    ServiceError::Rejected(gryning_recording::Rejection::Store(
+                        gryning_store::Error::Unavailable(why),
+                    )),
+                );
+                false
+            });
+        }
+        let streams: Vec<String> = pending
+            .iter()
+            .map(|(_, s)| s.event.subject.stream_name())
+            .collect();
+        let (indexes, submissions): (Vec<u64>, Vec<_>) = pending.into_iter().unzip();
         let types: Vec<&'static str> = submissions
             .iter()
             .map(|s| s.event.body.type_name())
             .collect();
         let results = self.ctx.recorder.record_batch(submissions).await;
-        for ((index, event_type), result) in indexes.into_iter().zip(types).zip(results) {
+        for (((index, event_type), stream), result) in
+            indexes.into_iter().zip(types).zip(streams).zip(results)
+        {
             match result {
                 Ok(gryning_recording::Outcome::Stored { .. }) => {
                     metrics::global().appended(event_type, agency);
                     tally.summary.accepted += 1
                 }
                 Ok(gryning_recording::Outcome::Duplicate { .. }) => tally.summary.duplicates += 1,
-                Err(rejection) => tally.reject(index, rejection.into()),
+                Err(rejection) => {
+                    if matches!(rejection, gryning_recording::Rejection::Store(_)) {
+                        tally.unstored.insert(stream);
+                    }
+                    tally.reject(index, rejection.into())
+                }
             }
         }
     }
@@ -260,6 +322,7 @@ impl EventLog for EventLogService {
         let mut events = request.into_inner();
         let mut tally = Tally {
             summary: pb::AppendSummary::default(),
+            unstored: Default::default(),
         };
         let mut index = 0u64;
         // A stream stopped by a limit, or broken, ends the call once the events before it are
@@ -336,9 +399,11 @@ impl EventLog for EventLogService {
             .read_all(r.after, limit as usize)
             .await
             .map_err(ServiceError::from)?;
-        let items: Vec<Result<pb::RecordedEvent, Status>> =
-            events.into_iter().map(to_wire).collect();
-        Ok(Response::new(Box::pin(tokio_stream::iter(items))))
+        // Through a bounded buffer, as `Subscribe`: a client that stops reading cannot hold the
+        // events it was sent (up to `MAX_READ_LIMIT`) for as long as it keeps the connection.
+        let (outbox, stream) = Outbox::open(&self.ctx, READ_METHOD, READ_BUFFER);
+        tokio::spawn(send_events(outbox, events));
+        Ok(Response::new(stream))
     }
 
     type SubscribeStream = EventStream;
@@ -359,14 +424,9 @@ impl EventLog for EventLogService {
                     Ok(Err(e)) => return outbox.fail(ServiceError::from(e)),
                     Err(_) => return,
                 };
-                for event in events {
-                    let sent = match to_wire(event) {
-                        Ok(wire) => outbox.send(wire).await,
-                        Err(status) => return outbox.fail(status),
-                    };
-                    if sent.is_err() {
-                        return;
-                    }
+                match send_events(outbox, events).await {
+                    Some(open) => outbox = open,
+                    None => return,
                 }
             }
         });

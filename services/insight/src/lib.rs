@@ -161,7 +161,7 @@ impl InsightService {
         quarter: &str,
         revision: u32,
     ) -> Result<pb::TableReply, ServiceError> {
-        let quarter = publish::parse_quarter(quarter)?;
+        let quarter = publish::parse_quarter_in("published", quarter)?;
         let (position, publication) =
             gryning_projections::read_publication(self.ctx.store.as_ref(), quarter, Some(revision))
                 .await
@@ -273,6 +273,7 @@ impl Insight for InsightService {
         let principal = require(&request, Rpc::Publish).map_err(ServiceError::from)?;
         let r = request.into_inner();
         let quarter = publish::parse_quarter(&r.quarter).map_err(ServiceError::from)?;
+        publish::check_note(&r.note).map_err(ServiceError::from)?;
         let now = self.ctx.recorder.clock().now();
         publish::check_ended(quarter, gryning_domain::Date::in_stockholm(now))
             .map_err(ServiceError::from)?;
