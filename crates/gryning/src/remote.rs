@@ -130,6 +130,7 @@ pub(crate) async fn table(
     period: &str,
     as_of: Option<u64>,
     published: Option<(&str, u32)>,
+    region: Option<&str>,
     format: Format,
 ) -> anyhow::Result<String> {
     let (published, revision) = published.unwrap_or_default();
@@ -141,6 +142,7 @@ pub(crate) async fn table(
             as_of,
             published: published.to_string(),
             revision,
+            region: region.unwrap_or_default().to_string(),
         }))
         .await
         .map_err(|s| server.refused(s))?

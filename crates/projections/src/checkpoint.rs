@@ -5,9 +5,11 @@
 //! Format (all integers little-endian): the magic `GRYNPROJ`, a `u32` format version, a `u64`
 //! payload length, the payload, and a `u64` FNV-1a hash of the payload that catches a damaged
 //! file. The payload starts with the checkpoint's [`Origin`] — the store's backend and id, and
-//! the id of the event at the checkpoint's position — then lists the position, the date span, cases, crimes, referral quarters, the
-//! per-(quarter, code) tallies in key order, the yearly referral counts, the care counts and
-//! (since version 3) the index of publications.
+//! the id of the event at the checkpoint's position — then lists the position, the date span,
+//! (since version 4) the region names, cases (with their region's index since version 4),
+//! crimes, referral quarters, the per-(quarter, region, code) tallies in key order, the yearly
+//! referral counts per region, the care counts, (since version 3) the index of publications
+//! and (since version 4) the contract-care proposals per quarter and region.
 //! The id indexes are not stored: they are rebuilt from the vectors on load.
 
 use std::collections::BTreeMap;
@@ -26,7 +28,7 @@ use crate::Error;
 const MAGIC: &[u8; 8] = b"GRYNPROJ";
 /// The checkpoint format this build writes and reads. A checkpoint of another version is
 /// refused with [`Error::FormatVersion`]; the caller rebuilds from the event log.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 /// Where a checkpoint's state was taken: the store, and the event at the checkpoint's position,
 /// which tells the same store restored to an older copy (or otherwise rewritten) from the one
@@ -181,6 +183,10 @@ pub(crate) fn encode(p: &Projections, origin: &Origin) -> Vec<u8> {
             w.i32(last);
         }
     }
+    w.len(p.regions.len());
+    for name in &p.regions {
+        w.text(name);
+    }
     w.len(p.cases.len());
     for c in &p.cases {
         w.0.extend_from_slice(c.id.as_bytes());
@@ -188,6 +194,7 @@ pub(crate) fn encode(p: &Projections, origin: &Origin) -> Vec<u8> {
         w.u32(c.crimes);
         w.u32(c.referrals);
         w.u16(c.lead);
+        w.u16(c.region);
     }
     w.len(p.crimes.len());
     for c in &p.crimes {
@@ -206,13 +213,14 @@ pub(crate) fn encode(p: &Projections, origin: &Origin) -> Vec<u8> {
         w.u32(r.next);
     }
     // Key order, so equal states write equal bytes.
-    let mut keys: Vec<&(i32, u16)> = p.tallies.keys().collect();
+    let mut keys: Vec<&(i32, u16, u16)> = p.tallies.keys().collect();
     keys.sort();
     w.len(keys.len());
     for key in keys {
         let t = &p.tallies[key];
         w.i32(key.0);
         w.u16(key.1);
+        w.u16(key.2);
         for v in [
             t.reported,
             t.cases,
@@ -229,11 +237,12 @@ pub(crate) fn encode(p: &Projections, origin: &Origin) -> Vec<u8> {
         w.hist(&t.to_referral);
         w.hist(&t.to_decision);
     }
-    let mut years: Vec<(&(i32, u16), &i64)> = p.referred_by_year.iter().collect();
+    let mut years: Vec<(&(i32, u16, u16), &i64)> = p.referred_by_year.iter().collect();
     years.sort();
     w.len(years.len());
-    for (&(year, code), &n) in years {
+    for (&(year, region, code), &n) in years {
         w.i32(year);
+        w.u16(region);
         w.u16(code);
         w.i64(n);
     }
@@ -263,6 +272,14 @@ pub(crate) fn encode(p: &Projections, origin: &Origin) -> Vec<u8> {
         }
         w.u8(u8::from(e.automatic));
     }
+    let mut proposals: Vec<(&(i32, u16), &i64)> = p.contract_care.iter().collect();
+    proposals.sort();
+    w.len(proposals.len());
+    for (&(quarter, region), &n) in proposals {
+        w.i32(quarter);
+        w.u16(region);
+        w.i64(n);
+    }
     w.0
 }
 
@@ -287,13 +304,26 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Checkpoint, Fail> {
         1 => Some((r.i32()?, r.i32()?)),
         other => return Err(format!("bad date-span marker {other}")),
     };
-    p.cases = r.items(30, |r| {
+    p.regions = r.items(8, |r| r.text())?;
+    if p.regions.len() > crate::state::MAX_REGIONS {
+        return Err(format!(
+            "{} region names, more than a state keeps",
+            p.regions.len()
+        ));
+    }
+    for (i, name) in p.regions.iter().enumerate() {
+        if p.region_ids.insert(name.clone(), i as u16).is_some() {
+            return Err(format!("region name {name:?} is listed twice"));
+        }
+    }
+    p.cases = r.items(32, |r| {
         Ok(Case {
             id: r.uuid()?,
             opened_on: r.i32()?,
             crimes: r.u32()?,
             referrals: r.u32()?,
             lead: r.u16()?,
+            region: r.u16()?,
         })
     })?;
     p.crimes = r.items(39, |r| {
@@ -314,8 +344,8 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Checkpoint, Fail> {
             next: r.u32()?,
         })
     })?;
-    let tallies = r.items(6 + 12 * 8, |r| {
-        let key = (r.i32()?, r.u16()?);
+    let tallies = r.items(8 + 12 * 8, |r| {
+        let key = (r.i32()?, r.u16()?, r.u16()?);
         let mut t = Tally::default();
         for field in [
             &mut t.reported,
@@ -338,7 +368,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Checkpoint, Fail> {
         Ok((key, t))
     })?;
     p.tallies = tallies.into_iter().collect();
-    let referred = r.items(14, |r| Ok(((r.i32()?, r.u16()?), r.i64()?)))?;
+    let referred = r.items(16, |r| Ok(((r.i32()?, r.u16()?, r.u16()?), r.i64()?)))?;
     p.referred_by_year = referred.into_iter().collect();
     let care = r.items(36, |r| {
         let quarter = r.i32()?;
@@ -371,6 +401,8 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Checkpoint, Fail> {
     for e in publications {
         p.publications.0.entry(e.quarter).or_default().push(e);
     }
+    let proposals = r.items(14, |r| Ok(((r.i32()?, r.u16()?), r.i64()?)))?;
+    p.contract_care = proposals.into_iter().collect();
     if !r.bytes.is_empty() {
         return Err(format!(
             "{} unexpected bytes after the state",
@@ -397,7 +429,10 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Checkpoint, Fail> {
 pub(crate) fn check_links(p: &Projections) -> Result<(), Fail> {
     let ok = |link: u32, len: usize| link == NIL || (link as usize) < len;
     for (i, c) in p.cases.iter().enumerate() {
-        if !ok(c.crimes, p.crimes.len()) || !ok(c.referrals, p.referrals.len()) {
+        if !ok(c.crimes, p.crimes.len())
+            || !ok(c.referrals, p.referrals.len())
+            || usize::from(c.region) >= p.regions.len()
+        {
             return Err(format!("case {i} links outside the state"));
         }
     }

@@ -50,7 +50,14 @@ fn build(steps: &[Step]) -> Vec<Event> {
                 case,
                 Body::CaseOpened {
                     lead_crime_code: code(b),
-                    police_region: "R".into(),
+                    // Three regions, one of them not a police region's name.
+                    police_region: [
+                        "Polisregion Stockholm",
+                        "Polisregion Syd",
+                        "R",
+                        "Polisregion Stockholm",
+                    ][usize::from(a % 4)]
+                    .into(),
                     local_police_area: "A".into(),
                 },
             ),
