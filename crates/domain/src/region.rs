@@ -66,7 +66,7 @@ pub fn resolve_region<'a>(
     known.extend(
         seen.into_iter()
             .filter(|s| !POLICE_REGIONS.contains(s))
-            .map(|s| crate::echo(s)),
+            .map(crate::echo),
     );
     Err(UnknownRegion {
         given: given.to_string(),

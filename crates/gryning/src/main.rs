@@ -561,17 +561,17 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<std::process::ExitC
                         Some((quarter.to_string(), revision.or(at).unwrap_or(0)))
                     }
                 };
-                let text = remote::table(
-                    &server,
-                    &name,
-                    by.name(),
-                    period.name(),
+                let (published, revision) = published.unwrap_or_default();
+                let request = gryning_proto::pb::GetTableRequest {
+                    name: name.clone(),
+                    by: by.name().to_string(),
+                    period: period.name().to_string(),
                     as_of,
-                    published.as_ref().map(|(q, n)| (q.as_str(), *n)),
-                    region.as_deref(),
-                    format,
-                )
-                .await?;
+                    published,
+                    revision,
+                    region: region.clone().unwrap_or_default(),
+                };
+                let text = remote::table(&server, request, format).await?;
                 let mut out = std::io::stdout().lock();
                 out.write_all(text.as_bytes())?;
                 return Ok(ok);

@@ -123,27 +123,14 @@ async fn connect(url: &str, tls: &ServerArgs) -> anyhow::Result<Channel> {
         .with_context(|| format!("cannot connect to {url}"))
 }
 
+/// `gryning table … --server URL`: the table `request` names, rendered as `format`.
 pub(crate) async fn table(
     server: &Server,
-    name: &str,
-    by: &str,
-    period: &str,
-    as_of: Option<u64>,
-    published: Option<(&str, u32)>,
-    region: Option<&str>,
+    request: pb::GetTableRequest,
     format: Format,
 ) -> anyhow::Result<String> {
-    let (published, revision) = published.unwrap_or_default();
     let reply = InsightClient::new(server.channel.clone())
-        .get_table(server.request(pb::GetTableRequest {
-            name: name.to_string(),
-            by: by.to_string(),
-            period: period.to_string(),
-            as_of,
-            published: published.to_string(),
-            revision,
-            region: region.unwrap_or_default().to_string(),
-        }))
+        .get_table(server.request(request))
         .await
         .map_err(|s| server.refused(s))?
         .into_inner();

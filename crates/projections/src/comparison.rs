@@ -120,6 +120,9 @@ pub(crate) fn table(by: By, rows: &[RegionComparisonRow]) -> Table {
     }
 }
 
+/// Handled and cleared crimes per victim gender, in `Gender::ALL` order.
+type PerGender = ([i64; 3], [i64; 3]);
+
 /// The median of unsorted values; the mean of the two middle ones for an even count.
 fn median(values: &mut [f64]) -> Option<f64> {
     values.sort_by(f64::total_cmp);
@@ -162,8 +165,7 @@ impl Projections {
     ) -> Vec<RegionComparisonRow> {
         let is_year = period == PeriodKind::Year;
         // (period, key) → region → (handled, cleared) per gender.
-        let mut handled: BTreeMap<(i32, u32), BTreeMap<u16, ([i64; 3], [i64; 3])>> =
-            BTreeMap::new();
+        let mut handled: BTreeMap<(i32, u32), BTreeMap<u16, PerGender>> = BTreeMap::new();
         for region in 0..self.regions.len() as u16 {
             for (key, sum) in self.sums(by, period, catalogue, Regions::One(Some(region))) {
                 let c = &sum.counts;

@@ -134,7 +134,8 @@ fn the_median_and_the_verdicts_follow_the_stated_rule() {
     let rows = p
         .region_comparison(By::Code, PeriodKind::Year, catalogue(), None)
         .unwrap();
-    let all: Vec<(&str, &str, i64, Option<f64>, usize, Option<Verdict>)> = rows
+    type Line<'a> = (&'a str, &'a str, i64, Option<f64>, usize, Option<Verdict>);
+    let all: Vec<Line> = rows
         .iter()
         .filter(|r| r.victim_gender == "ALL")
         .map(|r| {
