@@ -217,6 +217,65 @@ fn demo_reproduces_the_published_figures() {
     }
 }
 
+#[test]
+fn demo_with_every_region_shows_the_reports_verdicts_on_stockholm() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let out = gryning(&data, &["demo", "--regions", "all"]);
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed: {stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(!stdout.contains('✗'), "a figure differs: {stdout}");
+    let verdicts = stdout
+        .split("against the median of the police regions")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no verdict table: {stdout}"));
+    // Each of the report's twelve verdicts, beside the report's own words, matched.
+    for v in gryning_synth::reference().verdicts {
+        let words: String = v.report_words.chars().take(20).collect();
+        let line = verdicts
+            .lines()
+            .find(|l| l.contains(&words))
+            .unwrap_or_else(|| panic!("no line with {words:?}: {verdicts}"));
+        assert!(line.ends_with('✓'), "{line}");
+        assert_eq!(line.matches(v.verdict.name()).count(), 2, "{line}");
+    }
+    // The tables read back through the CLI: Stockholm's figures are the report's.
+    let stockholm = json_table(
+        &data,
+        &["case-flow", "--by", "group", "--region", "Stockholm"],
+    );
+    for row in &gryning_synth::reference().tabell_1 {
+        assert_flow(
+            &stockholm,
+            ("group", &row.group),
+            row.year,
+            [row.reported, row.cases, row.referred],
+        );
+    }
+    let comparison = json_table(
+        &data,
+        &[
+            "region-comparison",
+            "--by",
+            "group",
+            "--region",
+            "Stockholm",
+        ],
+    );
+    let row = comparison
+        .iter()
+        .find(|r| {
+            r["period"] == "2019" && r["group"] == "Tvångsäktenskap" && r["victim_gender"] == "ALL"
+        })
+        .expect("a 2019 row for Tvångsäktenskap");
+    assert_eq!(row["verdict"], "above");
+    assert_eq!(row["regions_in_median"], 7);
+}
+
 /// The case-flow row for `key` in `year` holds exactly the published reported, cases, referred.
 fn assert_flow(rows: &[serde_json::Value], key: (&str, &str), year: i32, want: [u32; 3]) {
     let period = year.to_string();

@@ -131,6 +131,7 @@ async fn a_steady_mixed_load_loses_nothing_and_keeps_memory_bounded() {
             name: "case-flow".into(),
             by: "code".into(),
             period: "quarter".into(),
+            ..Default::default()
         })
         .await
         .expect("watch")

@@ -45,6 +45,7 @@ fn case_flow_request() -> pb::WatchRequest {
         name: "case-flow".into(),
         by: "code".into(),
         period: "quarter".into(),
+        ..Default::default()
     }
 }
 

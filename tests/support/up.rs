@@ -153,6 +153,7 @@ pub async fn watch(c: &mut Clients, name: &str) -> tonic::Streaming<pb::TableCha
             name: name.into(),
             by: String::new(),
             period: String::new(),
+            ..Default::default()
         })
         .await
         .expect("watch")

@@ -9,6 +9,7 @@ mod event;
 pub mod lifecycle;
 pub mod personnummer;
 mod quarter;
+pub mod region;
 pub mod validate;
 
 pub use catalogue::Catalogue;
@@ -17,4 +18,5 @@ pub use error::{echo, Error, Rule, ECHO_CHARS};
 pub use event::*;
 pub use lifecycle::StreamState;
 pub use quarter::{Quarter, QuarterError};
+pub use region::{resolve_region, UnknownRegion, POLICE_REGIONS};
 pub use uuid::Uuid;

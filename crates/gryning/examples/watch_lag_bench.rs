@@ -76,6 +76,7 @@ async fn main() {
             name: "case-flow".into(),
             by: String::new(),
             period: String::new(),
+            ..Default::default()
         })
         .await
         .expect("watch")

@@ -82,15 +82,22 @@ fn print_table(title: &str, columns: Vec<&'static str>, rows: Vec<Vec<Cell>>) {
 pub async fn run(
     data_dir: Option<PathBuf>,
     seed: u64,
+    options: gryning_synth::Options,
     catalogue: Arc<Catalogue>,
 ) -> anyhow::Result<std::process::ExitCode> {
     let dir = data_dir.unwrap_or_else(|| PathBuf::from(DEMO_DIR));
-    println!("gryning demo: the Stockholm 2019–2020 case flow, recorded as events and projected into tables");
+    let first = options.first_year;
+    let last = gryning_synth::YEARS[1];
+    if options.every_region {
+        println!("gryning demo: the case flow of the seven police regions {first}–{last}, Stockholm's as published, recorded as events and projected into tables");
+    } else {
+        println!("gryning demo: the Stockholm {first}–{last} case flow, recorded as events and projected into tables");
+    }
     println!("store: embedded (SQLite) in {}\n", dir.display());
 
     let started = Instant::now();
     let mut ndjson = Vec::new();
-    let generated = gryning_synth::write_ndjson(seed, 1, &catalogue, &mut ndjson)?;
+    let generated = gryning_synth::write_ndjson_with(seed, 1, &catalogue, options, &mut ndjson)?;
     println!(
         "generated {generated} events as NDJSON ({:.1} MB, seed {seed}) in {:.2} s",
         ndjson.len() as f64 / 1e6,
@@ -138,7 +145,21 @@ pub async fn run(
     );
 
     let mut tally = Tally::default();
-    compare(&projections, &catalogue, &mut tally);
+    // With every region the report's figures are Stockholm's alone.
+    let region = options.every_region.then_some(gryning_synth::POLICE_REGION);
+    compare(&projections, &catalogue, region, &mut tally)?;
+    if options.every_region {
+        compare_verdicts(&projections, &catalogue, &mut tally)?;
+    }
+    if first < gryning_synth::YEARS[0] {
+        compare_series(
+            &projections,
+            &catalogue,
+            region,
+            options.every_region,
+            &mut tally,
+        )?;
+    }
     let total = tally.matched + tally.differed;
     if tally.differed == 0 {
         println!("{MATCH} all {total} published figures compared match the report");
@@ -174,10 +195,19 @@ fn flow_row(
     labels
 }
 
-fn compare(projections: &Projections, catalogue: &Catalogue, tally: &mut Tally) {
+fn compare(
+    projections: &Projections,
+    catalogue: &Catalogue,
+    region: Option<&str>,
+    tally: &mut Tally,
+) -> anyhow::Result<()> {
     let reference = gryning_synth::reference();
-    let by_group = projections.table(TableName::CaseFlow, By::Group, PeriodKind::Year, catalogue);
-    let by_code = projections.table(TableName::CaseFlow, By::Code, PeriodKind::Year, catalogue);
+    let table = |name, by| projections.region_table(name, by, PeriodKind::Year, catalogue, region);
+    let by_group = table(TableName::CaseFlow, By::Group)?;
+    let by_code = table(TableName::CaseFlow, By::Code)?;
+    if let Some(region) = region {
+        println!("The report's figures are {region}'s: the tables below are of its cases only (--region).\n");
+    }
 
     let rows = reference
         .tabell_1
@@ -242,11 +272,19 @@ fn compare(projections: &Projections, catalogue: &Catalogue, tally: &mut Tally) 
         rows,
     );
 
+    // Contract care counts by the case's region; programmes are client events without one, and
+    // only Stockholm's are generated, so the county-wide table is Stockholm's.
     let care = projections.table(TableName::Care, By::Code, PeriodKind::Year, catalogue);
+    let region_care = table(TableName::Care, By::Code)?;
     let mut rows = Vec::new();
     let mut figure = |what: &str, year: i32, col: &str, want: u32| {
-        let row = find(&care, &[("period", &year.to_string())]);
-        let got = int(&care, row, col);
+        let care = if col == "contract_care_proposed" {
+            &region_care
+        } else {
+            &care
+        };
+        let row = find(care, &[("period", &year.to_string())]);
+        let got = int(care, row, col);
         rows.push(vec![
             Cell::Text(what.into()),
             Cell::Text(year.to_string()),
@@ -293,10 +331,8 @@ fn compare(projections: &Projections, catalogue: &Catalogue, tally: &mut Tally) 
         rows,
     );
 
-    let clearance_code =
-        projections.table(TableName::Clearance, By::Code, PeriodKind::Year, catalogue);
-    let clearance_group =
-        projections.table(TableName::Clearance, By::Group, PeriodKind::Year, catalogue);
+    let clearance_code = table(TableName::Clearance, By::Code)?;
+    let clearance_group = table(TableName::Clearance, By::Group)?;
     let mut rows = Vec::new();
     let mut unmapped = Vec::new();
     for r in &reference.clearance {
@@ -366,7 +402,7 @@ fn compare(projections: &Projections, catalogue: &Catalogue, tally: &mut Tally) 
     }
     println!();
 
-    let progress = projections.table(TableName::Progress, By::Code, PeriodKind::Year, catalogue);
+    let progress = table(TableName::Progress, By::Code)?;
     let codes: Vec<&str> = reference.tabell_2.iter().map(|r| r.code.as_str()).collect();
     let code_col = column(&progress, "code");
     let rows: Vec<Vec<Cell>> = progress
@@ -380,6 +416,179 @@ fn compare(projections: &Projections, catalogue: &Catalogue, tally: &mut Tally) 
         progress.columns.clone(),
         rows,
     );
+    Ok(())
+}
+
+fn shorten(text: &str, chars: usize) -> String {
+    let short: String = text.chars().take(chars).collect();
+    if short.len() < text.len() {
+        format!("{short}…")
+    } else {
+        short
+    }
+}
+
+fn gender_name(g: VictimGender) -> &'static str {
+    match g {
+        VictimGender::All => "ALL",
+        VictimGender::Female => "FEMALE",
+        VictimGender::Male => "MALE",
+    }
+}
+
+/// Stockholm's region-comparison row for a report crime type (code or group, gender, year).
+fn stockholm_row(
+    projections: &Projections,
+    catalogue: &Catalogue,
+    maps_to: &MapsTo,
+    gender: &str,
+    year: i32,
+) -> anyhow::Result<Option<gryning_projections::RegionComparisonRow>> {
+    let (by, key) = match maps_to {
+        MapsTo::Code(code) => (By::Code, code.as_str()),
+        MapsTo::Group(group) => (By::Group, group.as_str()),
+    };
+    let rows = projections.region_comparison(
+        by,
+        PeriodKind::Year,
+        catalogue,
+        Some(gryning_synth::POLICE_REGION),
+    )?;
+    let period = year.to_string();
+    Ok(rows
+        .into_iter()
+        .find(|r| r.period == period && r.key == key && r.victim_gender == gender))
+}
+
+/// The report's verdicts on Stockholm's 2019 rates beside those of `region-comparison`.
+fn compare_verdicts(
+    projections: &Projections,
+    catalogue: &Catalogue,
+    tally: &mut Tally,
+) -> anyhow::Result<()> {
+    let reference = gryning_synth::reference();
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+    for v in &reference.verdicts {
+        let gender = gender_name(v.victim_gender);
+        let row = stockholm_row(projections, catalogue, &v.maps_to, gender, v.year)?;
+        let verdict = row.as_ref().and_then(|r| r.verdict);
+        let key = match &v.maps_to {
+            MapsTo::Code(c) => c.clone(),
+            MapsTo::Group(g) => g.clone(),
+        };
+        if let Some(note) = &v.note {
+            notes.push(format!("{} ({gender}): {note}", v.crime_type));
+        }
+        rows.push(vec![
+            Cell::Text(shorten(&v.crime_type, 32)),
+            Cell::Text(gender.into()),
+            Cell::Text(shorten(&key, 24)),
+            row.as_ref().map_or(Cell::Null, |r| Cell::Int(r.handled)),
+            row.as_ref().map_or(Cell::Null, |r| Cell::Float(r.percent)),
+            row.as_ref()
+                .and_then(|r| r.median_percent)
+                .map_or(Cell::Null, Cell::Float),
+            row.as_ref()
+                .map_or(Cell::Null, |r| Cell::Int(r.regions_in_median as i64)),
+            verdict.map_or(Cell::Null, |v| Cell::Text(v.name().into())),
+            Cell::Text(v.verdict.name().into()),
+            Cell::Text(shorten(&v.report_words, 44)),
+            tally.mark(verdict.map(|x| x.name()) == Some(v.verdict.name())),
+        ]);
+    }
+    print_table(
+        "Polisregion Stockholm against the median of the police regions, 2019 (gryning | report; rule: docs/contract.md, region-comparison)",
+        vec![
+            "crime type",
+            "victim",
+            "code or group",
+            "handled",
+            "percent",
+            "median",
+            "regions",
+            "verdict",
+            "report",
+            "report's words",
+            "",
+        ],
+        rows,
+    );
+    for note in notes {
+        println!("  Note: {note}");
+    }
+    println!();
+    Ok(())
+}
+
+/// The points the report gives of Stockholm's rates in earlier years (its figures 2 and 3).
+fn compare_series(
+    projections: &Projections,
+    catalogue: &Catalogue,
+    region: Option<&str>,
+    every_region: bool,
+    tally: &mut Tally,
+) -> anyhow::Result<()> {
+    let reference = gryning_synth::reference();
+    let mut rows = Vec::new();
+    for point in &reference.series {
+        let (by, key) = match &point.maps_to {
+            MapsTo::Code(code) => (By::Code, code.clone()),
+            MapsTo::Group(group) => (By::Group, group.clone()),
+        };
+        let clearance = projections.region_table(
+            TableName::Clearance,
+            by,
+            PeriodKind::Year,
+            catalogue,
+            region,
+        )?;
+        let period = point.year.to_string();
+        let key_col = by.name();
+        let row = find(
+            &clearance,
+            &[
+                (key_col, &key),
+                ("period", &period),
+                ("victim_gender", "ALL"),
+            ],
+        );
+        if row.is_none() && point.year < projections.earliest_date().map_or(0, |d| d.year()) {
+            continue;
+        }
+        let handled = int(&clearance, row, "handled");
+        let cleared = int(&clearance, row, "cleared");
+        let percent = (handled > 0).then(|| 100.0 * cleared as f64 / handled as f64);
+        let median = if every_region {
+            stockholm_row(projections, catalogue, &point.maps_to, "ALL", point.year)?
+                .and_then(|r| r.median_percent)
+        } else {
+            None
+        };
+        rows.push(vec![
+            Cell::Text(shorten(&point.crime_type, 36)),
+            Cell::Text(period),
+            Cell::Int(handled),
+            percent.map_or(Cell::Null, Cell::Float),
+            Cell::Float(point.percent),
+            median.map_or(Cell::Null, Cell::Float),
+            tally.mark(percent.is_some_and(|p| (p - point.percent).abs() < 0.5)),
+        ]);
+    }
+    print_table(
+        "Polisregion Stockholm's rate in the report's time series, % (gryning | report; median of the regions with --regions all)",
+        vec![
+            "crime type",
+            "year",
+            "handled",
+            "percent",
+            "report",
+            "median",
+            "",
+        ],
+        rows,
+    );
+    Ok(())
 }
 
 /// The catalogue as aligned text (codes, then groups) or as JSON.

@@ -57,7 +57,7 @@ enum Command {
     },
     /// Print a table computed from every stored event.
     Table {
-        /// case-flow, clearance, care or progress.
+        /// case-flow, clearance, care, progress or region-comparison.
         name: String,
         #[arg(long, value_enum, default_value_t = ByArg::Code)]
         by: ByArg,
@@ -77,6 +77,10 @@ enum Command {
         /// With --published: the revision (default: the latest).
         #[arg(long, value_name = "N", requires = "published")]
         revision: Option<u32>,
+        /// Only the cases of this police region (e.g. Stockholm or "Polisregion Stockholm");
+        /// default: every region together. Publications are county-wide.
+        #[arg(long, value_name = "NAME", conflicts_with = "published")]
+        region: Option<String>,
         /// With --server, the token is an analyst's or an admin's.
         #[command(flatten)]
         remote: remote::ServerArgs,
@@ -145,6 +149,8 @@ enum Command {
         /// Output file; standard output when absent or `-`.
         #[arg(long, short)]
         output: Option<PathBuf>,
+        #[command(flatten)]
+        data: DataArgs,
     },
     /// Replay every projection from the first stored event and write a fresh checkpoint.
     Rebuild,
@@ -152,7 +158,63 @@ enum Command {
     Demo {
         #[arg(long, default_value_t = gryning_synth::DEFAULT_SEED)]
         seed: u64,
+        #[command(flatten)]
+        data: DataArgs,
     },
+}
+
+/// Which synthetic data `generate` and `demo` make.
+#[derive(clap::Args, Clone, Copy)]
+struct DataArgs {
+    /// stockholm (Polisregion Stockholm only) or all (the seven police regions; Stockholm's
+    /// figures stay the report's).
+    #[arg(long, value_enum, default_value_t = RegionsArg::Stockholm)]
+    regions: RegionsArg,
+    /// The years, FIRST-2020 (FIRST from 2010 to 2019); default 2019-2020, the report's.
+    #[arg(long, value_name = "FIRST-2020", value_parser = parse_years)]
+    years: Option<i32>,
+}
+
+impl DataArgs {
+    fn options(self) -> gryning_synth::Options {
+        gryning_synth::Options {
+            every_region: self.regions == RegionsArg::All,
+            first_year: self
+                .years
+                .unwrap_or(gryning_synth::Options::default().first_year),
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RegionsArg {
+    Stockholm,
+    All,
+}
+
+/// `2016-2020` → 2016: the first year of a range that ends with the report's last year.
+fn parse_years(text: &str) -> Result<i32, String> {
+    let last = gryning_synth::YEARS[1];
+    let wrong = || {
+        format!(
+            "{text:?} is not a range of years FIRST-{last} with FIRST from {} to {}, e.g. 2016-{last}",
+            gryning_synth::EARLIEST_YEAR,
+            gryning_synth::YEARS[0]
+        )
+    };
+    let (first, end) = text.split_once('-').ok_or_else(wrong)?;
+    let (first, end): (i32, i32) = (
+        first.trim().parse().map_err(|_| wrong())?,
+        end.trim().parse().map_err(|_| wrong())?,
+    );
+    let options = gryning_synth::Options {
+        first_year: first,
+        ..Default::default()
+    };
+    if end != last || options.check().is_err() {
+        return Err(wrong());
+    }
+    Ok(first)
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -534,6 +596,7 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<std::process::ExitC
             as_of,
             published,
             revision,
+            region,
             remote,
         } => {
             if let Some(url) = &remote.server {
@@ -545,22 +608,36 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<std::process::ExitC
                         Some((quarter.to_string(), revision.or(at).unwrap_or(0)))
                     }
                 };
-                let text = remote::table(
-                    &server,
-                    &name,
-                    by.name(),
-                    period.name(),
-                    as_of.as_ref(),
-                    published.as_ref().map(|(q, n)| (q.as_str(), *n)),
-                    format,
-                )
-                .await?;
+                let (published, revision) = published.unwrap_or_default();
+                // A position travels as `as_of`, a time or a date as the text given in
+                // `as_of_time`.
+                let (as_of, as_of_time) = match &as_of {
+                    None => (None, String::new()),
+                    Some(a) => match a.at {
+                        AsOf::Position(p) => (Some(p), String::new()),
+                        AsOf::Before(_) => (None, a.text.clone()),
+                    },
+                };
+                let request = gryning_proto::pb::GetTableRequest {
+                    name: name.clone(),
+                    by: by.name().to_string(),
+                    period: period.name().to_string(),
+                    as_of,
+                    published,
+                    revision,
+                    region: region.clone().unwrap_or_default(),
+                    as_of_time,
+                };
+                let text = remote::table(&server, request, format).await?;
                 let mut out = std::io::stdout().lock();
                 out.write_all(text.as_bytes())?;
                 return Ok(ok);
             }
             let Some(table_name) = TableName::parse(&name) else {
-                bail!("unknown table {name:?}; the tables are case-flow, clearance, care and progress")
+                bail!(
+                    "unknown table {name:?}; the tables are {}",
+                    TableName::names()
+                )
             };
             let dir = &settings.data_dir;
             if settings.store.is_none() && !dir.join("events.sqlite3").exists() {
@@ -605,7 +682,8 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<std::process::ExitC
                 }
                 Some(at) => past_projections(store.as_ref(), dir, at.at).await?,
             };
-            let table = projections.table(table_name, by, period, &catalogue);
+            let table =
+                projections.region_table(table_name, by, period, &catalogue, region.as_deref())?;
             let text = match format {
                 Format::Text => table.to_text(),
                 Format::Json => table.to_json(),
@@ -648,25 +726,29 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<std::process::ExitC
             seed,
             scale,
             output,
+            data,
         } => {
             if scale == 0 {
                 bail!("--scale must be at least 1");
             }
+            let options = data.options();
             let started = Instant::now();
             let written = match output.as_deref().filter(|p| p.as_os_str() != "-") {
-                None => gryning_synth::write_ndjson(
+                None => gryning_synth::write_ndjson_with(
                     seed,
                     scale,
                     &catalogue,
+                    options,
                     std::io::BufWriter::new(std::io::stdout().lock()),
                 )?,
                 Some(path) => {
                     let f = std::fs::File::create(path)
                         .with_context(|| format!("cannot create {}", path.display()))?;
-                    let n = gryning_synth::write_ndjson(
+                    let n = gryning_synth::write_ndjson_with(
                         seed,
                         scale,
                         &catalogue,
+                        options,
                         std::io::BufWriter::with_capacity(1 << 20, f),
                     )?;
                     eprintln!(
@@ -706,7 +788,9 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<std::process::ExitC
             up::run(settings, store).await?;
             Ok(ok)
         }
-        Command::Demo { seed } => demo::run(cli.data_dir, seed, catalogue).await,
+        Command::Demo { seed, data } => {
+            demo::run(cli.data_dir, seed, data.options(), catalogue).await
+        }
         Command::Publish { quarter, note } => {
             publication::publish(&settings, catalogue, &quarter, &note).await?;
             Ok(ok)

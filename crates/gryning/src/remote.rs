@@ -123,34 +123,14 @@ async fn connect(url: &str, tls: &ServerArgs) -> anyhow::Result<Channel> {
         .with_context(|| format!("cannot connect to {url}"))
 }
 
+/// `gryning table … --server URL`: the table `request` names, rendered as `format`.
 pub(crate) async fn table(
     server: &Server,
-    name: &str,
-    by: &str,
-    period: &str,
-    as_of: Option<&crate::AsOfArg>,
-    published: Option<(&str, u32)>,
+    request: pb::GetTableRequest,
     format: Format,
 ) -> anyhow::Result<String> {
-    let (published, revision) = published.unwrap_or_default();
-    // A position travels as `as_of`, a time or a date as the text given in `as_of_time`.
-    let (as_of, as_of_time) = match as_of {
-        None => (None, String::new()),
-        Some(a) => match a.at {
-            gryning_projections::AsOf::Position(p) => (Some(p), String::new()),
-            gryning_projections::AsOf::Before(_) => (None, a.text.clone()),
-        },
-    };
     let reply = InsightClient::new(server.channel.clone())
-        .get_table(server.request(pb::GetTableRequest {
-            name: name.to_string(),
-            by: by.to_string(),
-            period: period.to_string(),
-            as_of,
-            published: published.to_string(),
-            revision,
-            as_of_time,
-        }))
+        .get_table(server.request(request))
         .await
         .map_err(|s| server.refused(s))?
         .into_inner();

@@ -5,9 +5,11 @@
 //! Format (all integers little-endian): the magic `GRYNPROJ`, a `u32` format version, a `u64`
 //! payload length, the payload, and a `u64` FNV-1a hash of the payload that catches a damaged
 //! file. The payload starts with the checkpoint's [`Origin`] — the store's backend and id, and
-//! the id of the event at the checkpoint's position — then lists the position, the date span, cases, crimes, referral quarters, the
-//! per-(quarter, code) tallies in key order, the yearly referral counts, the care counts and
-//! (since version 3) the index of publications.
+//! the id of the event at the checkpoint's position — then lists the position, the date span,
+//! (since version 4) the region names, cases (with their region's index since version 4),
+//! crimes, referral quarters, the per-(quarter, region, code) tallies in key order, the yearly
+//! referral counts per region, the care counts, (since version 3) the index of publications
+//! and (since version 4) the contract-care proposals per quarter and region.
 //! The id indexes are not stored: they are rebuilt from the vectors on load.
 
 use std::collections::BTreeMap;
@@ -30,7 +32,7 @@ use crate::Error;
 const MAGIC: &[u8; 8] = b"GRYNPROJ";
 /// The checkpoint format this build writes and reads. A checkpoint of another version is
 /// refused with [`Error::FormatVersion`]; the caller rebuilds from the event log.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 /// Where a checkpoint's state was taken: the store, and the event at the checkpoint's position,
 /// which tells the same store restored to an older copy (or otherwise rewritten) from the one
@@ -185,6 +187,10 @@ pub(crate) fn encode(p: &Projections, origin: &Origin) -> Vec<u8> {
             w.i32(last);
         }
     }
+    w.len(p.regions.len());
+    for name in &p.regions {
+        w.text(name);
+    }
     w.len(p.cases.len());
     for c in &p.cases {
         w.0.extend_from_slice(c.id.as_bytes());
@@ -192,6 +198,7 @@ pub(crate) fn encode(p: &Projections, origin: &Origin) -> Vec<u8> {
         w.u32(c.crimes);
         w.u32(c.referrals);
         w.u16(c.lead);
+        w.u16(c.region);
     }
     w.len(p.crimes.len());
     for c in &p.crimes {
@@ -210,13 +217,14 @@ pub(crate) fn encode(p: &Projections, origin: &Origin) -> Vec<u8> {
         w.u32(r.next);
     }
     // Key order, so equal states write equal bytes.
-    let mut keys: Vec<&(i32, u16)> = p.tallies.keys().collect();
+    let mut keys: Vec<&(i32, u16, u16)> = p.tallies.keys().collect();
     keys.sort();
     w.len(keys.len());
     for key in keys {
         let t = &p.tallies[key];
         w.i32(key.0);
         w.u16(key.1);
+        w.u16(key.2);
         for v in [
             t.reported,
             t.cases,
@@ -233,11 +241,12 @@ pub(crate) fn encode(p: &Projections, origin: &Origin) -> Vec<u8> {
         w.hist(&t.to_referral);
         w.hist(&t.to_decision);
     }
-    let mut years: Vec<(&(i32, u16), &i64)> = p.referred_by_year.iter().collect();
+    let mut years: Vec<(&(i32, u16, u16), &i64)> = p.referred_by_year.iter().collect();
     years.sort();
     w.len(years.len());
-    for (&(year, code), &n) in years {
+    for (&(year, region, code), &n) in years {
         w.i32(year);
+        w.u16(region);
         w.u16(code);
         w.i64(n);
     }
@@ -267,6 +276,14 @@ pub(crate) fn encode(p: &Projections, origin: &Origin) -> Vec<u8> {
         }
         w.u8(u8::from(e.automatic));
     }
+    let mut proposals: Vec<(&(i32, u16), &i64)> = p.contract_care.iter().collect();
+    proposals.sort();
+    w.len(proposals.len());
+    for (&(quarter, region), &n) in proposals {
+        w.i32(quarter);
+        w.u16(region);
+        w.i64(n);
+    }
     w.0
 }
 
@@ -291,13 +308,26 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Checkpoint, Fail> {
         1 => Some((r.i32()?, r.i32()?)),
         other => return Err(format!("bad date-span marker {other}")),
     };
-    p.cases = r.items(30, |r| {
+    p.regions = r.items(8, |r| r.text())?;
+    if p.regions.len() > crate::state::MAX_REGIONS {
+        return Err(format!(
+            "{} region names, more than a state keeps",
+            p.regions.len()
+        ));
+    }
+    for (i, name) in p.regions.iter().enumerate() {
+        if p.region_ids.insert(name.clone(), i as u16).is_some() {
+            return Err(format!("region name {name:?} is listed twice"));
+        }
+    }
+    p.cases = r.items(32, |r| {
         Ok(Case {
             id: r.uuid()?,
             opened_on: r.i32()?,
             crimes: r.u32()?,
             referrals: r.u32()?,
             lead: r.u16()?,
+            region: r.u16()?,
         })
     })?;
     p.crimes = r.items(39, |r| {
@@ -318,8 +348,8 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Checkpoint, Fail> {
             next: r.u32()?,
         })
     })?;
-    let tallies = r.items(6 + 12 * 8, |r| {
-        let key = (r.i32()?, r.u16()?);
+    let tallies = r.items(8 + 12 * 8, |r| {
+        let key = (r.i32()?, r.u16()?, r.u16()?);
         let mut t = Tally::default();
         for field in [
             &mut t.reported,
@@ -342,7 +372,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Checkpoint, Fail> {
         Ok((key, t))
     })?;
     p.tallies = tallies.into_iter().collect();
-    let referred = r.items(14, |r| Ok(((r.i32()?, r.u16()?), r.i64()?)))?;
+    let referred = r.items(16, |r| Ok(((r.i32()?, r.u16()?, r.u16()?), r.i64()?)))?;
     p.referred_by_year = referred.into_iter().collect();
     let care = r.items(36, |r| {
         let quarter = r.i32()?;
@@ -375,6 +405,8 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Checkpoint, Fail> {
     for e in publications {
         p.publications.0.entry(e.quarter).or_default().push(e);
     }
+    let proposals = r.items(14, |r| Ok(((r.i32()?, r.u16()?), r.i64()?)))?;
+    p.contract_care = proposals.into_iter().collect();
     if !r.bytes.is_empty() {
         return Err(format!(
             "{} unexpected bytes after the state",
@@ -555,6 +587,9 @@ fn check_state(p: &Projections) -> Result<(), Fail> {
         if !calendar.days.contains(&c.opened_on) || !code_ok(c.lead) {
             return bad("its opening date or lead code is out of range");
         }
+        if usize::from(c.region) >= p.regions.len() {
+            return bad("its region is not in the state's regions");
+        }
         if c.crimes != newest[i] {
             return bad("it does not link to its newest crime");
         }
@@ -622,10 +657,11 @@ fn check_state(p: &Projections) -> Result<(), Fail> {
         }
         Ok(n)
     };
-    for (&(quarter, code), t) in &p.tallies {
-        if !calendar.quarters.contains(&quarter) || !code_ok(code) {
+    let region_ok = |region: u16| usize::from(region) < p.regions.len();
+    for (&(quarter, region, code), t) in &p.tallies {
+        if !calendar.quarters.contains(&quarter) || !code_ok(code) || !region_ok(region) {
             return Err(format!(
-                "a count is kept for quarter number {quarter}, code {code}"
+                "a count is kept for quarter number {quarter}, region {region}, code {code}"
             ));
         }
         add(&mut s.reported, t.reported)?;
@@ -668,10 +704,10 @@ fn check_state(p: &Projections) -> Result<(), Fail> {
         }
     }
     let mut years = 0i64;
-    for (&(year, code), &n) in &p.referred_by_year {
-        if !calendar.years.contains(&year) || !code_ok(code) {
+    for (&(year, region, code), &n) in &p.referred_by_year {
+        if !calendar.years.contains(&year) || !code_ok(code) || !region_ok(region) {
             return Err(format!(
-                "a yearly count is kept for year {year}, code {code}"
+                "a yearly count is kept for year {year}, region {region}, code {code}"
             ));
         }
         add(&mut years, n)?;
@@ -1118,7 +1154,12 @@ mod fuzz {
             14 => {
                 let key = *p.tallies.keys().nth(at % p.tallies.len()).unwrap();
                 let t = p.tallies.remove(&key).unwrap();
-                p.tallies.insert((i32v, key.1), t);
+                // Moved to another quarter, or to another region.
+                if at % 2 == 0 {
+                    p.tallies.insert((i32v, key.1, key.2), t);
+                } else {
+                    p.tallies.insert((key.0, u16v, key.2), t);
+                }
             }
             _ => {
                 let n = p.care.len().max(1);

@@ -1,5 +1,7 @@
-//! The read side of gryning: the contract's tables (`case-flow`, `clearance`, `care`) and the
-//! per-crime-code `progress` funnel, kept incrementally from the event log.
+//! The read side of gryning: the contract's tables (`case-flow`, `clearance`, `care`), the
+//! per-crime-code `progress` funnel and the `region-comparison` of clearance rates against the
+//! median of the police regions, kept incrementally from the event log; every table for all
+//! regions together or for one.
 //!
 //! [`Projections`] is pure state folded event by event in store position order; it keeps counts
 //! per (quarter, crime code) and answers any table for years or quarters, by code or by the
@@ -15,6 +17,7 @@ pub mod asof;
 #[doc(hidden)]
 pub mod bench;
 mod checkpoint;
+pub mod comparison;
 pub mod diff;
 mod error;
 mod index;
@@ -29,6 +32,7 @@ mod table;
 
 pub use asof::{AsOf, Snapshots};
 pub use checkpoint::{load_checkpoint, Checkpoint, Origin, FORMAT_VERSION};
+pub use comparison::{RegionComparisonRow, Verdict};
 pub use error::Error;
 pub use publication::{read_publication, stored_table, PublicationEntry, PublishedPeriod};
 pub use resume::{origin_of, resume, Discarded, Resumed};

@@ -61,7 +61,11 @@ impl PublishedPeriod {
 /// for `care`, which has no code or group rows.
 pub fn published_kinds() -> Vec<(TableName, Option<By>, PublishedPeriod)> {
     let mut kinds = Vec::new();
-    for name in TableName::ALL {
+    // Publications are county-wide: the comparison of the regions is not one of their tables.
+    for name in TableName::ALL
+        .into_iter()
+        .filter(|&t| t != TableName::RegionComparison)
+    {
         let bys: Vec<Option<By>> = if name == TableName::Care {
             vec![None]
         } else {
@@ -226,7 +230,7 @@ impl Projections {
             push_care_row(&period, &c, &mut rows);
         } else {
             let mut sums: BTreeMap<u32, Sum> = BTreeMap::new();
-            for (&(at, code), tally) in &self.tallies {
+            for (&(at, _region, code), tally) in &self.tallies {
                 if (first..=q).contains(&at) {
                     for key in keys_of(by, code, catalogue) {
                         sums.entry(key).or_default().add(tally, false);

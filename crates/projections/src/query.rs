@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use gryning_domain::{Catalogue, CrimeCode, Gender};
+use gryning_domain::{Catalogue, CrimeCode, Gender, UnknownRegion};
 
 use crate::period::{label, median_histogram, percent};
 use crate::state::{Projections, Tally};
@@ -55,6 +55,7 @@ pub(crate) fn columns(name: TableName, by: By) -> Vec<&'static str> {
             "programmes_discontinued",
             "programmes_continuing",
         ],
+        TableName::RegionComparison => crate::comparison::columns(by),
         TableName::Progress => vec![
             "period",
             key,
@@ -160,7 +161,9 @@ pub(crate) fn push_rows(
                 ]);
             }
         }
-        TableName::Care => unreachable!("care has no code or group rows"),
+        TableName::Care | TableName::RegionComparison => {
+            unreachable!("care has no code or group rows; region-comparison has its own")
+        }
     }
 }
 
@@ -218,8 +221,26 @@ impl Sum {
     }
 }
 
+/// Which cases a query counts: every region's, or one region's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Regions {
+    All,
+    /// A region by its index; `None` for a region named rightly that no stored case is in
+    /// (every count of it is zero).
+    One(Option<u16>),
+}
+
+impl Regions {
+    pub(crate) fn holds(self, region: u16) -> bool {
+        match self {
+            Regions::All => true,
+            Regions::One(wanted) => wanted == Some(region),
+        }
+    }
+}
+
 impl Projections {
-    /// Computes a table from the state as it stands.
+    /// Computes a table from the state as it stands, every region together.
     pub fn table(
         &self,
         name: TableName,
@@ -227,35 +248,56 @@ impl Projections {
         period: PeriodKind,
         catalogue: &Catalogue,
     ) -> Table {
+        self.table_of(name, by, period, catalogue, Regions::All)
+    }
+
+    /// [`Projections::table`] for one police region (`None`: every region together). The region
+    /// is named as [`gryning_domain::region::resolve_region`] accepts: a police region, full or
+    /// short, in any case, or a region name of the stored cases.
+    pub fn region_table(
+        &self,
+        name: TableName,
+        by: By,
+        period: PeriodKind,
+        catalogue: &Catalogue,
+        region: Option<&str>,
+    ) -> Result<Table, UnknownRegion> {
+        let regions = self.regions_named(region)?;
+        Ok(self.table_of(name, by, period, catalogue, regions))
+    }
+
+    /// The region a query names, resolved against the police regions and the stored ones.
+    pub fn resolve_region(&self, given: &str) -> Result<String, UnknownRegion> {
+        gryning_domain::resolve_region(given, self.regions())
+    }
+
+    pub(crate) fn regions_named(&self, region: Option<&str>) -> Result<Regions, UnknownRegion> {
+        let Some(given) = region else {
+            return Ok(Regions::All);
+        };
+        let name = self.resolve_region(given)?;
+        Ok(Regions::One(self.region_ids.get(name.as_str()).copied()))
+    }
+
+    fn table_of(
+        &self,
+        name: TableName,
+        by: By,
+        period: PeriodKind,
+        catalogue: &Catalogue,
+        regions: Regions,
+    ) -> Table {
+        if name == TableName::RegionComparison {
+            let rows = self.comparison_rows(by, period, catalogue, regions);
+            return crate::comparison::table(by, &rows);
+        }
         let columns = columns(name, by);
         let is_year = period == PeriodKind::Year;
         let mut rows = Vec::new();
         if name == TableName::Care {
-            self.care_rows(is_year, &mut rows);
+            self.care_rows(is_year, regions, &mut rows);
         } else {
-            let period_of = |quarter: i32| {
-                if is_year {
-                    quarter.div_euclid(4)
-                } else {
-                    quarter
-                }
-            };
-            let mut sums: BTreeMap<(i32, u32), Sum> = BTreeMap::new();
-            for (&(quarter, code), tally) in &self.tallies {
-                for key in keys_of(by, code, catalogue) {
-                    sums.entry((period_of(quarter), key))
-                        .or_default()
-                        .add(tally, !is_year);
-                }
-            }
-            if is_year {
-                for (&(year, code), &n) in &self.referred_by_year {
-                    for key in keys_of(by, code, catalogue) {
-                        sums.entry((year, key)).or_default().counts.referred_cases += n;
-                    }
-                }
-            }
-            for ((p, key), mut sum) in sums {
+            for ((p, key), mut sum) in self.sums(by, period, catalogue, regions) {
                 sum.counts.median_to_referral = median_histogram(&sum.to_referral);
                 sum.counts.median_to_decision = median_histogram(&sum.to_decision);
                 push_rows(
@@ -274,7 +316,47 @@ impl Projections {
         }
     }
 
-    fn care_rows(&self, is_year: bool, rows: &mut Vec<Vec<Cell>>) {
+    /// The per-(period, key) sums of the cases of `regions`.
+    pub(crate) fn sums(
+        &self,
+        by: By,
+        period: PeriodKind,
+        catalogue: &Catalogue,
+        regions: Regions,
+    ) -> BTreeMap<(i32, u32), Sum> {
+        let is_year = period == PeriodKind::Year;
+        let period_of = |quarter: i32| {
+            if is_year {
+                quarter.div_euclid(4)
+            } else {
+                quarter
+            }
+        };
+        let mut sums: BTreeMap<(i32, u32), Sum> = BTreeMap::new();
+        for (&(quarter, region, code), tally) in &self.tallies {
+            if !regions.holds(region) {
+                continue;
+            }
+            for key in keys_of(by, code, catalogue) {
+                sums.entry((period_of(quarter), key))
+                    .or_default()
+                    .add(tally, !is_year);
+            }
+        }
+        if is_year {
+            for (&(year, region, code), &n) in &self.referred_by_year {
+                if !regions.holds(region) {
+                    continue;
+                }
+                for key in keys_of(by, code, catalogue) {
+                    sums.entry((year, key)).or_default().counts.referred_cases += n;
+                }
+            }
+        }
+        sums
+    }
+
+    fn care_rows(&self, is_year: bool, regions: Regions, rows: &mut Vec<Vec<Cell>>) {
         let Some((first, last)) = self.span else {
             return;
         };
@@ -290,6 +372,29 @@ impl Projections {
         let (mut started, mut ended) = (0i64, 0i64);
         for p in first..=last {
             let quarters = if is_year { p * 4..p * 4 + 4 } else { p..p + 1 };
+            if regions != Regions::All {
+                // Treatment programmes are client events, which carry no region: one region's
+                // care row counts its cases' contract-care proposals and leaves them out.
+                let proposed: i64 = quarters
+                    .map(|q| match regions {
+                        Regions::One(Some(region)) => {
+                            self.contract_care.get(&(q, region)).copied().unwrap_or(0)
+                        }
+                        _ => 0,
+                    })
+                    .sum();
+                if proposed != 0 {
+                    rows.push(vec![
+                        Cell::Text(label(is_year, p)),
+                        Cell::Int(proposed),
+                        Cell::Null,
+                        Cell::Null,
+                        Cell::Null,
+                        Cell::Null,
+                    ]);
+                }
+                continue;
+            }
             let mut c = CareCounts::default();
             for tally in self.care.range(quarters).map(|(_, t)| t) {
                 c.proposed += tally.proposed;

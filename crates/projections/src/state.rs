@@ -20,6 +20,8 @@ use crate::period::quarter_of_days;
 pub(crate) const NO_DAY: i32 = i32::MIN;
 /// "No element" in the intrusive lists.
 pub(crate) const NIL: u32 = u32::MAX;
+/// Distinct region names the state keeps apart.
+pub(crate) const MAX_REGIONS: usize = u16::MAX as usize;
 
 /// A crime's final decision, in bits 2–3 of [`Crime::flags`].
 pub(crate) const UNDECIDED: u8 = 0;
@@ -66,6 +68,9 @@ pub(crate) struct Case {
     /// Newest distinct referral quarter of the case in [`Projections::referrals`], or [`NIL`].
     pub referrals: u32,
     pub lead: u16,
+    /// The case's police region, as an index into [`Projections::regions`] (it fits in what
+    /// was padding, so a case stays 32 bytes).
+    pub region: u16,
 }
 
 /// One distinct quarter in which a case was referred: a case counts once per period.
@@ -167,11 +172,22 @@ pub struct Projections {
     #[cfg_attr(feature = "bench", serde(skip))]
     pub(crate) crime_index: IdIndex,
     pub(crate) referrals: Vec<Referral>,
-    pub(crate) tallies: FxMap<(i32, u16), Tally>,
-    /// Distinct cases referred per (year, lead code): not a sum of quarters, as a case referred
-    /// in two quarters of a year counts once in the year.
-    pub(crate) referred_by_year: FxMap<(i32, u16), i64>,
+    /// The police regions of the cases, each name once, in order of first appearance: cases
+    /// and counts name a region by its index here, so one region keeps as many count keys as
+    /// no region at all.
+    pub(crate) regions: Vec<String>,
+    #[cfg_attr(feature = "bench", serde(skip))]
+    pub(crate) region_ids: FxMap<String, u16>,
+    /// Counts per (quarter, region, crime code).
+    pub(crate) tallies: FxMap<(i32, u16, u16), Tally>,
+    /// Distinct cases referred per (year, region, lead code): not a sum of quarters, as a case
+    /// referred in two quarters of a year counts once in the year.
+    pub(crate) referred_by_year: FxMap<(i32, u16, u16), i64>,
+    /// Care counts of every region together (treatment programmes are client events, which
+    /// carry no region).
     pub(crate) care: BTreeMap<i32, CareTally>,
+    /// Contract-care proposals per (quarter, region of the case).
+    pub(crate) contract_care: FxMap<(i32, u16), i64>,
     /// Every publication applied: quarter → revisions (see `publication.rs`).
     #[cfg_attr(feature = "bench", serde(skip))]
     pub(crate) publications: crate::publication::Index,
@@ -256,10 +272,12 @@ impl Projections {
         };
         match &event.body {
             Body::CaseOpened {
-                lead_crime_code, ..
+                lead_crime_code,
+                police_region,
+                ..
             } => {
                 if let Some(id) = case_id {
-                    self.open_case(id, day, lead_crime_code.number());
+                    self.open_case(id, day, lead_crime_code.number(), police_region);
                 }
             }
             Body::CrimeReported {
@@ -316,7 +334,16 @@ impl Projections {
                     );
                 }
             }
-            Body::ContractCareProposed => self.care_tally(day).proposed += 1,
+            Body::ContractCareProposed => {
+                self.care_tally(day).proposed += 1;
+                if let Some(case) = self.find_case(case_id) {
+                    let region = self.cases[case as usize].region;
+                    *self
+                        .contract_care
+                        .entry((quarter_of_days(day), region))
+                        .or_default() += 1;
+                }
+            }
             Body::TreatmentProgrammeStarted { .. } => self.care_tally(day).started += 1,
             Body::TreatmentProgrammeEnded {
                 outcome: TreatmentOutcome::Completed,
@@ -354,30 +381,52 @@ impl Projections {
             })
     }
 
-    fn tally(&mut self, quarter: i32, code: u16) -> &mut Tally {
-        self.tallies.entry((quarter, code)).or_default()
+    fn tally(&mut self, quarter: i32, region: u16, code: u16) -> &mut Tally {
+        self.tallies.entry((quarter, region, code)).or_default()
+    }
+
+    /// The index of a region's name, adding it on first sight. Past [`MAX_REGIONS`] distinct
+    /// names (only hostile data has so many) the rest share the last index.
+    fn intern_region(&mut self, name: &str) -> u16 {
+        if let Some(&id) = self.region_ids.get(name) {
+            return id;
+        }
+        if self.regions.len() >= MAX_REGIONS {
+            return (MAX_REGIONS - 1) as u16;
+        }
+        let id = self.regions.len() as u16;
+        self.regions.push(name.to_string());
+        self.region_ids.insert(name.to_string(), id);
+        id
+    }
+
+    /// The region names of the cases applied, in order of first appearance.
+    pub fn regions(&self) -> impl Iterator<Item = &str> + Clone {
+        self.regions.iter().map(String::as_str)
     }
 
     fn care_tally(&mut self, day: i32) -> &mut CareTally {
         self.care.entry(quarter_of_days(day)).or_default()
     }
 
-    fn open_case(&mut self, id: Uuid, day: i32, lead: u16) {
+    fn open_case(&mut self, id: Uuid, day: i32, lead: u16, region: &str) {
         if self.find_case(Some(id)).is_some() {
             return;
         }
+        let region = self.intern_region(region);
         self.cases.push(Case {
             id,
             opened_on: day,
             crimes: NIL,
             referrals: NIL,
             lead,
+            region,
         });
         let hash = hash_id(id.as_u128(), 0);
         let cases = &self.cases;
         self.case_index
             .push(hash, |p| hash_id(cases[p as usize].id.as_u128(), 0));
-        self.tally(quarter_of_days(day), lead).cases += 1;
+        self.tally(quarter_of_days(day), region, lead).cases += 1;
     }
 
     fn report_crime(&mut self, case: u32, id: Uuid, day: i32, code: u16, gender: u8) {
@@ -442,6 +491,7 @@ impl Projections {
             lead,
             referrals,
             crimes,
+            region,
             ..
         } = self.cases[case as usize];
         let (mut seen_quarter, mut seen_year) = (false, false);
@@ -458,9 +508,12 @@ impl Projections {
                 next: referrals,
             });
             self.cases[case as usize].referrals = (self.referrals.len() - 1) as u32;
-            self.tally(quarter, lead).referred_cases += 1;
+            self.tally(quarter, region, lead).referred_cases += 1;
             if !seen_year {
-                *self.referred_by_year.entry((year, lead)).or_default() += 1;
+                *self
+                    .referred_by_year
+                    .entry((year, region, lead))
+                    .or_default() += 1;
             }
         }
         // The crimes not yet referred are exactly those reported since the previous referral,
@@ -480,14 +533,15 @@ impl Projections {
             return;
         }
         self.cases[case as usize].lead = lead;
+        let region = old.region;
         let opened = quarter_of_days(old.opened_on);
-        self.tally(opened, old.lead).cases -= 1;
-        self.tally(opened, lead).cases += 1;
+        self.tally(opened, region, old.lead).cases -= 1;
+        self.tally(opened, region, lead).cases += 1;
         let mut p = old.referrals;
         while p != NIL {
             let node = self.referrals[p as usize];
-            self.tally(node.quarter, old.lead).referred_cases -= 1;
-            self.tally(node.quarter, lead).referred_cases += 1;
+            self.tally(node.quarter, region, old.lead).referred_cases -= 1;
+            self.tally(node.quarter, region, lead).referred_cases += 1;
             // Move each year once: at the first node of the list that has that year.
             let year = node.quarter.div_euclid(4);
             let mut q = old.referrals;
@@ -497,8 +551,14 @@ impl Projections {
                 q = self.referrals[q as usize].next;
             }
             if first_of_year {
-                *self.referred_by_year.entry((year, old.lead)).or_default() -= 1;
-                *self.referred_by_year.entry((year, lead)).or_default() += 1;
+                *self
+                    .referred_by_year
+                    .entry((year, region, old.lead))
+                    .or_default() -= 1;
+                *self
+                    .referred_by_year
+                    .entry((year, region, lead))
+                    .or_default() += 1;
             }
             p = node.next;
         }
@@ -511,7 +571,8 @@ impl Projections {
         let decided = decision != UNDECIDED;
         let cleared = decision == CLEARED;
         let referred = crime.referred_on != NO_DAY;
-        let cohort = self.tally(quarter_of_days(crime.reported_on), crime.code);
+        let region = self.cases[crime.case as usize].region;
+        let cohort = self.tally(quarter_of_days(crime.reported_on), region, crime.code);
         if parts & REPORT != 0 {
             cohort.reported += sign;
         }
@@ -537,7 +598,7 @@ impl Projections {
         }
         if parts & DECISION != 0 && decided {
             let gender = crime.gender();
-            let handled = self.tally(quarter_of_days(crime.decided_on), crime.code);
+            let handled = self.tally(quarter_of_days(crime.decided_on), region, crime.code);
             handled.handled[gender] += sign;
             handled.cleared[gender] += sign * i64::from(cleared);
         }

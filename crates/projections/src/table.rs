@@ -10,28 +10,38 @@ pub enum TableName {
     Clearance,
     Care,
     Progress,
+    /// Each region's clearance rate against the median of the regions (`comparison.rs`).
+    RegionComparison,
 }
 
 impl TableName {
-    pub const ALL: [TableName; 4] = [
+    pub const ALL: [TableName; 5] = [
         TableName::CaseFlow,
         TableName::Clearance,
         TableName::Care,
         TableName::Progress,
+        TableName::RegionComparison,
     ];
 
-    /// The name used on the command line and in the API: `case-flow`, `clearance`, `care`, `progress`.
+    /// The name used on the command line and in the API: `case-flow`, `clearance`, `care`,
+    /// `progress`, `region-comparison`.
     pub fn name(self) -> &'static str {
         match self {
             TableName::CaseFlow => "case-flow",
             TableName::Clearance => "clearance",
             TableName::Care => "care",
             TableName::Progress => "progress",
+            TableName::RegionComparison => "region-comparison",
         }
     }
 
     pub fn parse(text: &str) -> Option<TableName> {
         TableName::ALL.into_iter().find(|t| t.name() == text)
+    }
+
+    /// The names of every table, for messages: `case-flow, clearance, …`.
+    pub fn names() -> String {
+        TableName::ALL.map(TableName::name).join(", ")
     }
 }
 

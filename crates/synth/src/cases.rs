@@ -16,6 +16,22 @@ use crate::rng::Rng;
 
 pub const POLICE_REGION: &str = "Polisregion Stockholm";
 
+/// A police region as the generator writes it: its name and its local police areas
+/// (lokalpolisområden), weighted roughly by population, with the areas of the child-welfare
+/// notification pilot.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Region {
+    pub name: &'static str,
+    pub areas: &'static [(&'static str, u32)],
+    pub pilot_areas: &'static [&'static str],
+}
+
+pub(crate) const STOCKHOLM: Region = Region {
+    name: POLICE_REGION,
+    areas: AREAS,
+    pilot_areas: &PILOT_AREAS,
+};
+
 /// Local police areas (lokalpolisområden) of Stockholm county, weighted roughly by population.
 const AREAS: &[(&str, u32)] = &[
     ("Norrmalm", 8),
@@ -85,7 +101,7 @@ fn n(code: CrimeCode) -> u16 {
 fn victim_profile(code: CrimeCode) -> (f64, f64, f64) {
     match n(code) {
         9365 | 9381 | 9382 | 412 | 4090 | 424 | 9627..=9642 => (0.97, 0.0, 0.0),
-        9643..=9658 | 425 => (0.0, 0.97, 0.0),
+        9643..=9658 | 425 | 9369 => (0.0, 0.97, 0.0),
         648..=651 | 660..=663 | 9611..=9614 | 9659..=9674 => (0.86, 0.11, 0.0),
         9605 | 9606 | 9691..=9698 => (0.85, 0.12, 0.0),
         607 => (0.80, 0.12, 0.15),
@@ -205,6 +221,23 @@ fn natural_outcome(rng: &mut Rng, code: CrimeCode, referred: bool) -> Outcome {
 /// Handled and cleared counts for a target: about 70 % of the candidates handled, the rounded
 /// rate within 0.25 points of the published one, and no more cleared crimes than sit in referred
 /// cases (only those can get a prosecution decision).
+/// Handled and cleared counts as near a rate as a small volume allows: about 70 % of the
+/// candidates handled (at least 12 where there are that many, so a region can be compared),
+/// and of the handled counts from three quarters of that up, the one whose rounded rate lies
+/// nearest `percent`; never more cleared than sit in referred cases.
+fn nearest_split(percent: f64, candidates: usize, in_referred: usize) -> (usize, usize) {
+    let desired = ((candidates * 7 + 5) / 10).max(candidates.min(12));
+    let mut best = (0, 0, f64::INFINITY);
+    for handled in (desired * 3 / 4).max(1)..=desired {
+        let cleared = ((handled as f64 * percent / 100.0).round() as usize).min(in_referred);
+        let error = (100.0 * cleared as f64 / handled as f64 - percent).abs();
+        if error <= best.2 {
+            best = (handled, cleared, error);
+        }
+    }
+    (best.0, best.1)
+}
+
 fn handled_and_cleared(percent: f64, candidates: usize, in_referred: usize) -> (usize, usize) {
     let desired = (candidates * 7 + 5) / 10;
     for handled in (1..=desired).rev() {
@@ -222,6 +255,7 @@ pub(crate) struct CopyBuilder<'a> {
     plan: &'a Plan,
     rng: Rng,
     twin: &'a HashMap<CrimeCode, CrimeCode>,
+    region: Region,
 }
 
 impl<'a> CopyBuilder<'a> {
@@ -229,8 +263,14 @@ impl<'a> CopyBuilder<'a> {
         plan: &'a Plan,
         twin: &'a HashMap<CrimeCode, CrimeCode>,
         rng: Rng,
+        region: Region,
     ) -> CopyBuilder<'a> {
-        CopyBuilder { plan, rng, twin }
+        CopyBuilder {
+            plan,
+            rng,
+            twin,
+            region,
+        }
     }
 
     pub(crate) fn into_rng(self) -> Rng {
@@ -290,12 +330,13 @@ impl<'a> CopyBuilder<'a> {
     fn plan_cases(&mut self) -> Vec<Case> {
         let mut cases: Vec<Case> = Vec::new();
         let mut by_lead: HashMap<(i32, CrimeCode), Vec<usize>> = HashMap::new();
-        let area_weights: Vec<u32> = AREAS.iter().map(|&(_, w)| w).collect();
+        let areas = self.region.areas;
+        let area_weights: Vec<u32> = areas.iter().map(|&(_, w)| w).collect();
         for q in &self.plan.quotas {
             for i in 0..q.cases {
                 let referred = i < q.referred;
                 let first = self.crime(q.code, referred);
-                let area = AREAS[self.rng.weighted(&area_weights)].0;
+                let area = areas[self.rng.weighted(&area_weights)].0;
                 by_lead
                     .entry((q.year, q.code))
                     .or_default()
@@ -384,7 +425,12 @@ impl<'a> CopyBuilder<'a> {
                 }
             }
         }
-        let (handled, cleared) = handled_and_cleared(
+        let split = if target.exact {
+            handled_and_cleared
+        } else {
+            nearest_split
+        };
+        let (handled, cleared) = split(
             target.percent,
             in_referred.len() + others.len(),
             in_referred.len(),
@@ -447,8 +493,8 @@ impl<'a> CopyBuilder<'a> {
                 }
             }
             case.referred_twice = case.referred && self.rng.chance(0.08);
-            let domestic = matches!(n(case.lead), 9365 | 9381 | 9382 | 412 | 4090);
-            let rate = if PILOT_AREAS.contains(&case.area) {
+            let domestic = matches!(n(case.lead), 9365 | 9381 | 9382 | 412 | 4090 | 9369);
+            let rate = if self.region.pilot_areas.contains(&case.area) {
                 0.35
             } else {
                 0.12
@@ -509,7 +555,7 @@ impl<'a> CopyBuilder<'a> {
             t,
             Body::CaseOpened {
                 lead_crime_code: case.opened_as.unwrap_or(case.lead),
-                police_region: POLICE_REGION.to_string(),
+                police_region: self.region.name.to_string(),
                 local_police_area: case.area.to_string(),
             },
         );

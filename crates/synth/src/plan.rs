@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 
 use gryning_domain::{Catalogue, CrimeCode, Gender};
 
-use crate::reference::{MapsTo, Reference, VictimGender};
+use crate::reference::{MapsTo, Reference, ReportVerdict, VictimGender};
+use crate::rng::splitmix64;
 
 /// The years of the report; every generated event is dated in one of them.
 pub const YEARS: [i32; 2] = [2019, 2020];
@@ -180,6 +181,17 @@ pub(crate) struct ClearanceTarget {
     pub codes: Vec<CrimeCode>,
     pub gender: Option<Gender>,
     pub percent: f64,
+    /// The report's crime type, which the time series and the verdicts are keyed by.
+    pub crime_type: String,
+    /// How the report judges Stockholm's 2019 rate against the median of the country: the
+    /// other regions' rates are placed so that the comparison comes out so.
+    pub verdict: Option<ReportVerdict>,
+    /// The target's place in the list, which varies the order of the other regions' rates.
+    pub row: usize,
+    /// Whether the rate must come out within 0.25 points (a published one: Stockholm's 2019
+    /// rates and the points of the time series) or as near as the volume allows (the other
+    /// regions' rates, and Stockholm's between the series' points).
+    pub exact: bool,
 }
 
 /// How the treatment programmes of the two years start and end, so that the published starts,
@@ -209,6 +221,28 @@ pub(crate) struct Plan {
     pub contract_care: Vec<(i32, u32)>,
     pub programmes: ProgrammePlan,
 }
+
+/// Stockholm's crimes of assault against a man in a close relationship (9369), generated only
+/// with every region, for the report's verdict on men: (reported, cases, referred) per year.
+/// 9369 is in no Tabell-1 group, so no published figure moves.
+const MALE_PARTNER_ASSAULT: (&str, YearFigures) = ("9369", [(64, 48, 12), (70, 52, 13)]);
+
+/// Each year before the report's first has this much less volume than the next (a slow rise
+/// in reported crimes, as in police statistics of the 2010s).
+const YEARLY_GROWTH: f64 = 0.05;
+
+/// The other regions' rates for a target, as offsets in percentage points from Stockholm's
+/// rate that year, by the report's verdict; rotated per target so no region is always first.
+/// In line: three regions below Stockholm and three above, so the median of the seven is
+/// Stockholm's own rate. Above (below): five regions 3.5–7 points under (over) it and one over
+/// (under), so the median lies more than 3 points from it.
+const IN_LINE: [f64; 6] = [-3.0, -2.0, -1.0, 1.0, 2.0, 3.0];
+const ABOVE: [f64; 6] = [-3.5, -4.0, -5.0, -6.0, -7.0, 5.0];
+const BELOW: [f64; 6] = [3.5, 4.0, 5.0, 6.0, 7.0, -5.0];
+
+/// Fewest crimes a target code is given per year in another region, so that every region
+/// handles enough of them for a verdict.
+const TARGET_CODE_FLOOR: u32 = 14;
 
 fn code(text: &str) -> CrimeCode {
     CrimeCode::parse(text)
@@ -407,9 +441,17 @@ impl Plan {
                     codes,
                     gender,
                     percent: row.percent,
+                    crime_type: row.crime_type.clone(),
+                    verdict: verdict_of(reference, &row.crime_type, row.victim_gender),
+                    row: 0,
+                    exact: true,
                 })
             })
             .collect();
+        let mut targets: Vec<ClearanceTarget> = targets;
+        for (i, t) in targets.iter_mut().enumerate() {
+            t.row = i;
+        }
 
         let kv = &reference.kriminalvarden;
         let contract_care = YEARS
@@ -431,6 +473,233 @@ impl Plan {
             programmes,
         }
     }
+
+    /// Stockholm's plan for years `first_year` to the report's last: the report's two years as
+    /// [`Plan::new`] has them, each earlier year the first one's volume less
+    /// [`YEARLY_GROWTH`] per year, with the rates of the report's time series (interpolated
+    /// between its points, held beyond them). With every region, also 9369 and its verdict
+    /// target (see [`MALE_PARTNER_ASSAULT`]).
+    pub(crate) fn stockholm(
+        reference: &Reference,
+        catalogue: &Catalogue,
+        first_year: i32,
+        every_region: bool,
+    ) -> Plan {
+        let mut plan = Plan::new(reference, catalogue);
+        if every_region {
+            let (text, figures) = MALE_PARTNER_ASSAULT;
+            let c = code(text);
+            assert!(
+                catalogue.contains(c) && catalogue.groups_of(c).is_empty(),
+                "the catalogue in force lacks {c} or holds it in a group"
+            );
+            for (i, &year) in YEARS.iter().enumerate() {
+                let (reported, cases, referred) = figures[i];
+                plan.quotas.push(Quota {
+                    year,
+                    code: c,
+                    reported,
+                    cases,
+                    referred,
+                });
+            }
+            for v in &reference.verdicts {
+                let gender = gender_of(v.victim_gender);
+                let covered = plan.targets.iter().any(|t| {
+                    t.year == v.year && t.crime_type == v.crime_type && t.gender == gender
+                });
+                let published = reference.clearance.iter().find(|r| {
+                    r.year == v.year
+                        && r.crime_type == v.crime_type
+                        && r.victim_gender == v.victim_gender
+                });
+                if let (false, Some(published)) = (covered, published) {
+                    let row = plan.targets.len();
+                    plan.targets.push(ClearanceTarget {
+                        year: v.year,
+                        codes: codes_of(&v.maps_to, catalogue),
+                        gender,
+                        percent: published.percent,
+                        crime_type: v.crime_type.clone(),
+                        verdict: Some(v.verdict),
+                        row,
+                        exact: true,
+                    });
+                }
+            }
+        }
+        let first = YEARS[0];
+        for year in (first_year..first).rev() {
+            let factor = (1.0 - YEARLY_GROWTH).powi(first - year);
+            let base: Vec<Quota> = plan
+                .quotas
+                .iter()
+                .filter(|q| q.year == first)
+                .cloned()
+                .collect();
+            for q in base {
+                let scale = |n: u32| (f64::from(n) * factor).round() as u32;
+                let cases = scale(q.cases).max(u32::from(q.cases > 0));
+                plan.quotas.push(Quota {
+                    year,
+                    reported: scale(q.reported).max(cases),
+                    cases,
+                    referred: scale(q.referred).min(cases),
+                    ..q
+                });
+            }
+            let proposals = plan
+                .contract_care
+                .iter()
+                .find(|&&(y, _)| y == first)
+                .map_or(0, |&(_, n)| n);
+            plan.contract_care
+                .push((year, (f64::from(proposals) * factor).round() as u32));
+            let base: Vec<ClearanceTarget> = plan
+                .targets
+                .iter()
+                .filter(|t| t.year == first)
+                .cloned()
+                .collect();
+            for t in base {
+                let (percent, exact) = series_percent(reference, &t.crime_type, year, t.percent);
+                plan.targets.push(ClearanceTarget {
+                    year,
+                    percent,
+                    exact,
+                    ..t
+                });
+            }
+        }
+        plan
+    }
+
+    /// Another region's plan after Stockholm's: each code's volume `volume` times
+    /// Stockholm's (varied by up to 15 % per code, and at least [`TARGET_CODE_FLOOR`] crimes
+    /// for a target's codes), the rates of Stockholm's targets moved by the offsets of their
+    /// verdict, and no treatment programmes (those are Stockholm's published figures).
+    pub(crate) fn region(stockholm: &Plan, slot: usize, volume: f64) -> Plan {
+        let target_codes: Vec<CrimeCode> = stockholm
+            .targets
+            .iter()
+            .flat_map(|t| t.codes.iter().copied())
+            .collect();
+        let quotas = stockholm
+            .quotas
+            .iter()
+            .map(|q| {
+                let mut h = (slot as u64 + 1) * 0x9E37_79B9 + u64::from(q.code.number());
+                let jitter = (splitmix64(&mut h) >> 11) as f64 / (1u64 << 53) as f64;
+                let factor = volume * (0.85 + 0.3 * jitter);
+                let scale = |n: u32| (f64::from(n) * factor).round() as u32;
+                let mut reported = scale(q.reported);
+                if target_codes.contains(&q.code) && q.reported > 0 {
+                    reported = reported.max(TARGET_CODE_FLOOR);
+                }
+                let cases = scale(q.cases).max(u32::from(q.cases > 0)).min(reported);
+                Quota {
+                    reported,
+                    cases,
+                    referred: scale(q.referred).min(cases),
+                    ..q.clone()
+                }
+            })
+            .collect();
+        let targets = stockholm
+            .targets
+            .iter()
+            .map(|t| {
+                let offsets = match t.verdict {
+                    Some(ReportVerdict::Above) => ABOVE,
+                    Some(ReportVerdict::Below) => BELOW,
+                    Some(ReportVerdict::InLine) | None => IN_LINE,
+                };
+                let offset = offsets[(slot + t.row) % offsets.len()];
+                ClearanceTarget {
+                    percent: (t.percent + offset).clamp(0.0, 100.0),
+                    exact: false,
+                    ..t.clone()
+                }
+            })
+            .collect();
+        let contract_care = stockholm
+            .contract_care
+            .iter()
+            .map(|&(year, n)| (year, (f64::from(n) * volume).round() as u32))
+            .collect();
+        Plan {
+            quotas,
+            targets,
+            contract_care,
+            programmes: stockholm.programmes.clone(),
+        }
+    }
+}
+
+fn gender_of(g: VictimGender) -> Option<Gender> {
+    match g {
+        VictimGender::All => None,
+        VictimGender::Female => Some(Gender::Female),
+        VictimGender::Male => Some(Gender::Male),
+    }
+}
+
+fn codes_of(maps_to: &MapsTo, catalogue: &Catalogue) -> Vec<CrimeCode> {
+    match maps_to {
+        MapsTo::Code(c) => vec![code(c)],
+        MapsTo::Group(name) => catalogue
+            .group(name)
+            .unwrap_or_else(|| panic!("the catalogue in force lacks group {name:?}"))
+            .codes
+            .clone(),
+    }
+}
+
+/// The report's verdict on Stockholm's 2019 rate for a crime type and gender, if it gives one.
+fn verdict_of(
+    reference: &Reference,
+    crime_type: &str,
+    gender: VictimGender,
+) -> Option<ReportVerdict> {
+    reference
+        .verdicts
+        .iter()
+        .find(|v| v.crime_type == crime_type && v.victim_gender == gender)
+        .map(|v| v.verdict)
+}
+
+/// Stockholm's rate for a crime type in `year`, and whether the report gives it: the report's
+/// series point, else a straight line between its points (the 2019 rate `at_first` among them)
+/// or the nearest point's value beyond them, rounded to a whole percent as the report's are.
+fn series_percent(
+    reference: &Reference,
+    crime_type: &str,
+    year: i32,
+    at_first: f64,
+) -> (f64, bool) {
+    let mut points: Vec<(i32, f64)> = reference
+        .series
+        .iter()
+        .filter(|p| p.crime_type == crime_type)
+        .map(|p| (p.year, p.percent))
+        .collect();
+    if !points.iter().any(|&(y, _)| y == YEARS[0]) {
+        points.push((YEARS[0], at_first));
+    }
+    points.sort_by_key(|&(y, _)| y);
+    if let Some(&(_, p)) = points.iter().find(|&&(y, _)| y == year) {
+        return (p, true);
+    }
+    let before = points.iter().rev().find(|&&(y, _)| y < year);
+    let after = points.iter().find(|&&(y, _)| y > year);
+    let p = match (before, after) {
+        (Some(&(y0, p0)), Some(&(y1, p1))) => {
+            p0 + (p1 - p0) * f64::from(year - y0) / f64::from(y1 - y0)
+        }
+        (Some(&(_, p)), None) | (None, Some(&(_, p))) => p,
+        (None, None) => at_first,
+    };
+    (p.round(), false)
 }
 
 impl ProgrammePlan {

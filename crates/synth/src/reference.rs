@@ -22,6 +22,56 @@ pub struct Reference {
     pub kriminalvarden: Kriminalvarden,
     /// Person-clearance rates (personuppklaringsprocent).
     pub clearance: Vec<ClearanceRow>,
+    /// Stockholm's 2019 rates against the median of the country, in the report's words.
+    pub verdicts: Vec<VerdictRow>,
+    /// Points of the report's time series of Stockholm's rates (its figures 2 and 3).
+    pub series: Vec<SeriesPoint>,
+}
+
+/// How the report judges a rate against the median of the country.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
+pub enum ReportVerdict {
+    #[serde(rename = "above")]
+    Above,
+    #[serde(rename = "in line")]
+    InLine,
+    #[serde(rename = "below")]
+    Below,
+}
+
+impl ReportVerdict {
+    /// `above`, `in line`, `below`: the words of the `region-comparison` table.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReportVerdict::Above => "above",
+            ReportVerdict::InLine => "in line",
+            ReportVerdict::Below => "below",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerdictRow {
+    pub year: i32,
+    pub crime_type: String,
+    pub victim_gender: VictimGender,
+    pub verdict: ReportVerdict,
+    /// The report's own wording (Swedish).
+    pub report_words: String,
+    pub maps_to: MapsTo,
+    /// Why a mapping is an assumption, where it is one.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeriesPoint {
+    pub crime_type: String,
+    pub year: i32,
+    pub percent: f64,
+    pub maps_to: MapsTo,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -147,5 +197,45 @@ mod tests {
             r.kriminalvarden.ipv_treatment_programmes[1].continuing_over_year_end,
             Some(44)
         );
+    }
+
+    #[test]
+    fn verdicts_and_series_are_the_reports() {
+        let r = reference();
+        let verdict = |crime: &str, gender: VictimGender| {
+            r.verdicts
+                .iter()
+                .find(|v| v.crime_type.starts_with(crime) && v.victim_gender == gender)
+                .unwrap_or_else(|| panic!("no verdict for {crime}"))
+                .verdict
+        };
+        assert_eq!(r.verdicts.len(), 12);
+        use ReportVerdict::*;
+        use VictimGender::*;
+        assert_eq!(verdict("Människohandel", All), Above);
+        assert_eq!(verdict("Tvångsäktenskap", All), Above);
+        assert_eq!(verdict("Grov kvinnofridskränkning", Female), Below);
+        assert_eq!(verdict("Köp av sexuell handling av barn", All), Below);
+        for (crime, gender) in [
+            ("Misshandel", Female),
+            ("Misshandel", Male),
+            ("Könsstympning", All),
+            ("Kontakt med barn", All),
+            ("Våldtäktsbrott", Female),
+            ("Våldtäktsbrott", Male),
+            ("Koppleri", All),
+            ("Köp av sexuell tjänst", All),
+        ] {
+            assert_eq!(verdict(crime, gender), InLine, "{crime} {gender:?}");
+        }
+        let point = |crime: &str, year: i32| {
+            r.series
+                .iter()
+                .find(|p| p.crime_type.starts_with(crime) && p.year == year)
+                .map(|p| p.percent)
+        };
+        assert_eq!(point("Köp av sexuell tjänst", 2016), Some(64.0));
+        assert_eq!(point("Köp av sexuell handling av barn", 2018), Some(63.0));
+        assert_eq!(point("Människohandel", 2017), Some(0.0));
     }
 }

@@ -24,6 +24,9 @@ pub enum ServiceError {
         value: String,
         problem: &'static str,
     },
+    /// A table asked for a region that is neither a police region nor one of the stored cases'.
+    #[error(transparent)]
+    UnknownRegion(#[from] gryning_domain::UnknownRegion),
     #[error(transparent)]
     Store(#[from] gryning_store::Error),
     #[error(transparent)]
@@ -226,7 +229,9 @@ impl ServiceError {
                     (Code::PermissionDenied, "permission-denied")
                 }
             },
-            ServiceError::InvalidArgument { .. } => (Code::InvalidArgument, "invalid-field"),
+            ServiceError::InvalidArgument { .. } | ServiceError::UnknownRegion(_) => {
+                (Code::InvalidArgument, "invalid-field")
+            }
             ServiceError::Store(gryning_store::Error::Conflict { .. }) => {
                 (Code::Aborted, "conflict")
             }

@@ -1,7 +1,8 @@
 //! The insight service (`gryning.v1.Insight`): the contract's tables for analysts, from live
 //! projections that follow the event log; never event-level data. `Watch` sends a table once in
 //! full and then, after each batch the projections apply, only the rows that changed (a row is
-//! keyed by its leading text cells: period, code or group, victim gender). When batches land
+//! keyed by its leading text cells: period, code or group, victim gender, region). Every table
+//! can be asked for one police region (`region`); publications are county-wide. When batches land
 //! faster than a watcher is served, it skips to the newest state rather than falling behind.
 
 use std::collections::BTreeMap;
@@ -40,19 +41,20 @@ pub fn service(
 }
 
 /// Which table, read from the request's text fields; empty `by` and `period` take the
-/// defaults of `gryning table` (code, year).
-#[derive(Clone, Copy, Debug)]
+/// defaults of `gryning table` (code, year), an empty `region` every region together.
+#[derive(Clone, Debug)]
 struct Query {
     name: TableName,
     by: By,
     period: PeriodKind,
+    region: Option<String>,
 }
 
 fn query(name: &str, by: &str, period: &str) -> Result<Query, ServiceError> {
     let name = TableName::parse(name).ok_or_else(|| ServiceError::InvalidArgument {
         field: "name",
         value: name.to_string(),
-        problem: "must be case-flow, clearance, care or progress",
+        problem: "must be case-flow, clearance, care, progress or region-comparison",
     })?;
     let by = match by {
         "" => By::Code,
@@ -70,7 +72,28 @@ fn query(name: &str, by: &str, period: &str) -> Result<Query, ServiceError> {
             problem: "must be year or quarter",
         })?,
     };
-    Ok(Query { name, by, period })
+    Ok(Query {
+        name,
+        by,
+        period,
+        region: None,
+    })
+}
+
+/// [`query`] with the request's `region`, checked against the police regions and the regions
+/// of the stored cases.
+fn query_in(
+    live: &LiveProjections,
+    name: &str,
+    by: &str,
+    period: &str,
+    region: &str,
+) -> Result<Query, ServiceError> {
+    let mut q = query(name, by, period)?;
+    if !region.is_empty() {
+        q.region = Some(live.read(|p| p.resolve_region(region))?);
+    }
+    Ok(q)
 }
 
 fn cell(cell: &Cell) -> pb::Cell {
@@ -181,9 +204,17 @@ impl InsightService {
         Ok(reply(&table, publication.position, Some(summary(&entry))))
     }
 
-    fn table(&self, projections: &Projections, q: Query) -> Table {
-        projections.table(q.name, q.by, q.period, &self.ctx.catalogue)
+    fn table(&self, projections: &Projections, q: &Query) -> Result<Table, ServiceError> {
+        table_of(projections, q, &self.ctx.catalogue)
     }
+}
+
+fn table_of(
+    projections: &Projections,
+    q: &Query,
+    catalogue: &gryning_domain::Catalogue,
+) -> Result<Table, ServiceError> {
+    Ok(projections.region_table(q.name, q.by, q.period, catalogue, q.region.as_deref())?)
 }
 
 type ChangeStream = ResponseStream<pb::TableChange>;
@@ -203,7 +234,7 @@ impl Insight for InsightService {
     ) -> Result<Response<pb::TableReply>, Status> {
         require(&request, Rpc::GetTable).map_err(ServiceError::from)?;
         let r = request.into_inner();
-        let q = query(&r.name, &r.by, &r.period)?;
+        let q = query_in(&self.live, &r.name, &r.by, &r.period, &r.region)?;
         let as_of_time = match r.as_of_time.trim() {
             "" => None,
             text => Some(AsOf::parse_time(text).map_err(|_| {
@@ -223,6 +254,14 @@ impl Insight for InsightService {
             .into());
         }
         if !r.published.is_empty() {
+            if !r.region.is_empty() {
+                return Err(ServiceError::InvalidArgument {
+                    field: "region",
+                    value: r.region,
+                    problem: "publications are county-wide: a published table has no region; leave region empty",
+                }
+                .into());
+            }
             if r.as_of.is_some() {
                 return Err(ServiceError::InvalidArgument {
                     field: "as_of",
@@ -245,7 +284,7 @@ impl Insight for InsightService {
         }
         let at = as_of_time.or(r.as_of.map(AsOf::Position));
         let (table, position) = match at {
-            None => self.live.read(|p| (self.table(p, q), p.position())),
+            None => self.live.read(|p| (self.table(p, &q), p.position())),
             Some(at) => {
                 // The live state cannot be rewound: an earlier one starts from the nearest
                 // snapshot at or before the point and replays the events between.
@@ -258,12 +297,12 @@ impl Insight for InsightService {
                     tracing::warn!(path = %path.display(), reason = %why, "snapshot not used for an as-of query");
                 }
                 (
-                    self.table(&past.projections, q),
+                    self.table(&past.projections, &q),
                     past.projections.position(),
                 )
             }
         };
-        Ok(Response::new(reply(&table, position, None)))
+        Ok(Response::new(reply(&table?, position, None)))
     }
 
     async fn publish(
@@ -330,14 +369,23 @@ impl Insight for InsightService {
     ) -> Result<Response<ChangeStream>, Status> {
         require(&request, Rpc::Watch).map_err(ServiceError::from)?;
         let r = request.into_inner();
-        let q = query(&r.name, &r.by, &r.period)?;
+        let q = query_in(&self.live, &r.name, &r.by, &r.period, &r.region)?;
+        // The region is known now (checked above), so every later table of it is answered.
         let live = Arc::clone(&self.live);
         let catalogue = Arc::clone(&self.ctx.catalogue);
         let mut position = live.watch_position();
         let (mut outbox, stream) = Outbox::open(&self.ctx, WATCH_METHOD, WATCH_BUFFER);
         tokio::spawn(async move {
-            let snapshot =
-                || live.read(|p| (p.table(q.name, q.by, q.period, &catalogue), p.position()));
+            let snapshot = || {
+                live.read(|p| {
+                    let table = table_of(p, &q, &catalogue).unwrap_or_else(|_| Table {
+                        name: q.name.name().to_string(),
+                        columns: Vec::new(),
+                        rows: Vec::new(),
+                    });
+                    (table, p.position())
+                })
+            };
             position.borrow_and_update();
             let (mut previous, at) = snapshot();
             let first = pb::TableChange {
