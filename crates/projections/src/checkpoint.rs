@@ -7,7 +7,9 @@
 //! file. The payload starts with the checkpoint's [`Origin`] — the store's backend and id, and
 //! the id of the event at the checkpoint's position — then lists the position, the date span, cases, crimes, referral quarters, the
 //! per-(quarter, code) tallies in key order, the yearly referral counts, the care counts and
-//! (since version 3) the index of publications.
+//! (since version 3) the index of publications, then (since version 4) the social-services
+//! state: the local police areas, each case's area, the notification counts per (quarter,
+//! area) and the support counts per (quarter, kind, gender, age group).
 //! The id indexes are not stored: they are rebuilt from the vectors on load.
 
 use std::collections::BTreeMap;
@@ -20,13 +22,15 @@ use gryning_store::StoreIdentity;
 
 use crate::index::IdIndex;
 use crate::publication::PublicationEntry;
-use crate::state::{CareTally, Case, Crime, Projections, Referral, Tally, NIL, NO_DAY};
+use crate::state::{
+    CareTally, Case, Crime, NotificationTally, Projections, Referral, Tally, NIL, NO_DAY,
+};
 use crate::Error;
 
 const MAGIC: &[u8; 8] = b"GRYNPROJ";
 /// The checkpoint format this build writes and reads. A checkpoint of another version is
 /// refused with [`Error::FormatVersion`]; the caller rebuilds from the event log.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 /// Where a checkpoint's state was taken: the store, and the event at the checkpoint's position,
 /// which tells the same store restored to an older copy (or otherwise rewritten) from the one
@@ -263,6 +267,29 @@ pub(crate) fn encode(p: &Projections, origin: &Origin) -> Vec<u8> {
         }
         w.u8(u8::from(e.automatic));
     }
+    w.len(p.areas.len());
+    for area in &p.areas {
+        w.text(area);
+    }
+    w.len(p.case_areas.len());
+    for &area in &p.case_areas {
+        w.u32(area);
+    }
+    w.len(p.notifications.len());
+    for (&(quarter, area), t) in &p.notifications {
+        w.i32(quarter);
+        w.u32(area);
+        w.i64(t.count);
+        w.hist(&t.to_notification);
+    }
+    w.len(p.support.len());
+    for (&(quarter, kind, gender, age), &n) in &p.support {
+        w.i32(quarter);
+        w.u8(kind);
+        w.u8(gender);
+        w.u8(age);
+        w.i64(n);
+    }
     w.0
 }
 
@@ -371,6 +398,21 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Checkpoint, Fail> {
     for e in publications {
         p.publications.0.entry(e.quarter).or_default().push(e);
     }
+    p.areas = r.items(8, |r| r.text())?;
+    p.case_areas = r.items(4, |r| r.u32())?;
+    let notifications = r.items(24, |r| {
+        let key = (r.i32()?, r.u32()?);
+        let tally = NotificationTally {
+            count: r.i64()?,
+            to_notification: r.hist()?,
+        };
+        Ok((key, tally))
+    })?;
+    p.notifications = notifications.into_iter().collect();
+    let support = r.items(15, |r| {
+        Ok(((r.i32()?, r.u8()?, r.u8()?, r.u8()?), r.i64()?))
+    })?;
+    p.support = support.into_iter().collect();
     if !r.bytes.is_empty() {
         return Err(format!(
             "{} unexpected bytes after the state",
@@ -378,6 +420,15 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Checkpoint, Fail> {
         ));
     }
     check_links(&p)?;
+    p.area_index = p
+        .areas
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.clone(), i as u32))
+        .collect();
+    if p.area_index.len() != p.areas.len() {
+        return Err("a local police area is listed twice".into());
+    }
     p.case_index = IdIndex::rebuild(p.cases.len(), |i| p.case_hash(i));
     p.crime_index = IdIndex::rebuild(p.crimes.len(), |i| p.crime_hash(i));
     if (p.position == 0) != origin.event_id.is_none() {
@@ -415,6 +466,20 @@ pub(crate) fn check_links(p: &Projections) -> Result<(), Fail> {
     }
     if p.referrals.iter().any(|r| !ok(r.next, p.referrals.len())) {
         return Err("a referral links outside the state".into());
+    }
+    if p.case_areas.len() != p.cases.len()
+        || p.case_areas.iter().any(|&a| a as usize >= p.areas.len())
+        || p.notifications
+            .keys()
+            .any(|&(_, a)| a as usize >= p.areas.len())
+    {
+        return Err("a case or a notification names an area outside the state".into());
+    }
+    if p.support
+        .keys()
+        .any(|&(_, kind, gender, age)| kind > 2 || gender > 2 || age > 2)
+    {
+        return Err("a support count has a kind, gender or age group out of range".into());
     }
     Ok(())
 }

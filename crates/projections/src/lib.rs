@@ -1,5 +1,6 @@
-//! The read side of gryning: the contract's tables (`case-flow`, `clearance`, `care`) and the
-//! per-crime-code `progress` funnel, kept incrementally from the event log.
+//! The read side of gryning: the contract's tables (`case-flow`, `clearance`, `care`,
+//! `social-services`) and the per-crime-code `progress` funnel, kept incrementally from the
+//! event log; and [`explain`], which lists the events behind any one cell.
 //!
 //! [`Projections`] is pure state folded event by event in store position order; it keeps counts
 //! per (quarter, crime code) and answers any table for years or quarters, by code or by the
@@ -15,6 +16,7 @@ pub mod bench;
 mod checkpoint;
 pub mod diff;
 mod error;
+pub mod explain;
 mod index;
 pub mod naive;
 mod period;
@@ -22,6 +24,7 @@ pub mod publication;
 mod query;
 mod resume;
 mod runner;
+pub mod social;
 mod state;
 mod table;
 

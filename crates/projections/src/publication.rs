@@ -62,7 +62,7 @@ impl PublishedPeriod {
 pub fn published_kinds() -> Vec<(TableName, Option<By>, PublishedPeriod)> {
     let mut kinds = Vec::new();
     for name in TableName::ALL {
-        let bys: Vec<Option<By>> = if name == TableName::Care {
+        let bys: Vec<Option<By>> = if !name.has_codes() {
             vec![None]
         } else {
             By::ALL.into_iter().map(Some).collect()
@@ -207,6 +207,14 @@ impl Projections {
         let first = quarter.year() * 4;
         let period = PublishedPeriod::YearToDate.label(quarter);
         let mut rows = Vec::new();
+        if name == TableName::SocialServices {
+            self.social_rows(
+                |at| (first..=q).contains(&at).then_some(0),
+                |_| period.clone(),
+                &mut rows,
+            );
+            return self.social_table(rows);
+        }
         if name == TableName::Care {
             let mut c = CareCounts::default();
             let (mut started, mut ended) = (0i64, 0i64);
@@ -292,11 +300,7 @@ pub fn stored_table(
     by: By,
     period: PublishedPeriod,
 ) -> Option<Table> {
-    let by_name = if name == TableName::Care {
-        ""
-    } else {
-        by.name()
-    };
+    let by_name = if name.has_codes() { by.name() } else { "" };
     let stored = publication
         .tables
         .iter()

@@ -10,24 +10,41 @@ pub enum TableName {
     Clearance,
     Care,
     Progress,
+    /// Social services' work: child-welfare notifications and support granted.
+    SocialServices,
 }
 
 impl TableName {
-    pub const ALL: [TableName; 4] = [
+    /// Every table; a new one goes last, so a publication's tables keep their order.
+    pub const ALL: [TableName; 5] = [
         TableName::CaseFlow,
         TableName::Clearance,
         TableName::Care,
         TableName::Progress,
+        TableName::SocialServices,
     ];
 
-    /// The name used on the command line and in the API: `case-flow`, `clearance`, `care`, `progress`.
+    /// The name used on the command line and in the API: `case-flow`, `clearance`, `care`,
+    /// `progress`, `social-services`.
     pub fn name(self) -> &'static str {
         match self {
             TableName::CaseFlow => "case-flow",
             TableName::Clearance => "clearance",
             TableName::Care => "care",
             TableName::Progress => "progress",
+            TableName::SocialServices => "social-services",
         }
+    }
+
+    /// Whether the table has rows per crime code or group (`--by`); `care` and
+    /// `social-services` have neither.
+    pub fn has_codes(self) -> bool {
+        !matches!(self, TableName::Care | TableName::SocialServices)
+    }
+
+    /// The names of every table, for messages: `case-flow, clearance, …`.
+    pub fn list() -> String {
+        TableName::ALL.map(TableName::name).join(", ")
     }
 
     pub fn parse(text: &str) -> Option<TableName> {
