@@ -227,6 +227,7 @@ fn encode_json(rpc: &str, json: &Value) -> Vec<u8> {
         "Insight/GetTable" => encode!(pb::GetTableRequest),
         "Insight/Watch" => encode!(pb::WatchRequest),
         "Insight/Status" => encode!(pb::StatusRequest),
+        "Insight/Explain" => encode!(pb::ExplainRequest),
         other => panic!("the corpus names an RPC the runner does not know: {other}"),
     }
 }
@@ -237,6 +238,8 @@ fn default_role(rpc: &str) -> &'static str {
         "Police" => "police",
         "Prosecution" => "prosecution",
         "Care" => "care",
+        // Event-level data: the auditor's.
+        "Insight" if rpc == "Insight/Explain" => "auditor",
         "Insight" => "analyst",
         "EventLog" if rpc == "EventLog/Append" => "admin",
         "EventLog" => "auditor",
@@ -422,7 +425,14 @@ fn identity_cases(corpus: &Corpus) -> Vec<Case> {
     let mut cases = Vec::new();
     for (rpc, path, repeated) in fields {
         let leaf = path.rsplit('.').next().unwrap();
-        let rule = corpus.identity_numbers.rules.get(leaf).unwrap_or_else(|| {
+        // A rule for one RPC's field (`Explain.period`) before the rule for every field of
+        // that name.
+        let method = rpc.rsplit('/').next().unwrap();
+        let rules = &corpus.identity_numbers.rules;
+        let rule = rules
+            .get(&format!("{method}.{leaf}"))
+            .or_else(|| rules.get(leaf));
+        let rule = rule.unwrap_or_else(|| {
             panic!("{rpc} field {path}: add the rule it breaks to [identity_numbers.rules]")
         });
         // An event for the bulk append is the command request of its body (the same fields).

@@ -338,6 +338,14 @@ impl CellRef {
                     )
                 })?;
             cell.social = Some(if service == 0 {
+                if gryning_domain::personnummer::find(&r.local_police_area).is_some() {
+                    return Err(invalid(
+                        "local_police_area",
+                        &r.local_police_area,
+                        "holds a personal identity or coordination number, which no stored area \
+                         does: name the area as the table's rows do",
+                    ));
+                }
                 if r.local_police_area.is_empty() || r.local_police_area == ALL {
                     return Err(invalid(
                         "local_police_area",
