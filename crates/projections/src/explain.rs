@@ -973,6 +973,81 @@ mod tests {
         }
     }
 
+    /// A publication recorded before `social-services` existed holds no such table: the
+    /// request names the table; a held table gives its value, or none for a missing row.
+    #[test]
+    fn a_publication_without_the_table_says_so() {
+        use gryning_domain::{Publication, PublishedCell, PublishedTable, Quarter};
+        let catalogue = Catalogue::default_catalogue();
+        let quarter = Quarter::parse("2020-Q4").unwrap();
+        let cell = |table: &str, measure: &str, code: &str| {
+            CellRef::parse(
+                &Request {
+                    table: table.into(),
+                    period: "2020-Q4".into(),
+                    code: code.into(),
+                    service: if code.is_empty() {
+                        "SUPPORT_TALKS".into()
+                    } else {
+                        String::new()
+                    },
+                    victim_gender: if code.is_empty() {
+                        "MALE".into()
+                    } else {
+                        String::new()
+                    },
+                    age_group: if code.is_empty() {
+                        "ADULT".into()
+                    } else {
+                        String::new()
+                    },
+                    measure: measure.into(),
+                    ..Request::default()
+                },
+                &catalogue,
+            )
+            .unwrap()
+        };
+        let text = |t: &str| PublishedCell::Text(t.into());
+        let old = Publication {
+            quarter,
+            revision: 1,
+            position: 9,
+            catalogue_version: "2020.1".into(),
+            catalogue_sha256: "0".repeat(64),
+            published_at: String::new(),
+            principal: "test".into(),
+            note: String::new(),
+            automatic: false,
+            tables: vec![PublishedTable {
+                name: "case-flow".into(),
+                by: "code".into(),
+                period: "quarter".into(),
+                columns: ["period", "code", "reported", "cases", "referred"]
+                    .map(String::from)
+                    .to_vec(),
+                rows: vec![vec![
+                    text("2020-Q4"),
+                    text("9365"),
+                    PublishedCell::Int(3),
+                    PublishedCell::Int(1),
+                    PublishedCell::Int(0),
+                ]],
+            }],
+        };
+        let e = published_value(&old, &cell("social-services", "count", "")).unwrap_err();
+        assert_eq!(e.field, "table", "{e}");
+        assert!(e.to_string().contains("holds no such table"), "{e}");
+        assert_eq!(
+            published_value(&old, &cell("case-flow", "reported", "9365")).unwrap(),
+            Some(Cell::Int(3))
+        );
+        assert_eq!(
+            published_value(&old, &cell("case-flow", "reported", "4024")).unwrap(),
+            None
+        );
+    }
+
     #[test]
     fn each_bad_field_is_named() {
         let catalogue = Catalogue::default_catalogue();
