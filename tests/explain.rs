@@ -412,6 +412,21 @@ async fn a_published_cell_is_explained_as_published_and_the_cli_agrees_offline_a
     let server = up(dir.path());
     let mut admin = as_role(&server, &server.tokens, "admin").await;
     let r = record(&mut admin).await;
+    // Publish computes from the live projections: wait until they have applied the events.
+    let started = std::time::Instant::now();
+    loop {
+        let status = admin
+            .insight
+            .status(pb::StatusRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        if status.projections.iter().all(|p| p.position >= 10) {
+            break;
+        }
+        assert!(started.elapsed() < harness::DEADLINE, "{status:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let publication = admin
         .insight
         .publish(pb::PublishRequest {
