@@ -235,6 +235,7 @@ fn encode_json(rpc: &str, json: &Value) -> Vec<u8> {
         "Insight/Status" => encode!(pb::StatusRequest),
         "Insight/Publish" => encode!(pb::PublishRequest),
         "Insight/ListPublications" => encode!(pb::ListPublicationsRequest),
+        "Insight/Explain" => encode!(pb::ExplainRequest),
         other => panic!("the corpus names an RPC the runner does not know: {other}"),
     }
 }
@@ -246,6 +247,8 @@ fn default_role(rpc: &str) -> &'static str {
         "Prosecution" => "prosecution",
         "Care" => "care",
         "Insight" if rpc == "Insight/Publish" => "admin",
+        // Event-level data: the auditor's.
+        "Insight" if rpc == "Insight/Explain" => "auditor",
         "Insight" => "analyst",
         "EventLog" if rpc == "EventLog/Append" => "admin",
         "EventLog" => "auditor",
@@ -452,11 +455,13 @@ fn identity_cases(corpus: &Corpus) -> Vec<Case> {
     } in fields
     {
         let leaf = path.rsplit('.').next().unwrap();
-        // The rule of the field's path (a name several messages use for different things),
-        // else of its name.
+        // The rule of one RPC's field (`Explain.period`), else of the field's path (a name
+        // several messages use for different things), else of every field of that name.
+        let method = rpc.rsplit('/').next().unwrap();
         let rules = &corpus.identity_numbers.rules;
         let rule = rules
-            .get(&path)
+            .get(&format!("{method}.{path}"))
+            .or_else(|| rules.get(&path))
             .or_else(|| rules.get(leaf))
             .unwrap_or_else(|| {
                 panic!("{rpc} field {path}: add the rule it breaks to [identity_numbers.rules]")

@@ -20,7 +20,7 @@ use harness::{await_value, Server};
 use serde_json::Value;
 
 /// Every published table, as `gryning table` arguments.
-const PUBLISHED: [(&str, &str, &str); 14] = [
+const PUBLISHED: [(&str, &str, &str); 16] = [
     ("case-flow", "code", "quarter"),
     ("case-flow", "code", "year"),
     ("case-flow", "group", "quarter"),
@@ -35,6 +35,8 @@ const PUBLISHED: [(&str, &str, &str); 14] = [
     ("progress", "group", "year"),
     ("care", "code", "quarter"),
     ("care", "code", "year"),
+    ("social-services", "code", "quarter"),
+    ("social-services", "code", "year"),
 ];
 
 /// `gryning STORE… ARGS…` with `env`.
@@ -139,6 +141,12 @@ fn history() -> History {
     let after = [
         // A late report dated in the quarter.
         case_event("2020-12-01", &a, crime(&a3, "9365", "GENDER_FEMALE")),
+        // A late child-welfare notification in the quarter, 57 days after the opening.
+        case_event(
+            "2020-12-01",
+            &a,
+            ("childWelfareNotified", serde_json::json!({})),
+        ),
         // A reclassification: 4012 (in the group) becomes 0418 (not in it).
         case_event(
             "2021-01-05",
@@ -227,13 +235,26 @@ type CellKey = (String, String, String, String, String);
 type Cells = BTreeMap<CellKey, Value>;
 
 fn cells_of(name: &str, by: &str, period: &str, rows: &[Value], out: &mut Cells) {
-    let by = if name == "care" { "" } else { by };
+    let by = if name == "care" || name == "social-services" {
+        ""
+    } else {
+        by
+    };
     let period = if period == "quarter" {
         "quarter"
     } else {
         "year-to-date"
     };
-    let keys = ["period", "code", "group", "victim_gender"];
+    let keys = [
+        "period",
+        "code",
+        "group",
+        "victim_gender",
+        "service",
+        "local_police_area",
+        "gender",
+        "age_group",
+    ];
     for row in rows {
         let object = row.as_object().unwrap();
         let key: Vec<&str> = keys
@@ -387,6 +408,22 @@ fn a_publication_never_changes(store: &[&str], dir: &Path) {
     assert_eq!(
         diff[&key("progress", "code", "quarter", "2020-Q4 / 0418", "decided")],
         (Value::Null, Value::from(1), 1)
+    );
+    // The late notification shows in social services' quarter, with its days from opening.
+    let notified = "2020-Q4 / CHILD_WELFARE_NOTIFICATION / Farsta / ALL / ALL";
+    assert_eq!(
+        diff[&key("social-services", "", "quarter", notified, "count")],
+        (Value::Null, Value::from(1), 1)
+    );
+    assert_eq!(
+        diff[&key(
+            "social-services",
+            "",
+            "quarter",
+            notified,
+            "median_days_to_notification"
+        )],
+        (Value::Null, Value::from(57.0), 1)
     );
     // A decision dated 2021 is no clearance of 2020.
     assert!(diff

@@ -2,6 +2,7 @@
 //! recording (import), projections (table, rebuild), the catalogue and the synthetic generator.
 
 mod demo;
+mod explain;
 mod import;
 mod publication;
 mod remote;
@@ -57,7 +58,7 @@ enum Command {
     },
     /// Print a table computed from every stored event.
     Table {
-        /// case-flow, clearance, care, progress or region-comparison.
+        /// case-flow, clearance, care, progress, social-services or region-comparison.
         name: String,
         #[arg(long, value_enum, default_value_t = ByArg::Code)]
         by: ByArg,
@@ -117,6 +118,14 @@ enum Command {
         against: String,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+    },
+    /// List the streams and events that make up one cell of a table (event-level data: with
+    /// --server, an auditor's or an admin's token), live or as published.
+    Explain {
+        #[command(flatten)]
+        cell: explain::ExplainArgs,
+        #[command(flatten)]
+        remote: remote::ServerArgs,
     },
     /// Serve every gRPC service (police, prosecution, care, event_log, insight) on one port.
     Up {
@@ -283,9 +292,9 @@ impl Cli {
         let offline = settings.store.as_deref().is_none_or(str::is_empty);
         match &self.command {
             Command::Up { .. } => false,
-            Command::Import { remote, .. } | Command::Table { remote, .. } => {
-                offline && remote.server.is_none()
-            }
+            Command::Import { remote, .. }
+            | Command::Table { remote, .. }
+            | Command::Explain { remote, .. } => offline && remote.server.is_none(),
             Command::Rebuild
             | Command::Publish { .. }
             | Command::Publications { .. }
@@ -639,6 +648,9 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<std::process::ExitC
                     TableName::names()
                 )
             };
+            if table_name == TableName::SocialServices && region.is_some() {
+                bail!("the social-services table is county-wide (support is granted to clients, who carry no region): leave out --region");
+            }
             let dir = &settings.data_dir;
             if settings.store.is_none() && !dir.join("events.sqlite3").exists() {
                 bail!("no event store in {}: import events first (gryning import FILE) or pass --data-dir", dir.display());
@@ -694,6 +706,17 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<std::process::ExitC
             if !text.ends_with('\n') {
                 writeln!(out)?;
             }
+            Ok(ok)
+        }
+        Command::Explain { cell, remote } => {
+            let reply = if let Some(url) = &remote.server {
+                let server = remote.connect(url, "an auditor or admin token").await?;
+                remote::explain(&server, cell.to_pb()?).await?
+            } else {
+                let (store, _) = open_existing_to_read(&settings).await?;
+                explain::offline(store.as_ref(), &catalogue, &cell).await?
+            };
+            explain::print(&reply, cell.format)?;
             Ok(ok)
         }
         Command::Credentials { file } => {

@@ -1,6 +1,6 @@
-//! The client side of `gryning table --server URL` and `gryning import --server URL`: the first
-//! asks a running server's insight service and renders the reply exactly as the offline command
-//! would; the second streams an NDJSON file through the event-log service's `Append` and
+//! The client side of `gryning table --server URL`, `gryning explain --server URL` and
+//! `gryning import --server URL`: the first two ask a running server's insight service and
+//! render the reply exactly as the offline command would; the third streams an NDJSON file through the event-log service's `Append` and
 //! reports each rejection by its line number, as the offline import does. An `https://` URL is
 //! reached over TLS, trusting the `--ca-cert` given (the system's roots are not consulted:
 //! gryning servers use a deployment's own CA), with a client certificate when the server
@@ -168,6 +168,20 @@ pub(crate) async fn table(
         Format::Csv => table.to_csv(),
         _ => table.to_text(),
     })
+}
+
+/// `gryning explain … --server URL`: the cell's events through `Insight.Explain`. A large cell
+/// lists many events, so the reply is read without the default 4 MiB limit.
+pub(crate) async fn explain(
+    server: &Server,
+    request: pb::ExplainRequest,
+) -> anyhow::Result<pb::ExplainReply> {
+    Ok(InsightClient::new(server.channel.clone())
+        .max_decoding_message_size(usize::MAX)
+        .explain(server.request(request))
+        .await
+        .map_err(|s| server.refused(s))?
+        .into_inner())
 }
 
 /// Events in flight between the file reader and the `Append` stream.

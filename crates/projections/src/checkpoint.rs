@@ -8,8 +8,10 @@
 //! the id of the event at the checkpoint's position — then lists the position, the date span,
 //! (since version 4) the region names, cases (with their region's index since version 4),
 //! crimes, referral quarters, the per-(quarter, region, code) tallies in key order, the yearly
-//! referral counts per region, the care counts, (since version 3) the index of publications
-//! and (since version 4) the contract-care proposals per quarter and region.
+//! referral counts per region, the care counts, (since version 3) the index of publications,
+//! and (since version 4) the contract-care proposals per quarter and region, then the
+//! social-services state: the local police areas, each case's area, the notification counts
+//! per (quarter, area) and the support counts per (quarter, kind, gender, age group).
 //! The id indexes are not stored: they are rebuilt from the vectors on load.
 
 use std::collections::BTreeMap;
@@ -24,8 +26,8 @@ use crate::index::IdIndex;
 use crate::period::quarter_of_days;
 use crate::publication::PublicationEntry;
 use crate::state::{
-    CareTally, Case, Crime, Projections, Referral, Tally, CLEARED, NIL, NOT_CLEARED, NO_DAY,
-    UNDECIDED,
+    CareTally, Case, Crime, NotificationTally, Projections, Referral, Tally, CLEARED, NIL,
+    NOT_CLEARED, NO_DAY, UNDECIDED,
 };
 use crate::Error;
 
@@ -284,6 +286,29 @@ pub(crate) fn encode(p: &Projections, origin: &Origin) -> Vec<u8> {
         w.u16(region);
         w.i64(n);
     }
+    w.len(p.areas.len());
+    for area in &p.areas {
+        w.text(area);
+    }
+    w.len(p.case_areas.len());
+    for &area in &p.case_areas {
+        w.u32(area);
+    }
+    w.len(p.notifications.len());
+    for (&(quarter, area), t) in &p.notifications {
+        w.i32(quarter);
+        w.u32(area);
+        w.i64(t.count);
+        w.hist(&t.to_notification);
+    }
+    w.len(p.support.len());
+    for (&(quarter, kind, gender, age), &n) in &p.support {
+        w.i32(quarter);
+        w.u8(kind);
+        w.u8(gender);
+        w.u8(age);
+        w.i64(n);
+    }
     w.0
 }
 
@@ -407,11 +432,35 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Checkpoint, Fail> {
     }
     let proposals = r.items(14, |r| Ok(((r.i32()?, r.u16()?), r.i64()?)))?;
     p.contract_care = proposals.into_iter().collect();
+    p.areas = r.items(8, |r| r.text())?;
+    p.case_areas = r.items(4, |r| r.u32())?;
+    let notifications = r.items(24, |r| {
+        let key = (r.i32()?, r.u32()?);
+        let tally = NotificationTally {
+            count: r.i64()?,
+            to_notification: r.hist()?,
+        };
+        Ok((key, tally))
+    })?;
+    p.notifications = notifications.into_iter().collect();
+    let support = r.items(15, |r| {
+        Ok(((r.i32()?, r.u8()?, r.u8()?, r.u8()?), r.i64()?))
+    })?;
+    p.support = support.into_iter().collect();
     if !r.bytes.is_empty() {
         return Err(format!(
             "{} unexpected bytes after the state",
             r.bytes.len()
         ));
+    }
+    p.area_index = p
+        .areas
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.clone(), i as u32))
+        .collect();
+    if p.area_index.len() != p.areas.len() {
+        return Err("a local police area is listed twice".into());
     }
     finish(&mut p)?;
     if (p.position == 0) != origin.event_id.is_none() {
@@ -742,6 +791,19 @@ fn check_state(p: &Projections) -> Result<(), Fail> {
                 e.quarter, e.revision, e.recorded_at, p.position
             ));
         }
+    }
+    if p.case_areas.len() != p.cases.len()
+        || p.case_areas.iter().any(|&a| a as usize >= p.areas.len())
+        || p.notifications
+            .keys()
+            .any(|&(q, a)| a as usize >= p.areas.len() || !calendar.quarters.contains(&q))
+    {
+        return Err("a case or a notification names an area outside the state".into());
+    }
+    if p.support.keys().any(|&(q, kind, gender, age)| {
+        kind > 2 || gender > 2 || age > 2 || !calendar.quarters.contains(&q)
+    }) {
+        return Err("a support count has a quarter, kind, gender or age group out of range".into());
     }
     Ok(())
 }

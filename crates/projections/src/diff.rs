@@ -40,8 +40,35 @@ pub type CellKey = (usize, Vec<String>, usize);
 
 /// Every measure cell of `tables`, by place.
 fn cells(tables: &[PublishedTable]) -> BTreeMap<CellKey, PublishedCell> {
+    cells_of(tables.iter().enumerate())
+}
+
+/// The index in `published` of each table of `now` (matched by name, `by` and period); a
+/// table of `now` that `published` does not hold (a table added to publications since) has
+/// none.
+fn place_of(published: &[PublishedTable], table: &PublishedTable) -> Option<usize> {
+    published
+        .iter()
+        .position(|p| p.name == table.name && p.by == table.by && p.period == table.period)
+}
+
+/// The cells of `now`'s tables at the places of the same tables in `published`, leaving out
+/// the tables `published` does not hold.
+fn cells_aligned(
+    published: &[PublishedTable],
+    now: &[PublishedTable],
+) -> BTreeMap<CellKey, PublishedCell> {
+    cells_of(
+        now.iter()
+            .filter_map(|t| Some((place_of(published, t)?, t))),
+    )
+}
+
+fn cells_of<'a>(
+    tables: impl Iterator<Item = (usize, &'a PublishedTable)>,
+) -> BTreeMap<CellKey, PublishedCell> {
     let mut out = BTreeMap::new();
-    for (t, table) in tables.iter().enumerate() {
+    for (t, table) in tables {
         for row in &table.rows {
             let key: Vec<String> = row
                 .iter()
@@ -80,13 +107,21 @@ fn differing<'a>(
         .filter(|k| !same(a.get(*k), b.get(*k)))
 }
 
-/// The cells of `now` that differ from `published`, charged the counts of `events`.
+/// The cells of `now` that differ from `published`, charged the counts of `events`. Tables
+/// are matched by name, `by` and period; only the tables both hold are compared (a
+/// publication recorded before a table was added to publications holds no such table).
 pub fn changed_cells(
     published: &[PublishedTable],
     now: &[PublishedTable],
     events: &BTreeMap<CellKey, u64>,
 ) -> Vec<CellChange> {
-    let (before, after) = (cells(published), cells(now));
+    let held: Vec<bool> = published
+        .iter()
+        .map(|p| place_of(now, p).is_some())
+        .collect();
+    let mut before = cells(published);
+    before.retain(|(t, _, _), _| held[*t]);
+    let after = cells_aligned(published, now);
     let mut keys: Vec<&CellKey> = differing(&before, &after).collect();
     keys.sort();
     keys.into_iter()
@@ -108,7 +143,8 @@ pub fn changed_cells(
 }
 
 /// Per cell, how many events at positions after `from` up to `to` changed it, with the state
-/// rebuilt to `from` first; also returns the state at `to`.
+/// rebuilt to `from` first; also returns the state at `to`. Cells are placed as in
+/// `publication`'s tables, and only its tables are followed.
 pub async fn count_changes(
     store: &dyn EventStore,
     publication: &Publication,
@@ -118,7 +154,8 @@ pub async fn count_changes(
     let quarter = publication.quarter;
     let mut state = Projections::default();
     catch_up(&mut state, store, Some(publication.position), |_| {}).await?;
-    let mut previous = cells(&state.publish_tables(quarter, catalogue));
+    let base = &publication.tables;
+    let mut previous = cells_aligned(base, &state.publish_tables(quarter, catalogue));
     let mut counts: BTreeMap<CellKey, u64> = BTreeMap::new();
     let mut after = state.position();
     while after < to {
@@ -139,7 +176,7 @@ pub async fn count_changes(
             if matches!(event.body, Body::TablesPublished(_)) {
                 continue;
             }
-            let now = cells(&state.publish_tables(quarter, catalogue));
+            let now = cells_aligned(base, &state.publish_tables(quarter, catalogue));
             for key in differing(&previous, &now) {
                 *counts.entry(key.clone()).or_default() += 1;
             }

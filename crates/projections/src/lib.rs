@@ -1,7 +1,8 @@
-//! The read side of gryning: the contract's tables (`case-flow`, `clearance`, `care`), the
-//! per-crime-code `progress` funnel and the `region-comparison` of clearance rates against the
-//! median of the police regions, kept incrementally from the event log; every table for all
-//! regions together or for one.
+//! The read side of gryning: the contract's tables (`case-flow`, `clearance`, `care`,
+//! `social-services`), the per-crime-code `progress` funnel and the `region-comparison` of
+//! clearance rates against the median of the police regions, kept incrementally from the event
+//! log (every table for all regions together or for one); and [`explain`], which lists the
+//! events behind any one cell.
 //!
 //! [`Projections`] is pure state folded event by event in store position order; it keeps counts
 //! per (quarter, crime code) and answers any table for years or quarters, by code or by the
@@ -20,6 +21,7 @@ mod checkpoint;
 pub mod comparison;
 pub mod diff;
 mod error;
+pub mod explain;
 mod index;
 pub mod naive;
 mod period;
@@ -27,6 +29,7 @@ pub mod publication;
 mod query;
 mod resume;
 mod runner;
+pub mod social;
 mod state;
 mod table;
 

@@ -11,8 +11,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use gryning_domain::{
-    Body, Catalogue, CrimeCode, Date, Event, Gender, ProsecutionDecision, Subject,
-    TreatmentOutcome, Uuid,
+    AgeGroup, Body, Catalogue, CrimeCode, Date, Event, Gender, ProsecutionDecision, Subject,
+    SupportKind, TreatmentOutcome, Uuid,
 };
 
 use crate::table::{By, Cell, PeriodKind, Table, TableName};
@@ -21,6 +21,7 @@ struct Case {
     opened: Date,
     lead: CrimeCode,
     region: String,
+    area: String,
     /// (index of the event in the list, date) of every referral.
     referrals: Vec<(usize, Date)>,
 }
@@ -91,6 +92,9 @@ pub fn region_table(
     let mut care_events: Vec<(Date, &Body)> = Vec::new();
     // Per client, its programmes as (start, end) in stream order.
     let mut programmes: HashMap<Uuid, Vec<(Date, Option<Date>)>> = HashMap::new();
+    // Child-welfare notifications as (date, case), and support as (date, kind, gender, age).
+    let mut notifications: Vec<(Date, Uuid)> = Vec::new();
+    let mut support: Vec<(Date, SupportKind, Gender, AgeGroup)> = Vec::new();
 
     for (at, event) in events.iter().enumerate() {
         let date = event.occurred_on;
@@ -105,6 +109,7 @@ pub fn region_table(
             Body::CaseOpened {
                 lead_crime_code,
                 police_region,
+                local_police_area,
                 ..
             } => {
                 if let Some(id) = case_id {
@@ -112,6 +117,7 @@ pub fn region_table(
                         opened: date,
                         lead: *lead_crime_code,
                         region: police_region.clone(),
+                        area: local_police_area.clone(),
                         referrals: vec![],
                     });
                 }
@@ -193,9 +199,22 @@ pub fn region_table(
                     care_events.push((date, &event.body));
                 }
             }
-            Body::ChildWelfareNotified | Body::SupportGranted { .. } | Body::TablesPublished(_) => {
+            Body::ChildWelfareNotified => {
+                if cases.contains_key(&case_key) {
+                    notifications.push((date, case_key));
+                }
             }
+            Body::SupportGranted {
+                kind,
+                gender,
+                age_group,
+            } => support.push((date, *kind, *gender, *age_group)),
+            Body::TablesPublished(_) => {}
         }
+    }
+
+    if name == TableName::SocialServices {
+        return social_services(period, &cases, &notifications, &support);
     }
 
     let is_year = period == PeriodKind::Year;
@@ -391,7 +410,9 @@ pub fn region_table(
                     ]);
                 }
             }
-            TableName::Care | TableName::RegionComparison => unreachable!("answered above"),
+            TableName::Care | TableName::SocialServices | TableName::RegionComparison => {
+                unreachable!("answered above")
+            }
         }
     }
     Table {
@@ -488,6 +509,88 @@ fn columns_of(name: TableName, by: By) -> Vec<&'static str> {
             "median_days_to_referral",
             "median_days_to_decision",
         ],
+        TableName::SocialServices => vec![
+            "period",
+            "service",
+            "local_police_area",
+            "gender",
+            "age_group",
+            "count",
+            "median_days_to_notification",
+        ],
+    }
+}
+
+/// The `social-services` table: per period, a row per local police area with child-welfare
+/// notifications (and the median days from the case's opening to them), then a row per
+/// support kind × gender × age group with support granted; rows with a count only.
+fn social_services(
+    period: PeriodKind,
+    cases: &HashMap<Uuid, Case>,
+    notifications: &[(Date, Uuid)],
+    support: &[(Date, SupportKind, Gender, AgeGroup)],
+) -> Table {
+    let is_year = period == PeriodKind::Year;
+    // (period, service rank, area, gender rank, age rank) → days of each notification, or one
+    // entry per support granted.
+    let mut acc: BTreeMap<(i32, u8, String, u8, u8), Vec<i32>> = BTreeMap::new();
+    for (date, case) in notifications {
+        let case = &cases[case];
+        acc.entry((period_of(period, *date), 0, case.area.clone(), 9, 9))
+            .or_default()
+            .push(date.days() - case.opened.days());
+    }
+    for &(date, kind, gender, age) in support {
+        let service = match kind {
+            SupportKind::ProtectedHousing => 1,
+            SupportKind::SupportTalks => 2,
+            SupportKind::Other => 3,
+        };
+        let gender = match gender {
+            Gender::Female => 0,
+            Gender::Male => 1,
+            Gender::Unknown => 2,
+        };
+        let age = match age {
+            AgeGroup::Child => 0,
+            AgeGroup::Adult => 1,
+            AgeGroup::Unknown => 2,
+        };
+        acc.entry((period_of(period, date), service, "ALL".into(), gender, age))
+            .or_default()
+            .push(0);
+    }
+    let services = [
+        "CHILD_WELFARE_NOTIFICATION",
+        "PROTECTED_HOUSING",
+        "SUPPORT_TALKS",
+        "OTHER_SUPPORT",
+    ];
+    let genders = ["FEMALE", "MALE", "UNKNOWN"];
+    let ages = ["CHILD", "ADULT", "UNKNOWN"];
+    let mut rows = Vec::new();
+    for ((p, service, area, gender, age), days) in acc {
+        fn name(names: &[&'static str], i: u8) -> &'static str {
+            names.get(usize::from(i)).copied().unwrap_or("ALL")
+        }
+        rows.push(vec![
+            Cell::Text(period_label(is_year, p)),
+            Cell::Text(services[usize::from(service)].to_string()),
+            Cell::Text(area),
+            Cell::Text(name(&genders, gender).to_string()),
+            Cell::Text(name(&ages, age).to_string()),
+            Cell::Int(days.len() as i64),
+            if service == 0 {
+                median(days)
+            } else {
+                Cell::Null
+            },
+        ]);
+    }
+    Table {
+        name: TableName::SocialServices.name().to_string(),
+        columns: columns_of(TableName::SocialServices, By::Code),
+        rows,
     }
 }
 

@@ -66,7 +66,7 @@ pub fn published_kinds() -> Vec<(TableName, Option<By>, PublishedPeriod)> {
         .into_iter()
         .filter(|&t| t != TableName::RegionComparison)
     {
-        let bys: Vec<Option<By>> = if name == TableName::Care {
+        let bys: Vec<Option<By>> = if !name.has_codes() {
             vec![None]
         } else {
             By::ALL.into_iter().map(Some).collect()
@@ -211,6 +211,14 @@ impl Projections {
         let first = quarter.year() * 4;
         let period = PublishedPeriod::YearToDate.label(quarter);
         let mut rows = Vec::new();
+        if name == TableName::SocialServices {
+            self.social_rows(
+                |at| (first..=q).contains(&at).then_some(0),
+                |_| period.clone(),
+                &mut rows,
+            );
+            return self.social_table(rows);
+        }
         if name == TableName::Care {
             let mut c = CareCounts::default();
             let (mut started, mut ended) = (0i64, 0i64);
@@ -296,11 +304,7 @@ pub fn stored_table(
     by: By,
     period: PublishedPeriod,
 ) -> Option<Table> {
-    let by_name = if name == TableName::Care {
-        ""
-    } else {
-        by.name()
-    };
+    let by_name = if name.has_codes() { by.name() } else { "" };
     let stored = publication
         .tables
         .iter()

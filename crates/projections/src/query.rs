@@ -68,6 +68,7 @@ pub(crate) fn columns(name: TableName, by: By) -> Vec<&'static str> {
             "median_days_to_referral",
             "median_days_to_decision",
         ],
+        TableName::SocialServices => crate::social::COLUMNS.to_vec(),
     }
 }
 
@@ -161,8 +162,8 @@ pub(crate) fn push_rows(
                 ]);
             }
         }
-        TableName::Care | TableName::RegionComparison => {
-            unreachable!("care has no code or group rows; region-comparison has its own")
+        TableName::Care | TableName::SocialServices | TableName::RegionComparison => {
+            unreachable!("care and social-services have no code or group rows; region-comparison has its own")
         }
     }
 }
@@ -294,6 +295,17 @@ impl Projections {
         let columns = columns(name, by);
         let is_year = period == PeriodKind::Year;
         let mut rows = Vec::new();
+        if name == TableName::SocialServices {
+            let period_of = |quarter: i32| {
+                Some(if is_year {
+                    quarter.div_euclid(4)
+                } else {
+                    quarter
+                })
+            };
+            self.social_rows(period_of, |p| label(is_year, p), &mut rows);
+            return self.social_table(rows);
+        }
         if name == TableName::Care {
             self.care_rows(is_year, regions, &mut rows);
         } else {

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
-use gryning_domain::{Body, Event, Gender, Subject, TreatmentOutcome, Uuid};
+use gryning_domain::{AgeGroup, Body, Event, Gender, Subject, SupportKind, TreatmentOutcome, Uuid};
 
 use crate::index::{hash_id, IdIndex};
 use crate::period::quarter_of_days;
@@ -114,6 +114,29 @@ pub(crate) struct CareTally {
     pub discontinued: i64,
 }
 
+/// Child-welfare notifications of one (quarter, local police area), by notification date.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "bench", derive(serde::Serialize, serde::Deserialize))]
+pub(crate) struct NotificationTally {
+    pub count: i64,
+    /// Days from the case's opening to the notification, as value → count.
+    pub to_notification: BTreeMap<i32, u32>,
+}
+
+/// The key of the support counts: (quarter, kind, gender, age group), each enum as its index
+/// in [`SUPPORT_KINDS`], `Gender::ALL` and [`AGE_GROUPS`].
+pub(crate) type SupportKey = (i32, u8, u8, u8);
+
+/// Support kinds in table order.
+pub(crate) const SUPPORT_KINDS: [SupportKind; 3] = [
+    SupportKind::ProtectedHousing,
+    SupportKind::SupportTalks,
+    SupportKind::Other,
+];
+
+/// Age groups in table order.
+pub(crate) const AGE_GROUPS: [AgeGroup; 3] = [AgeGroup::Child, AgeGroup::Adult, AgeGroup::Unknown];
+
 /// The Fx hash (as in rustc) for the small integer keys of the count maps: a few hundred keys,
 /// hashed on every event, so speed matters and flooding does not.
 #[derive(Default, Clone, Copy)]
@@ -188,6 +211,18 @@ pub struct Projections {
     pub(crate) care: BTreeMap<i32, CareTally>,
     /// Contract-care proposals per (quarter, region of the case).
     pub(crate) contract_care: FxMap<(i32, u16), i64>,
+    /// The local police areas named by the cases, each once, in the order first met.
+    pub(crate) areas: Vec<String>,
+    /// Area name → its index in `areas` (rebuilt from `areas` on load).
+    #[cfg_attr(feature = "bench", serde(skip))]
+    pub(crate) area_index: HashMap<String, u32>,
+    /// Per case (as [`Projections::cases`]), the index of its local police area in `areas`.
+    /// Apart from [`Case`], which it would grow past 32 bytes, and a case's area never changes.
+    pub(crate) case_areas: Vec<u32>,
+    /// Child-welfare notifications per (quarter, area index).
+    pub(crate) notifications: BTreeMap<(i32, u32), NotificationTally>,
+    /// Support granted per (quarter, kind, gender, age group).
+    pub(crate) support: BTreeMap<SupportKey, i64>,
     /// Every publication applied: quarter → revisions (see `publication.rs`).
     #[cfg_attr(feature = "bench", serde(skip))]
     pub(crate) publications: crate::publication::Index,
@@ -216,7 +251,23 @@ fn bump(hist: &mut BTreeMap<i32, u32>, value: i32, sign: i64) {
     }
 }
 
-fn gender_index(gender: Gender) -> u8 {
+pub(crate) fn support_kind_index(kind: SupportKind) -> u8 {
+    match kind {
+        SupportKind::ProtectedHousing => 0,
+        SupportKind::SupportTalks => 1,
+        SupportKind::Other => 2,
+    }
+}
+
+pub(crate) fn age_group_index(age: AgeGroup) -> u8 {
+    match age {
+        AgeGroup::Child => 0,
+        AgeGroup::Adult => 1,
+        AgeGroup::Unknown => 2,
+    }
+}
+
+pub(crate) fn gender_index(gender: Gender) -> u8 {
     match gender {
         Gender::Female => 0,
         Gender::Male => 1,
@@ -242,7 +293,8 @@ impl Projections {
                 + self.crime_index.heap_bytes(),
             case_bytes: self.cases.capacity() * size_of::<Case>()
                 + self.case_index.heap_bytes()
-                + self.referrals.capacity() * size_of::<Referral>(),
+                + self.referrals.capacity() * size_of::<Referral>()
+                + self.case_areas.capacity() * size_of::<u32>(),
         }
     }
 
@@ -274,10 +326,17 @@ impl Projections {
             Body::CaseOpened {
                 lead_crime_code,
                 police_region,
+                local_police_area,
                 ..
             } => {
                 if let Some(id) = case_id {
-                    self.open_case(id, day, lead_crime_code.number(), police_region);
+                    self.open_case(
+                        id,
+                        day,
+                        lead_crime_code.number(),
+                        police_region,
+                        local_police_area,
+                    );
                 }
             }
             Body::CrimeReported {
@@ -351,8 +410,25 @@ impl Projections {
             Body::TreatmentProgrammeEnded {
                 outcome: TreatmentOutcome::Discontinued,
             } => self.care_tally(day).discontinued += 1,
-            Body::ChildWelfareNotified | Body::SupportGranted { .. } | Body::TablesPublished(_) => {
+            Body::ChildWelfareNotified => {
+                if let Some(case) = self.find_case(case_id) {
+                    self.notify(case, day);
+                }
             }
+            Body::SupportGranted {
+                kind,
+                gender,
+                age_group,
+            } => {
+                let key = (
+                    quarter_of_days(day),
+                    support_kind_index(*kind),
+                    gender_index(*gender),
+                    age_group_index(*age_group),
+                );
+                *self.support.entry(key).or_default() += 1;
+            }
+            Body::TablesPublished(_) => {}
         }
     }
 
@@ -409,11 +485,21 @@ impl Projections {
         self.care.entry(quarter_of_days(day)).or_default()
     }
 
-    fn open_case(&mut self, id: Uuid, day: i32, lead: u16, region: &str) {
+    fn open_case(&mut self, id: Uuid, day: i32, lead: u16, region: &str, area: &str) {
         if self.find_case(Some(id)).is_some() {
             return;
         }
         let region = self.intern_region(region);
+        let area = match self.area_index.get(area) {
+            Some(&i) => i,
+            None => {
+                let i = self.areas.len() as u32;
+                self.areas.push(area.to_string());
+                self.area_index.insert(area.to_string(), i);
+                i
+            }
+        };
+        self.case_areas.push(area);
         self.cases.push(Case {
             id,
             opened_on: day,
@@ -427,6 +513,17 @@ impl Projections {
         self.case_index
             .push(hash, |p| hash_id(cases[p as usize].id.as_u128(), 0));
         self.tally(quarter_of_days(day), region, lead).cases += 1;
+    }
+
+    fn notify(&mut self, case: u32, day: i32) {
+        let area = self.case_areas[case as usize];
+        let days = day - self.cases[case as usize].opened_on;
+        let tally = self
+            .notifications
+            .entry((quarter_of_days(day), area))
+            .or_default();
+        tally.count += 1;
+        bump(&mut tally.to_notification, days, 1);
     }
 
     fn report_crime(&mut self, case: u32, id: Uuid, day: i32, code: u16, gender: u8) {

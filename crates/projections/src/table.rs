@@ -10,21 +10,25 @@ pub enum TableName {
     Clearance,
     Care,
     Progress,
+    /// Social services' work: child-welfare notifications and support granted.
+    SocialServices,
     /// Each region's clearance rate against the median of the regions (`comparison.rs`).
     RegionComparison,
 }
 
 impl TableName {
-    pub const ALL: [TableName; 5] = [
+    /// Every table; a new one goes last, so a publication's tables keep their order.
+    pub const ALL: [TableName; 6] = [
         TableName::CaseFlow,
         TableName::Clearance,
         TableName::Care,
         TableName::Progress,
+        TableName::SocialServices,
         TableName::RegionComparison,
     ];
 
     /// The name used on the command line and in the API: `case-flow`, `clearance`, `care`,
-    /// `progress`, `region-comparison`.
+    /// `progress`, `social-services`, `region-comparison`.
     pub fn name(self) -> &'static str {
         match self {
             TableName::CaseFlow => "case-flow",
@@ -32,7 +36,19 @@ impl TableName {
             TableName::Care => "care",
             TableName::Progress => "progress",
             TableName::RegionComparison => "region-comparison",
+            TableName::SocialServices => "social-services",
         }
+    }
+
+    /// Whether the table has rows per crime code or group (`--by`); `care` and
+    /// `social-services` have neither.
+    pub fn has_codes(self) -> bool {
+        !matches!(self, TableName::Care | TableName::SocialServices)
+    }
+
+    /// The names of every table, for messages: `case-flow, clearance, …`.
+    pub fn list() -> String {
+        TableName::ALL.map(TableName::name).join(", ")
     }
 
     pub fn parse(text: &str) -> Option<TableName> {

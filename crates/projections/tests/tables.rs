@@ -304,3 +304,63 @@ fn an_empty_log_has_no_rows() {
         assert!(log.table(name, By::Code, Year).rows.is_empty());
     }
 }
+
+/// Social services at scale 1 of the generator: the Farsta/Skärholmen pilot notifies far more
+/// often than any other local police area, every support kind is granted, and the notification
+/// rows agree with the naive recomputation.
+#[test]
+fn social_services_show_the_pilot_areas_at_scale_one() {
+    let catalogue = gryning_domain::Catalogue::default_catalogue();
+    let events = gryning_synth::generate(gryning_synth::DEFAULT_SEED, 1, &catalogue);
+    let mut state = gryning_projections::Projections::new();
+    for (n, e) in events.iter().enumerate() {
+        state.apply(n as u64 + 1, e);
+    }
+    let table = state.table(TableName::SocialServices, By::Code, Year, &catalogue);
+    assert_eq!(
+        table,
+        gryning_projections::naive::table(
+            &events,
+            TableName::SocialServices,
+            By::Code,
+            Year,
+            &catalogue
+        )
+    );
+    for year in ["2019", "2020"] {
+        let text = |c: &Cell| match c {
+            Cell::Text(t) => t.clone(),
+            other => panic!("{other:?}"),
+        };
+        let count = |c: &Cell| match c {
+            Cell::Int(n) => *n,
+            other => panic!("{other:?}"),
+        };
+        let rows: Vec<&Vec<Cell>> = table.rows.iter().filter(|r| text(&r[0]) == year).collect();
+        let notified: Vec<(String, i64)> = rows
+            .iter()
+            .filter(|r| text(&r[1]) == "CHILD_WELFARE_NOTIFICATION")
+            .map(|r| (text(&r[2]), count(&r[5])))
+            .collect();
+        let pilot = |a: &str| a == "Farsta" || a == "Skärholmen";
+        let least_pilot = notified.iter().filter(|(a, _)| pilot(a)).map(|x| x.1).min();
+        let most_other = notified
+            .iter()
+            .filter(|(a, _)| !pilot(a))
+            .map(|x| x.1)
+            .max();
+        assert!(notified.len() >= 10, "{year}: {notified:?}");
+        assert!(
+            least_pilot.unwrap() > most_other.unwrap(),
+            "{year}: {notified:?}"
+        );
+        for service in ["PROTECTED_HOUSING", "SUPPORT_TALKS", "OTHER_SUPPORT"] {
+            let granted: i64 = rows
+                .iter()
+                .filter(|r| text(&r[1]) == service)
+                .map(|r| count(&r[5]))
+                .sum();
+            assert!(granted >= 50, "{year} {service}: {granted}");
+        }
+    }
+}

@@ -22,7 +22,7 @@ pub enum Role {
     Care,
     /// Tables only, never event-level data.
     Analyst,
-    /// Reads the event log.
+    /// Reads the event log and explains figures (`Insight.Explain`): event-level data.
     Auditor,
     Admin,
 }
@@ -83,10 +83,11 @@ pub enum Rpc {
     Status,
     Publish,
     ListPublications,
+    Explain,
 }
 
 impl Rpc {
-    pub const ALL: [Rpc; 20] = [
+    pub const ALL: [Rpc; 21] = [
         Rpc::OpenCase,
         Rpc::ReportCrime,
         Rpc::ReclassifyCrime,
@@ -107,6 +108,7 @@ impl Rpc {
         Rpc::Status,
         Rpc::Publish,
         Rpc::ListPublications,
+        Rpc::Explain,
     ];
 
     /// The policy: which roles may call this RPC at all.
@@ -123,7 +125,8 @@ impl Rpc {
                 | GrantSupport => role == Role::Care,
                 // Checked again per event with `may_append`.
                 Append => matches!(role, Role::Police | Role::Prosecution | Role::Care),
-                Read | Subscribe => role == Role::Auditor,
+                // Event-level data: the log itself, or the events behind a figure.
+                Read | Subscribe | Explain => role == Role::Auditor,
                 GetTable | Watch | Status | ListPublications => role == Role::Analyst,
                 // Records a publication: admin only.
                 Publish => false,
@@ -468,6 +471,7 @@ mod tests {
         check(Rpc::Append, &[Role::Police, Role::Prosecution, Role::Care]);
         check(Rpc::Subscribe, &[Role::Auditor]);
         check(Rpc::Watch, &[Role::Analyst]);
+        check(Rpc::Explain, &[Role::Auditor]);
         assert!(may_append(Role::Care, &Body::ContractCareProposed));
         assert!(!may_append(Role::Police, &Body::ContractCareProposed));
         assert!(may_append(Role::Police, &Body::ChildWelfareNotified));

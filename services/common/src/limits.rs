@@ -44,9 +44,12 @@ use crate::{ServiceError, Settings};
 /// `max_message_bytes`.
 pub fn message_limit(settings: &Settings, rpc: Rpc) -> (&'static str, u64) {
     match rpc {
-        Rpc::GetTable | Rpc::Watch | Rpc::Status | Rpc::Publish | Rpc::ListPublications => {
-            ("max_query_bytes", settings.max_query_bytes)
-        }
+        Rpc::GetTable
+        | Rpc::Watch
+        | Rpc::Status
+        | Rpc::Publish
+        | Rpc::ListPublications
+        | Rpc::Explain => ("max_query_bytes", settings.max_query_bytes),
         _ => ("max_message_bytes", settings.max_message_bytes),
     }
 }
@@ -140,7 +143,7 @@ fn rpc_service(rpc: Rpc) -> &'static str {
             "Care"
         }
         Append | Read | Subscribe => "EventLog",
-        GetTable | Watch | Status | Publish | ListPublications => "Insight",
+        GetTable | Watch | Status | Publish | ListPublications | Explain => "Insight",
     }
 }
 

@@ -47,6 +47,9 @@ pub enum ServiceError {
     StoredEventUnreadable { position: u64, message: String },
     #[error(transparent)]
     Publish(#[from] crate::publish::PublishError),
+    /// An `Explain` request that names no cell (the error names the field).
+    #[error(transparent)]
+    Explain(#[from] gryning_projections::explain::Error),
     /// A request message larger than its limit (`what`: "the request message", "event #3").
     #[error(
         "{rpc}: {what} is {}, more than {setting} ({limit} bytes){}",
@@ -229,9 +232,9 @@ impl ServiceError {
                     (Code::PermissionDenied, "permission-denied")
                 }
             },
-            ServiceError::InvalidArgument { .. } | ServiceError::UnknownRegion(_) => {
-                (Code::InvalidArgument, "invalid-field")
-            }
+            ServiceError::InvalidArgument { .. }
+            | ServiceError::UnknownRegion(_)
+            | ServiceError::Explain(_) => (Code::InvalidArgument, "invalid-field"),
             ServiceError::Store(gryning_store::Error::Conflict { .. }) => {
                 (Code::Aborted, "conflict")
             }

@@ -1,5 +1,7 @@
 //! The insight service (`gryning.v1.Insight`): the contract's tables for analysts, from live
-//! projections that follow the event log; never event-level data. `Watch` sends a table once in
+//! projections that follow the event log; never event-level data, except `Explain`, which
+//! lists the events behind one cell for auditors (replayed from the log up to the position
+//! asked, apart from the live projections). `Watch` sends a table once in
 //! full and then, after each batch the projections apply, only the rows that changed (a row is
 //! keyed by its leading text cells: period, code or group, victim gender, region). Every table
 //! can be asked for one police region (`region`); publications are county-wide. When batches land
@@ -54,7 +56,8 @@ fn query(name: &str, by: &str, period: &str) -> Result<Query, ServiceError> {
     let name = TableName::parse(name).ok_or_else(|| ServiceError::InvalidArgument {
         field: "name",
         value: name.to_string(),
-        problem: "must be case-flow, clearance, care, progress or region-comparison",
+        problem:
+            "must be case-flow, clearance, care, progress, social-services or region-comparison",
     })?;
     let by = match by {
         "" => By::Code,
@@ -90,6 +93,13 @@ fn query_in(
     region: &str,
 ) -> Result<Query, ServiceError> {
     let mut q = query(name, by, period)?;
+    if !region.is_empty() && q.name == TableName::SocialServices {
+        return Err(ServiceError::InvalidArgument {
+            field: "region",
+            value: region.to_string(),
+            problem: "the social-services table is county-wide (support is granted to clients, who carry no region); leave region empty",
+        });
+    }
     if !region.is_empty() {
         q.region = Some(live.read(|p| p.resolve_region(region))?);
     }
@@ -150,7 +160,7 @@ fn diff(before: &Table, now: &Table) -> (Vec<pb::Row>, Vec<pb::Row>) {
 }
 
 /// The reply's summary of a publication.
-fn summary(e: &PublicationEntry) -> pb::Publication {
+pub fn summary(e: &PublicationEntry) -> pb::Publication {
     pb::Publication {
         quarter: e.quarter.to_string(),
         revision: e.revision,
@@ -215,6 +225,46 @@ fn table_of(
     catalogue: &gryning_domain::Catalogue,
 ) -> Result<Table, ServiceError> {
     Ok(projections.region_table(q.name, q.by, q.period, catalogue, q.region.as_deref())?)
+}
+
+/// The reply of `Explain` from an explanation (and, with `published`, the publication).
+pub fn explain_reply(
+    e: &gryning_projections::explain::Explanation,
+    publication: Option<(pb::Publication, Option<Cell>)>,
+) -> pb::ExplainReply {
+    let (publication, published_value) = match publication {
+        None => (None, None),
+        Some((p, value)) => (Some(p), Some(cell(&value.unwrap_or(Cell::Null)))),
+    };
+    pb::ExplainReply {
+        table: e.cell.table.name().to_string(),
+        row: e.cell.row(),
+        measure: e.cell.measure.to_string(),
+        value: Some(cell(&e.value)),
+        position: e.position,
+        sets: e
+            .sets
+            .iter()
+            .map(|set| pb::ExplainedSet {
+                name: set.name.to_string(),
+                events: set
+                    .events
+                    .iter()
+                    .map(|x| pb::ExplainedEvent {
+                        event_id: x.event_id.to_string(),
+                        stream: x.stream.clone(),
+                        position: x.position,
+                        occurred_on: x.occurred_on.to_string(),
+                        event_type: x.event_type.to_string(),
+                        crime_id: x.crime_id.map(|c| c.to_string()).unwrap_or_default(),
+                        days: x.days,
+                    })
+                    .collect(),
+            })
+            .collect(),
+        publication,
+        published_value,
+    }
 }
 
 type ChangeStream = ResponseStream<pb::TableChange>;
@@ -359,6 +409,70 @@ impl Insight for InsightService {
                 .collect()
         });
         Ok(Response::new(pb::ListPublicationsResponse { publications }))
+    }
+
+    async fn explain(
+        &self,
+        request: Request<pb::ExplainRequest>,
+    ) -> Result<Response<pb::ExplainReply>, Status> {
+        use gryning_projections::explain;
+        require(&request, Rpc::Explain).map_err(ServiceError::from)?;
+        let r = request.into_inner();
+        let cell = explain::CellRef::parse(
+            &explain::Request {
+                table: r.table,
+                period: r.period,
+                code: r.code,
+                group: r.group,
+                victim_gender: r.victim_gender,
+                service: r.service,
+                local_police_area: r.local_police_area,
+                age_group: r.age_group,
+                measure: r.measure,
+            },
+            &self.ctx.catalogue,
+        )
+        .map_err(ServiceError::from)?;
+        let store = self.ctx.store.as_ref();
+        let (to, publication) = if r.published.is_empty() {
+            if r.revision != 0 {
+                return Err(ServiceError::InvalidArgument {
+                    field: "revision",
+                    value: r.revision.to_string(),
+                    problem: "a revision names a publication: set published to its quarter",
+                }
+                .into());
+            }
+            (store.head().await.map_err(ServiceError::from)?, None)
+        } else {
+            let quarter = publish::parse_quarter(&r.published).map_err(|_| {
+                ServiceError::InvalidArgument {
+                    field: "published",
+                    value: r.published.clone(),
+                    problem: "must be a quarter, YYYY-QN (e.g. 2020-Q4), or empty for live",
+                }
+            })?;
+            let (recorded, p) =
+                gryning_projections::read_publication(store, quarter, Some(r.revision))
+                    .await
+                    .map_err(|e| ServiceError::from(PublishError::from(e)))?;
+            let value = explain::published_value(&p, &cell).map_err(ServiceError::from)?;
+            let entry = PublicationEntry::of(recorded, &p);
+            (p.position, Some((summary(&entry), value)))
+        };
+        // Replayed from the log, apart from the live state: an auditor's question is rare,
+        // and a published figure needs the log as it stood at the publication's position.
+        let log = explain::replay(store, to)
+            .await
+            .map_err(ServiceError::from)?;
+        let explanation = log.explain(&cell);
+        tracing::info!(
+            table = cell.table.name(),
+            measure = cell.measure,
+            position = to,
+            "explained"
+        );
+        Ok(Response::new(explain_reply(&explanation, publication)))
     }
 
     type WatchStream = ChangeStream;
