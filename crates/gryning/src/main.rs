@@ -683,8 +683,13 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<std::process::ExitC
             };
             if let Some(url) = &remote.server {
                 let server = remote.connect(url, "an analyst or admin token").await?;
-                report::report(report::Reader::Remote(&server), &settings, &catalogue, options)
-                    .await?;
+                report::report(
+                    report::Reader::Remote(&server),
+                    &settings,
+                    &catalogue,
+                    options,
+                )
+                .await?;
                 return Ok(ok);
             }
             let (store, access) = open_existing_to_read(&settings).await?;

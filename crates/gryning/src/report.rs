@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Context as _};
 use gryning_domain::{Catalogue, Quarter};
 use gryning_projections::publication::ReadError;
-use gryning_projections::{read_publication, stored_table, By, PeriodKind, PublishedPeriod, TableName};
+use gryning_projections::{
+    read_publication, stored_table, By, PeriodKind, PublishedPeriod, TableName,
+};
 use gryning_report::{Figures, Provenance, Report, Source, SourcedTable};
 use gryning_service_common::context::Access;
 use gryning_service_common::publish::PublishError;
@@ -41,7 +43,12 @@ pub(crate) fn groups(catalogue: &Catalogue) -> Vec<(String, Vec<String>)> {
     catalogue
         .groups()
         .iter()
-        .map(|g| (g.name.clone(), g.codes.iter().map(|c| c.to_string()).collect()))
+        .map(|g| {
+            (
+                g.name.clone(),
+                g.codes.iter().map(|c| c.to_string()).collect(),
+            )
+        })
         .collect()
 }
 
@@ -102,9 +109,16 @@ impl Reader<'_> {
                 let mut position = as_of;
                 let mut tables = Vec::new();
                 for (name, by, period) in kinds() {
-                    let f = remote::fetch(server, name.name(), by.name(), period.name(), position, None)
-                        .await
-                        .map_err(|(_, e)| e)?;
+                    let f = remote::fetch(
+                        server,
+                        name.name(),
+                        by.name(),
+                        period.name(),
+                        position,
+                        None,
+                    )
+                    .await
+                    .map_err(|(_, e)| e)?;
                     position.get_or_insert(f.position);
                     tables.push(SourcedTable {
                         name,
@@ -196,7 +210,9 @@ impl Reader<'_> {
                         Err((_, e)) => return Err(e),
                     };
                     // Every table of the family from the same revision: the first answer's.
-                    let p = f.publication.context("the server's reply names no publication")?;
+                    let p = f
+                        .publication
+                        .context("the server's reply names no publication")?;
                     match &about {
                         None => about = Some(p),
                         Some(first) if first.revision != p.revision => bail!(
@@ -257,7 +273,12 @@ fn suppress(
         }
     }
     let source = gathered.figures.source;
-    gryning_report::suppress(&mut gathered.figures.tables, &groups(catalogue), source, below);
+    gryning_report::suppress(
+        &mut gathered.figures.tables,
+        &groups(catalogue),
+        source,
+        below,
+    );
     Ok(())
 }
 
@@ -350,7 +371,10 @@ pub(crate) async fn report(
     }
     let (catalogue_version, catalogue_sha256) = current.catalogue.clone().unwrap_or_else(|| {
         (
-            format!("{} (the server's; this client's catalogue is shown)", catalogue.version()),
+            format!(
+                "{} (the server's; this client's catalogue is shown)",
+                catalogue.version()
+            ),
             catalogue.content_sha256().to_string(),
         )
     });

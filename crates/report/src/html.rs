@@ -185,7 +185,12 @@ impl<'r> Page<'r> {
         let before = prev.as_ref().and_then(|(f, l)| {
             Rows::new(f, TableName::CaseFlow, by, period).map(|r| (r, l.clone()))
         });
-        let keys = self.keys(&now, before.as_ref().map(|(r, _)| r), &cur_label, prev.as_ref().map(|p| p.1.as_str()));
+        let keys = self.keys(
+            &now,
+            before.as_ref().map(|(r, _)| r),
+            &cur_label,
+            prev.as_ref().map(|p| p.1.as_str()),
+        );
         let n = self.table_no();
         let what = match by {
             By::Group => "per brottskodsgrupp",
@@ -230,7 +235,9 @@ impl<'r> Page<'r> {
                     String::new()
                 };
                 let before_td = match (&before, &before_key) {
-                    (Some((_, l)), Some(k)) => data_cell(k, &format!("{l}|{key}"), column, c_before),
+                    (Some((_, l)), Some(k)) => {
+                        data_cell(k, &format!("{l}|{key}"), column, c_before)
+                    }
                     _ => "<td class=\"n\">–</td>".to_string(),
                 };
                 let _ = write!(
@@ -247,7 +254,10 @@ impl<'r> Page<'r> {
     /// The `data-table` key of the previous year's rows: the same table, from the previous
     /// year's publication when the figures come from publications.
     fn previous_key(&self, rows: &Rows) -> String {
-        match (&rows.figures.publication, std::ptr::eq(rows.figures, &self.report.current)) {
+        match (
+            &rows.figures.publication,
+            std::ptr::eq(rows.figures, &self.report.current),
+        ) {
             (Some((q, _)), false) => format!("{}-{q}", rows.table.key()),
             _ => rows.table.key(),
         }
@@ -296,7 +306,12 @@ impl<'r> Page<'r> {
         let before = prev.as_ref().and_then(|(f, l)| {
             Rows::new(f, TableName::Clearance, by, period).map(|r| (r, l.clone()))
         });
-        let keys = self.keys(&now, before.as_ref().map(|(r, _)| r), &cur_label, prev.as_ref().map(|p| p.1.as_str()));
+        let keys = self.keys(
+            &now,
+            before.as_ref().map(|(r, _)| r),
+            &cur_label,
+            prev.as_ref().map(|p| p.1.as_str()),
+        );
         let n = self.table_no();
         let what = match by {
             By::Group => "per brottskodsgrupp",
@@ -332,7 +347,11 @@ impl<'r> Page<'r> {
                         escape(report.code_texts.get(&key).map_or("", String::as_str))
                     ),
                 };
-                let _ = write!(self.out, "<tr><td>{name}</td><td>{}</td>", labels::gender(gender));
+                let _ = write!(
+                    self.out,
+                    "<tr><td>{name}</td><td>{}</td>",
+                    labels::gender(gender)
+                );
                 for column in ["handled", "cleared", "percent"] {
                     let j = now.column(column).expect("clearance column");
                     match (&before, &before_key) {
@@ -368,7 +387,10 @@ impl<'r> Page<'r> {
                 let (diff, _) = match (r_before.map(|r| &r[j]), r_now.map(|r| &r[j])) {
                     (Some(b), Some(n)) if number(b).is_some() && number(n).is_some() => {
                         let d = number(n).unwrap_or(0.0) - number(b).unwrap_or(0.0);
-                        (format!("{}{}", if d > 0.0 { "+" } else { "" }, swedish(d, 1)), ())
+                        (
+                            format!("{}{}", if d > 0.0 { "+" } else { "" }, swedish(d, 1)),
+                            (),
+                        )
                     }
                     (Some(b), Some(n)) if is_suppressed(b) || is_suppressed(n) => ("..".into(), ()),
                     _ => ("–".into(), ()),
@@ -388,9 +410,16 @@ impl<'r> Page<'r> {
         let mut sources: Vec<(&Figures, String, String)> = Vec::new();
         if cur.source == crate::Source::Live {
             if let Some(t) = cur.get(TableName::Clearance, By::Group, period) {
-                let years: BTreeSet<String> =
-                    t.table.rows.iter().map(|r| text_of(&r[0]).to_string()).collect();
-                for y in years.into_iter().filter(|y| y.parse::<i32>().is_ok_and(|y| y <= report.year)) {
+                let years: BTreeSet<String> = t
+                    .table
+                    .rows
+                    .iter()
+                    .map(|r| text_of(&r[0]).to_string())
+                    .collect();
+                for y in years
+                    .into_iter()
+                    .filter(|y| y.parse::<i32>().is_ok_and(|y| y <= report.year))
+                {
                     sources.push((cur, y.clone(), y));
                 }
             }
@@ -426,7 +455,11 @@ impl<'r> Page<'r> {
                     .collect();
                 if values.iter().any(Option::is_some) {
                     series.push(Series {
-                        label: format!("{}, {}", "Polisregion Stockholm", labels::gender(gender).to_lowercase()),
+                        label: format!(
+                            "{}, {}",
+                            "Polisregion Stockholm",
+                            labels::gender(gender).to_lowercase()
+                        ),
                         values,
                     });
                 }
@@ -452,7 +485,9 @@ impl<'r> Page<'r> {
                 .collect::<Vec<_>>()
                 .join(". ");
             let chart = LineChart {
-                title: format!("Figur {n}. Personuppklaringsprocent, {group}, per år och brottsoffrets kön"),
+                title: format!(
+                    "Figur {n}. Personuppklaringsprocent, {group}, per år och brottsoffrets kön"
+                ),
                 desc: format!("Linjediagram. {desc}."),
                 x_label: "År".into(),
                 y_label: "Personuppklaringsprocent".into(),
@@ -484,7 +519,13 @@ impl<'r> Page<'r> {
         );
         let key = rows.table.key();
         let steps = ["reported", "in_case", "referred", "decided", "cleared"];
-        for r in rows.table.table.rows.iter().filter(|r| text_of(&r[0]) == cur_label) {
+        for r in rows
+            .table
+            .table
+            .rows
+            .iter()
+            .filter(|r| text_of(&r[0]) == cur_label)
+        {
             let code = text_of(&r[1]).to_string();
             let row_key = format!("{cur_label}|{code}");
             let _ = write!(
@@ -495,14 +536,19 @@ impl<'r> Page<'r> {
             );
             for step in steps {
                 let j = rows.column(step).expect("progress column");
-                self.out.push_str(&data_cell(&key, &row_key, step, Some(&r[j])));
+                self.out
+                    .push_str(&data_cell(&key, &row_key, step, Some(&r[j])));
             }
             // The bars: each step against the reported crimes (hidden steps draw no bar).
             let reported = number(&r[rows.column("reported").expect("reported")]);
             self.out.push_str("<td class=\"bar\">");
             for step in steps {
                 let j = rows.column(step).expect("progress column");
-                let label = format!("{}: {}", labels::column(TableName::Progress, step), cell_text(&r[j]));
+                let label = format!(
+                    "{}: {}",
+                    labels::column(TableName::Progress, step),
+                    cell_text(&r[j])
+                );
                 match (number(&r[j]), reported) {
                     (Some(v), Some(max)) => self.out.push_str(&bar(v, max, &label)),
                     _ => self.out.push_str(&bar(0.0, 1.0, &label)),
@@ -511,7 +557,8 @@ impl<'r> Page<'r> {
             self.out.push_str("</td>");
             for step in ["open", "median_days_to_referral", "median_days_to_decision"] {
                 let j = rows.column(step).expect("progress column");
-                self.out.push_str(&data_cell(&key, &row_key, step, Some(&r[j])));
+                self.out
+                    .push_str(&data_cell(&key, &row_key, step, Some(&r[j])));
             }
             self.out.push_str("</tr>");
         }
@@ -526,9 +573,9 @@ impl<'r> Page<'r> {
         let Some(now) = Rows::new(cur, TableName::Care, By::Code, period) else {
             return;
         };
-        let before = prev
-            .as_ref()
-            .and_then(|(f, l)| Rows::new(f, TableName::Care, By::Code, period).map(|r| (r, l.clone())));
+        let before = prev.as_ref().and_then(|(f, l)| {
+            Rows::new(f, TableName::Care, By::Code, period).map(|r| (r, l.clone()))
+        });
         let n = self.table_no();
         let cur_words = self.period_words(&cur_label);
         let prev_words = before
@@ -618,7 +665,10 @@ impl<'r> Page<'r> {
         }
         items.push((
             "Brottskodskatalog".into(),
-            format!("version {} (SHA-256 {})", p.catalogue_version, p.catalogue_sha256),
+            format!(
+                "version {} (SHA-256 {})",
+                p.catalogue_version, p.catalogue_sha256
+            ),
         ));
         items.push((
             "Brottskodsgrupper".into(),
@@ -651,7 +701,11 @@ impl<'r> Page<'r> {
         self.out.push_str("<dl class=\"source\">");
         for (term, text) in items {
             // The suppression text holds markup already escaped; everything else is escaped here.
-            let text = if term == "Röjandeskydd" { text } else { escape(&text) };
+            let text = if term == "Röjandeskydd" {
+                text
+            } else {
+                escape(&text)
+            };
             let _ = write!(self.out, "<dt>{}</dt><dd>{text}</dd>", escape(&term));
         }
         self.out.push_str("</dl>");
@@ -682,7 +736,8 @@ pub fn render(report: &Report) -> String {
             None => "Levande siffror, inte en publicering.".into(),
         }
     );
-    page.out.push_str("<section><h2>Anmälda brott och ärenden</h2>");
+    page.out
+        .push_str("<section><h2>Anmälda brott och ärenden</h2>");
     page.case_flow(By::Group);
     page.out.push_str("<p class=\"note\">Brottskodsgrupperna kan överlappa (sexualbrott mot barn räknas både som brott mot barn och som sexualbrott). Gruppernas koder står under Om siffrorna.</p>");
     page.case_flow(By::Code);
@@ -690,11 +745,14 @@ pub fn render(report: &Report) -> String {
     page.clearance_charts();
     page.clearance(By::Group);
     page.clearance(By::Code);
-    page.out.push_str("</section><section class=\"chapter\"><h2>Var i kedjan brotten stannar</h2>");
+    page.out
+        .push_str("</section><section class=\"chapter\"><h2>Var i kedjan brotten stannar</h2>");
     page.funnel();
-    page.out.push_str("</section><section><h2>Kriminalvården</h2>");
+    page.out
+        .push_str("</section><section><h2>Kriminalvården</h2>");
     page.care();
-    page.out.push_str("</section><section class=\"chapter\"><h2>Om siffrorna</h2>");
+    page.out
+        .push_str("</section><section class=\"chapter\"><h2>Om siffrorna</h2>");
     page.provenance();
     page.out.push_str("</section></body></html>\n");
     page.out

@@ -124,12 +124,16 @@ impl Report {
     /// year's publication's, each with its file stem.
     pub fn all_tables(&self) -> Vec<(String, &SourcedTable)> {
         let mut out = Vec::new();
-        for (figures, suffix) in std::iter::once((&self.current, String::new())).chain(
-            self.previous.iter().map(|p| {
-                let q = p.publication.as_ref().map(|(q, _)| q.clone()).unwrap_or_default();
+        for (figures, suffix) in
+            std::iter::once((&self.current, String::new())).chain(self.previous.iter().map(|p| {
+                let q = p
+                    .publication
+                    .as_ref()
+                    .map(|(q, _)| q.clone())
+                    .unwrap_or_default();
                 (p, format!("-{q}"))
-            }),
-        ) {
+            }))
+        {
             for t in &figures.tables {
                 out.push((format!("{}{suffix}", t.key()), t));
             }

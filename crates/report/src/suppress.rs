@@ -97,7 +97,9 @@ fn count_columns(name: TableName) -> &'static [&'static str] {
     match name {
         TableName::CaseFlow => &["reported", "cases", "referred"],
         TableName::Clearance => &["handled", "cleared"],
-        TableName::Progress => &["reported", "in_case", "referred", "decided", "cleared", "open"],
+        TableName::Progress => &[
+            "reported", "in_case", "referred", "decided", "cleared", "open",
+        ],
         TableName::Care => &[
             "contract_care_proposed",
             "programmes_started",
@@ -161,16 +163,15 @@ fn previous_period(label: &str) -> Option<String> {
 
 struct Family<'a> {
     tables: &'a [SourcedTable],
-    /// Per table: row key → row index.
-    rows: Vec<HashMap<(String, String, String), usize>>,
+    /// Per table: row key → row index (ordered, so that the relations, and with them the cells
+    /// chosen, are the same in every process).
+    rows: Vec<BTreeMap<(String, String, String), usize>>,
 }
 
 impl Family<'_> {
     fn find(&self, spec: (TableName, By, PeriodKind)) -> Option<usize> {
         self.tables.iter().position(|t| {
-            t.name == spec.0
-                && (t.name == TableName::Care || t.by == spec.1)
-                && t.period == spec.2
+            t.name == spec.0 && (t.name == TableName::Care || t.by == spec.1) && t.period == spec.2
         })
     }
 
@@ -519,10 +520,7 @@ fn determined(relations: &[Relation], hidden: &BTreeMap<At, bool>) -> Vec<At> {
         };
         used[p] = true;
         let inv = pow(rows[p][&col], P - 2);
-        let pivot: BTreeMap<usize, u64> = rows[p]
-            .iter()
-            .map(|(&c, &v)| (c, mul(v, inv)))
-            .collect();
+        let pivot: BTreeMap<usize, u64> = rows[p].iter().map(|(&c, &v)| (c, mul(v, inv))).collect();
         rows[p] = pivot.clone();
         let holders: Vec<usize> = by_column
             .get(&col)
@@ -590,7 +588,10 @@ mod tests {
     #[test]
     fn a_small_code_under_a_shown_group_takes_a_partner_with_it() {
         let mut tables = vec![
-            flow(&[("2020", "0001", 3, 10, 0), ("2020", "0002", 40, 30, 20)], By::Code),
+            flow(
+                &[("2020", "0001", 3, 10, 0), ("2020", "0002", 40, 30, 20)],
+                By::Code,
+            ),
             flow(&[("2020", "G", 43, 40, 20)], By::Group),
         ];
         let groups = vec![("G".to_string(), vec!["0001".into(), "0002".into()])];

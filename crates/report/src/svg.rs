@@ -301,7 +301,10 @@ mod tests {
         assert!(svg.contains("<desc id=\"f1-desc\">Beskrivning</desc>"));
         assert!(svg.contains(">År</text>") && svg.contains(">Procent</text>"));
         assert!(svg.contains(">Kvinnor</text>") && svg.contains(">Män</text>"));
-        assert!(svg.contains("stroke-dasharray=\"8 4\""), "the second series is dashed");
+        assert!(
+            svg.contains("stroke-dasharray=\"8 4\""),
+            "the second series is dashed"
+        );
         assert_eq!(step(14.0), 5.0);
         assert_eq!(step(64.0), 20.0);
     }

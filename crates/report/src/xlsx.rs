@@ -78,7 +78,9 @@ pub fn write(report: &Report, path: &Path) -> Result<(), Error> {
             sheet
                 .write_string_with_format(0, col, labels::column(t.name, column), &header)
                 .map_err(&e)?;
-            sheet.set_column_width(col, if j < 2 { 22 } else { 16 }).map_err(&e)?;
+            sheet
+                .set_column_width(col, if j < 2 { 22 } else { 16 })
+                .map_err(&e)?;
         }
         for (i, row) in t.table.rows.iter().enumerate() {
             let r = i as u32 + 1;

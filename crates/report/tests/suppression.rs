@@ -25,7 +25,10 @@ const CODES: [&str; 4] = ["0001", "0002", "0003", "0004"];
 fn groups() -> Vec<(String, Vec<String>)> {
     vec![
         ("G1".into(), vec!["0001".into(), "0002".into()]),
-        ("G2".into(), vec!["0002".into(), "0003".into(), "0004".into()]),
+        (
+            "G2".into(),
+            vec!["0002".into(), "0003".into(), "0004".into()],
+        ),
     ]
 }
 
@@ -144,7 +147,11 @@ fn median(n: i64) -> Cell {
 /// The 14 tables of the world, laid out as gryning's projections lay them out.
 fn tables(world: &World) -> Vec<SourcedTable> {
     let mut out = Vec::new();
-    for name in [TableName::CaseFlow, TableName::Clearance, TableName::Progress] {
+    for name in [
+        TableName::CaseFlow,
+        TableName::Clearance,
+        TableName::Progress,
+    ] {
         for by in [By::Code, By::Group] {
             for period in [PeriodKind::Year, PeriodKind::Quarter] {
                 let keys: Vec<(String, Vec<usize>)> = match by {
@@ -214,7 +221,8 @@ fn tables(world: &World) -> Vec<SourcedTable> {
                             TableName::Clearance => {
                                 let all = (s.handled.iter().sum::<i64>(), s.cleared.iter().sum());
                                 let each = (0..3).map(|g| (GENDERS[g], s.handled[g], s.cleared[g]));
-                                for (g, h, c) in std::iter::once(("ALL", all.0, all.1)).chain(each) {
+                                for (g, h, c) in std::iter::once(("ALL", all.0, all.1)).chain(each)
+                                {
                                     if h != 0 || c != 0 {
                                         rows.push(vec![
                                             t(&l),
@@ -252,7 +260,9 @@ fn tables(world: &World) -> Vec<SourcedTable> {
                     }
                 }
                 let columns = match name {
-                    TableName::CaseFlow => vec!["period", by.name(), "reported", "cases", "referred"],
+                    TableName::CaseFlow => {
+                        vec!["period", by.name(), "reported", "cases", "referred"]
+                    }
                     TableName::Clearance => vec![
                         "period",
                         by.name(),
@@ -401,7 +411,10 @@ fn same(expected: &str, text: &str) -> bool {
     if expected == text {
         return true;
     }
-    match (expected.parse::<f64>(), text.replace(',', ".").parse::<f64>()) {
+    match (
+        expected.parse::<f64>(),
+        text.replace(',', ".").parse::<f64>(),
+    ) {
         (Ok(a), Ok(b)) => (a - b).abs() < 0.051,
         _ => expected.is_empty() && (text == "-" || text == "–" || text == "null"),
     }
@@ -417,7 +430,9 @@ fn relations(tables: &[SourcedTable]) -> Vec<Vec<(Place, f64)>> {
         match name {
             TableName::CaseFlow => vec!["reported", "cases", "referred"],
             TableName::Clearance => vec!["handled", "cleared"],
-            TableName::Progress => vec!["reported", "in_case", "referred", "decided", "cleared", "open"],
+            TableName::Progress => vec![
+                "reported", "in_case", "referred", "decided", "cleared", "open",
+            ],
             TableName::Care => vec![
                 "contract_care_proposed",
                 "programmes_started",
@@ -427,7 +442,11 @@ fn relations(tables: &[SourcedTable]) -> Vec<Vec<(Place, f64)>> {
             ],
         }
     };
-    for name in [TableName::CaseFlow, TableName::Clearance, TableName::Progress] {
+    for name in [
+        TableName::CaseFlow,
+        TableName::Clearance,
+        TableName::Progress,
+    ] {
         for period in [PeriodKind::Year, PeriodKind::Quarter] {
             let n = if period == PeriodKind::Year { 2 } else { 8 };
             let gk = format!("{}-group-{}", name.name(), period.name());
@@ -457,7 +476,11 @@ fn relations(tables: &[SourcedTable]) -> Vec<Vec<(Place, f64)>> {
                         }
                     }
                 }
-                for k in CODES.iter().map(|s| s.to_string()).chain(groups().into_iter().map(|g| g.0)) {
+                for k in CODES
+                    .iter()
+                    .map(|s| s.to_string())
+                    .chain(groups().into_iter().map(|g| g.0))
+                {
                     let by = if k.starts_with('G') { "group" } else { "code" };
                     let key = format!("{}-{by}-{}", name.name(), period.name());
                     if name == TableName::Clearance {
@@ -471,7 +494,10 @@ fn relations(tables: &[SourcedTable]) -> Vec<Vec<(Place, f64)>> {
                     }
                     if name == TableName::Progress {
                         let rk = format!("{l}|{k}");
-                        out.push(vec![(p(&key, &rk, "in_case"), 1.0), (p(&key, &rk, "reported"), -1.0)]);
+                        out.push(vec![
+                            (p(&key, &rk, "in_case"), 1.0),
+                            (p(&key, &rk, "reported"), -1.0),
+                        ]);
                         out.push(vec![
                             (p(&key, &rk, "open"), 1.0),
                             (p(&key, &rk, "reported"), -1.0),
@@ -481,7 +507,11 @@ fn relations(tables: &[SourcedTable]) -> Vec<Vec<(Place, f64)>> {
                     if period == PeriodKind::Year {
                         let qkey = format!("{}-{by}-quarter", name.name());
                         for g in &genders {
-                            let suffix = if g.is_empty() { String::new() } else { format!("|{g}") };
+                            let suffix = if g.is_empty() {
+                                String::new()
+                            } else {
+                                format!("|{g}")
+                            };
                             for col in counts(name) {
                                 if name == TableName::CaseFlow && col == "referred" {
                                     continue;
@@ -510,13 +540,20 @@ fn relations(tables: &[SourcedTable]) -> Vec<Vec<(Place, f64)>> {
                 (p(&key, &l, "programmes_discontinued"), 1.0),
             ];
             if i > 0 {
-                r.push((p(&key, &label(period, i - 1), "programmes_continuing"), -1.0));
+                r.push((
+                    p(&key, &label(period, i - 1), "programmes_continuing"),
+                    -1.0,
+                ));
             }
             out.push(r);
             if period == PeriodKind::Year {
                 for col in counts(TableName::Care) {
                     let mut r = vec![(p(&key, &l, col), 1.0)];
-                    let quarters: Vec<usize> = if col == "programmes_continuing" { vec![4] } else { vec![1, 2, 3, 4] };
+                    let quarters: Vec<usize> = if col == "programmes_continuing" {
+                        vec![4]
+                    } else {
+                        vec![1, 2, 3, 4]
+                    };
                     for q in quarters {
                         r.push((p("care-quarter", &format!("{l}-Q{q}"), col), -1.0));
                     }
@@ -527,7 +564,11 @@ fn relations(tables: &[SourcedTable]) -> Vec<Vec<(Place, f64)>> {
     }
     // Cells that are not in the tables are zero: leave them out.
     out.into_iter()
-        .map(|r| r.into_iter().filter(|(place, _)| has(place)).collect::<Vec<_>>())
+        .map(|r| {
+            r.into_iter()
+                .filter(|(place, _)| has(place))
+                .collect::<Vec<_>>()
+        })
         .filter(|r: &Vec<_>| !r.is_empty())
         .collect()
 }
@@ -551,7 +592,9 @@ fn pinned(relations: &[Vec<(Place, f64)>], hidden: &[Place]) -> Vec<Place> {
         .collect();
     let mut rank = 0;
     for col in 0..hidden.len() {
-        let Some(pivot) = (rank..m.len()).max_by(|&a, &b| m[a][col].abs().total_cmp(&m[b][col].abs())) else {
+        let Some(pivot) =
+            (rank..m.len()).max_by(|&a, &b| m[a][col].abs().total_cmp(&m[b][col].abs()))
+        else {
             break;
         };
         if m[pivot][col].abs() < 1e-9 {
@@ -592,7 +635,10 @@ fn report(tables: Vec<SourcedTable>, below: u32) -> Report {
             tables,
         },
         previous: None,
-        code_texts: CODES.iter().map(|c| (c.to_string(), format!("Brott {c}"))).collect(),
+        code_texts: CODES
+            .iter()
+            .map(|c| (c.to_string(), format!("Brott {c}")))
+            .collect(),
         groups: groups(),
         provenance: Provenance::default(),
         suppress_below: Some(below),
@@ -607,7 +653,10 @@ fn html_cells(html: &str) -> BTreeMap<Place, String> {
         let (row, rest) = rest.split_once("\" data-column=\"").unwrap();
         let (column, rest) = rest.split_once("\">").unwrap();
         let (text, _) = rest.split_once("</td>").unwrap();
-        let text = text.replace("&lt;", "<").replace(['\u{a0}'], "").replace('\u{2212}', "-");
+        let text = text
+            .replace("&lt;", "<")
+            .replace(['\u{a0}'], "")
+            .replace('\u{2212}', "-");
         out.insert((table.into(), row.into(), column.into()), text);
     }
     out
@@ -762,7 +811,10 @@ fn read_xlsx(path: &std::path::Path, family: &[SourcedTable]) -> BTreeMap<Place,
                 .collect();
             let key = row_key(t, &texts);
             for (j, c) in t.table.columns.iter().enumerate() {
-                out.insert((t.key(), key.clone(), c.to_string()), texts.get(j).cloned().unwrap_or_default());
+                out.insert(
+                    (t.key(), key.clone(), c.to_string()),
+                    texts.get(j).cloned().unwrap_or_default(),
+                );
             }
         }
     }
@@ -787,7 +839,14 @@ mod serde_json_lite {
             for pair in body.split(',') {
                 let (k, v) = pair.split_once(':').unwrap();
                 let v = v.trim_matches('"');
-                obj.insert(k.trim_matches('"').to_string(), if v == "null" { String::new() } else { v.to_string() });
+                obj.insert(
+                    k.trim_matches('"').to_string(),
+                    if v == "null" {
+                        String::new()
+                    } else {
+                        v.to_string()
+                    },
+                );
             }
             out.push(obj);
         }
