@@ -92,6 +92,10 @@ type At = (usize, usize, usize);
 /// (a row that is not there) is zero and left out.
 type Relation = Vec<(At, i64)>;
 
+/// Hidden cells (true: primary), and what picks a relation's next cell to hide.
+type Hidden = BTreeMap<At, bool>;
+type Partner<'a> = dyn Fn(&Relation, &Hidden) -> Option<At> + 'a;
+
 /// The count columns of a table, by name.
 fn count_columns(name: TableName) -> &'static [&'static str] {
     match name {
@@ -426,7 +430,7 @@ fn hidden_neighbour(
     relations: &[Relation],
     of_cell: &HashMap<At, Vec<usize>>,
     hidden: &BTreeMap<At, bool>,
-    partner: &dyn Fn(&Relation, &BTreeMap<At, bool>) -> Option<At>,
+    partner: &Partner<'_>,
 ) -> Option<At> {
     let mut seen_cells: std::collections::HashSet<At> = [at].into_iter().collect();
     let mut seen_relations = std::collections::HashSet::new();

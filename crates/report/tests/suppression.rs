@@ -608,8 +608,9 @@ fn pinned(relations: &[Vec<(Place, f64)>], hidden: &[Place]) -> Vec<Place> {
         for i in 0..m.len() {
             if i != rank && m[i][col].abs() > 1e-12 {
                 let g = m[i][col];
-                for j in 0..hidden.len() {
-                    m[i][j] -= g * m[rank][j];
+                let pivot = m[rank].clone();
+                for (v, p) in m[i].iter_mut().zip(&pivot) {
+                    *v -= g * p;
                 }
             }
         }
