@@ -25,6 +25,16 @@ GRYNING_NATS_SERVER="$(bash scripts/install-nats-server.sh)"
 export GRYNING_NATS_SERVER
 echo "using $("$GRYNING_NATS_SERVER" --version) at $GRYNING_NATS_SERVER"
 
+# The report's browser tests (tests/report.rs) render it in Debian's headless Chromium.
+if [ ! -x /usr/bin/chromium ]; then
+  echo "installing chromium for the report's browser tests" >&2
+  if [ "$(id -u)" -eq 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
+fi
+
 # Lints before tests, each saying how to fix what it finds.
 if ! cargo fmt --all --check; then
   echo "error: the code is not formatted; run: cargo fmt --all" >&2

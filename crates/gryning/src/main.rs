@@ -6,6 +6,7 @@ mod explain;
 mod import;
 mod publication;
 mod remote;
+mod report;
 mod up;
 
 use std::io::{BufReader, IsTerminal, Write};
@@ -82,6 +83,33 @@ enum Command {
         /// default: every region together. Publications are county-wide.
         #[arg(long, value_name = "NAME", conflicts_with = "published")]
         region: Option<String>,
+        /// Show counts from 1 to N-1 as "<N", and hide as ".." the counts, rates and medians
+        /// that would give them away (docs/contract.md, "Small-cell suppression").
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(2..))]
+        suppress_below: Option<u32>,
+        /// With --server, the token is an analyst's or an admin's.
+        #[command(flatten)]
+        remote: remote::ServerArgs,
+    },
+    /// Write the follow-up report: DIR/rapport-YEAR.html (one self-contained page for screen
+    /// and A4), DIR/rapport-YEAR.xlsx (a sheet per table) and one CSV per table.
+    Report {
+        /// The year the report is about (YYYY); the previous year is shown beside it.
+        #[arg(long)]
+        year: i32,
+        /// Report on this quarter of the year (YYYY-QN) instead of the whole year.
+        #[arg(long, value_name = "QUARTER")]
+        quarter: Option<String>,
+        /// Use the figures exactly as published for this quarter of the year (YYYY-QN or
+        /// YYYY-QN@REVISION): its year to date, or with --quarter its quarter.
+        #[arg(long, value_name = "QUARTER")]
+        published: Option<String>,
+        /// Small-cell suppression, as for `gryning table --suppress-below`.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(2..))]
+        suppress_below: Option<u32>,
+        /// Directory to write into (created when missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
         /// With --server, the token is an analyst's or an admin's.
         #[command(flatten)]
         remote: remote::ServerArgs,
@@ -294,7 +322,8 @@ impl Cli {
             Command::Up { .. } => false,
             Command::Import { remote, .. }
             | Command::Table { remote, .. }
-            | Command::Explain { remote, .. } => offline && remote.server.is_none(),
+            | Command::Explain { remote, .. }
+            | Command::Report { remote, .. } => offline && remote.server.is_none(),
             Command::Rebuild
             | Command::Publish { .. }
             | Command::Publications { .. }
@@ -569,6 +598,65 @@ fn import_summary(
     })
 }
 
+/// `gryning table … --suppress-below N`, offline or with --server.
+#[allow(clippy::too_many_arguments)]
+async fn suppressed_table(
+    settings: &Settings,
+    catalogue: &Catalogue,
+    remote: &remote::ServerArgs,
+    (name, by, period, format): (&str, ByArg, PeriodArg, Format),
+    as_of: Option<u64>,
+    published: Option<&str>,
+    revision: Option<u32>,
+    below: u32,
+) -> anyhow::Result<std::process::ExitCode> {
+    let Some(table_name) = TableName::parse(name) else {
+        bail!("unknown table {name:?}; the tables are case-flow, clearance, care and progress")
+    };
+    let by = match by {
+        ByArg::Code => By::Code,
+        ByArg::Group => By::Group,
+    };
+    let period = match period {
+        PeriodArg::Year => PeriodKind::Year,
+        PeriodArg::Quarter => PeriodKind::Quarter,
+    };
+    let published = match published {
+        None => None,
+        Some(text) => {
+            let (quarter, at) = publication::parse_published(text)?;
+            Some((quarter, revision.or(at)))
+        }
+    };
+    if let Some(url) = &remote.server {
+        let server = remote.connect(url, "an analyst or admin token").await?;
+        report::suppressed_table(
+            report::Reader::Remote(&server),
+            catalogue,
+            table_name,
+            by,
+            period,
+            as_of,
+            published,
+            format,
+            below,
+        )
+        .await?;
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
+    let (store, access) = open_existing_to_read(settings).await?;
+    let reader = report::Reader::Offline {
+        settings,
+        store: store.as_ref(),
+        access,
+    };
+    report::suppressed_table(
+        reader, catalogue, table_name, by, period, as_of, published, format, below,
+    )
+    .await?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
 async fn run(cli: Cli, settings: Settings) -> anyhow::Result<std::process::ExitCode> {
     let ok = std::process::ExitCode::SUCCESS;
     let catalogue = load_catalogue(settings.catalog.as_deref())?;
@@ -606,8 +694,41 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<std::process::ExitC
             published,
             revision,
             region,
+            suppress_below,
             remote,
         } => {
+            if let Some(below) = suppress_below {
+                if region.is_some() {
+                    bail!("--suppress-below works on the tables of every region together: leave out --region");
+                }
+                if matches!(
+                    TableName::parse(&name),
+                    Some(TableName::SocialServices | TableName::RegionComparison)
+                ) {
+                    bail!("--suppress-below covers case-flow, clearance, care and progress (the report's tables); {name} is not suppressed yet");
+                }
+                let as_of = match &as_of {
+                    None => None,
+                    Some(a) => match a.at {
+                        AsOf::Position(p) => Some(p),
+                        AsOf::Before(_) => bail!(
+                            "--suppress-below takes --as-of as a store position only, not a time ({})",
+                            a.text
+                        ),
+                    },
+                };
+                return suppressed_table(
+                    &settings,
+                    &catalogue,
+                    &remote,
+                    (&name, by, period, format),
+                    as_of,
+                    published.as_deref(),
+                    revision,
+                    below,
+                )
+                .await;
+            }
             if let Some(url) = &remote.server {
                 let server = remote.connect(url, "an analyst or admin token").await?;
                 let published = match &published {
@@ -717,6 +838,41 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<std::process::ExitC
                 explain::offline(store.as_ref(), &catalogue, &cell).await?
             };
             explain::print(&reply, cell.format)?;
+            Ok(ok)
+        }
+        Command::Report {
+            year,
+            quarter,
+            published,
+            suppress_below,
+            out,
+            remote,
+        } => {
+            let options = report::Options {
+                year,
+                quarter,
+                published,
+                suppress_below,
+                out,
+            };
+            if let Some(url) = &remote.server {
+                let server = remote.connect(url, "an analyst or admin token").await?;
+                report::report(
+                    report::Reader::Remote(&server),
+                    &settings,
+                    &catalogue,
+                    options,
+                )
+                .await?;
+                return Ok(ok);
+            }
+            let (store, access) = open_existing_to_read(&settings).await?;
+            let reader = report::Reader::Offline {
+                settings: &settings,
+                store: store.as_ref(),
+                access,
+            };
+            report::report(reader, &settings, &catalogue, options).await?;
             Ok(ok)
         }
         Command::Credentials { file } => {

@@ -77,6 +77,11 @@ impl ServerArgs {
 }
 
 impl Server {
+    /// The server's URL, as given.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
     fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
         request
@@ -123,22 +128,53 @@ async fn connect(url: &str, tls: &ServerArgs) -> anyhow::Result<Channel> {
         .with_context(|| format!("cannot connect to {url}"))
 }
 
-/// `gryning table … --server URL`: the table `request` names, rendered as `format`.
-pub(crate) async fn table(
+/// A table as a running server's insight service answers it: the rows, the JSON rendering,
+/// the position the rows reflect and, for a published table, its publication.
+pub(crate) struct Fetched {
+    pub table: Table,
+    pub json: String,
+    pub position: u64,
+    pub publication: Option<pb::Publication>,
+}
+
+/// Asks the server for one table of every region (`GetTable`); the status of a refused call is
+/// kept so that a caller can tell a missing publication (`NotFound`) from other refusals.
+pub(crate) async fn fetch(
+    server: &Server,
+    name: &str,
+    by: &str,
+    period: &str,
+    as_of: Option<u64>,
+    published: Option<(&str, u32)>,
+) -> Result<Fetched, (tonic::Status, anyhow::Error)> {
+    let (published, revision) = published.unwrap_or_default();
+    fetch_request(
+        server,
+        pb::GetTableRequest {
+            name: name.to_string(),
+            by: by.to_string(),
+            period: period.to_string(),
+            as_of,
+            published: published.to_string(),
+            revision,
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// The table `request` names, as [`fetch`] gives it.
+pub(crate) async fn fetch_request(
     server: &Server,
     request: pb::GetTableRequest,
-    format: Format,
-) -> anyhow::Result<String> {
+) -> Result<Fetched, (tonic::Status, anyhow::Error)> {
     let reply = InsightClient::new(server.channel.clone())
         .get_table(server.request(request))
         .await
-        .map_err(|s| server.refused(s))?
+        .map_err(|s| (s.clone(), server.refused(s)))?
         .into_inner();
-    if format == Format::Json {
-        return Ok(reply.json);
-    }
     // Column names arrive as strings; `Table` holds static names because the tables are
-    // fixed. One table per process run, so leaking its few names costs nothing.
+    // fixed. A few tables per process run, so leaking their few names costs nothing.
     let columns = reply
         .columns
         .into_iter()
@@ -159,14 +195,31 @@ pub(crate) async fn table(
                 .collect()
         })
         .collect();
-    let table = Table {
-        name: reply.name,
-        columns,
-        rows,
-    };
+    Ok(Fetched {
+        table: Table {
+            name: reply.name,
+            columns,
+            rows,
+        },
+        json: reply.json,
+        position: reply.position,
+        publication: reply.publication,
+    })
+}
+
+/// `gryning table … --server URL`: the table `request` names, rendered as `format`.
+pub(crate) async fn table(
+    server: &Server,
+    request: pb::GetTableRequest,
+    format: Format,
+) -> anyhow::Result<String> {
+    let fetched = fetch_request(server, request).await.map_err(|(_, e)| e)?;
+    if format == Format::Json {
+        return Ok(fetched.json);
+    }
     Ok(match format {
-        Format::Csv => table.to_csv(),
-        _ => table.to_text(),
+        Format::Csv => fetched.table.to_csv(),
+        _ => fetched.table.to_text(),
     })
 }
 

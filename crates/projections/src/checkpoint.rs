@@ -1217,7 +1217,7 @@ mod fuzz {
                 let key = *p.tallies.keys().nth(at % p.tallies.len()).unwrap();
                 let t = p.tallies.remove(&key).unwrap();
                 // Moved to another quarter, or to another region.
-                if at % 2 == 0 {
+                if at.is_multiple_of(2) {
                     p.tallies.insert((i32v, key.1, key.2), t);
                 } else {
                     p.tallies.insert((key.0, u16v, key.2), t);

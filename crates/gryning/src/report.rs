@@ -1,0 +1,437 @@
+//! `gryning report` and `gryning table --suppress-below N`: gathers every table of one source
+//! (the live tables at one position, or one publication) from the data directory or a running
+//! server, hides small counts across them with `gryning_report::suppress`, and hands them to
+//! `gryning_report` as typed data. The report's rendering lives in `crates/report`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context as _};
+use gryning_domain::{Catalogue, Quarter};
+use gryning_projections::publication::ReadError;
+use gryning_projections::{
+    read_publication, stored_table, By, PeriodKind, PublishedPeriod, TableName,
+};
+use gryning_report::{Figures, Provenance, Report, Source, SourcedTable};
+use gryning_service_common::context::Access;
+use gryning_service_common::publish::PublishError;
+use gryning_service_common::Settings;
+use gryning_store::EventStore;
+
+use crate::{publication, remote, Format};
+
+/// Every (table, by, period) of a source, as a publication holds them (care once per period).
+pub(crate) fn kinds() -> Vec<(TableName, By, PeriodKind)> {
+    let mut out = Vec::new();
+    for name in TableName::ALL {
+        let bys: &[By] = if name == TableName::Care {
+            &[By::Code]
+        } else {
+            &By::ALL
+        };
+        for &by in bys {
+            for period in PeriodKind::ALL {
+                out.push((name, by, period));
+            }
+        }
+    }
+    out
+}
+
+/// The catalogue's groups with their codes' four-digit texts.
+pub(crate) fn groups(catalogue: &Catalogue) -> Vec<(String, Vec<String>)> {
+    catalogue
+        .groups()
+        .iter()
+        .map(|g| {
+            (
+                g.name.clone(),
+                g.codes.iter().map(|c| c.to_string()).collect(),
+            )
+        })
+        .collect()
+}
+
+/// Where the tables are read: the data directory's store, or a server.
+pub(crate) enum Reader<'a> {
+    Offline {
+        settings: &'a Settings,
+        store: &'a dyn EventStore,
+        access: Access,
+    },
+    Remote(&'a remote::Server),
+}
+
+/// The figures of one source and what the report says about it.
+pub(crate) struct Gathered {
+    pub figures: Figures,
+    pub catalogue: Option<(String, String)>,
+    pub published_at: Option<String>,
+}
+
+impl Reader<'_> {
+    /// Every live table, all at one position (`as_of`, or the store's head).
+    async fn live(&self, catalogue: &Catalogue, as_of: Option<u64>) -> anyhow::Result<Gathered> {
+        match self {
+            Reader::Offline {
+                settings,
+                store,
+                access,
+            } => {
+                let projections = match as_of {
+                    None => {
+                        crate::current_projections(
+                            *store,
+                            &settings.data_dir,
+                            settings.snapshot_every,
+                            *access,
+                        )
+                        .await?
+                    }
+                    Some(p) => {
+                        crate::past_projections(
+                            *store,
+                            &settings.data_dir,
+                            gryning_projections::AsOf::Position(p),
+                        )
+                        .await?
+                    }
+                };
+                let tables = kinds()
+                    .into_iter()
+                    .map(|(name, by, period)| SourcedTable {
+                        name,
+                        by,
+                        period,
+                        table: projections.table(name, by, period, catalogue),
+                    })
+                    .collect();
+                Ok(Gathered {
+                    figures: Figures {
+                        source: Source::Live,
+                        position: projections.position(),
+                        publication: None,
+                        tables,
+                    },
+                    catalogue: Some((
+                        catalogue.version().to_string(),
+                        catalogue.content_sha256().to_string(),
+                    )),
+                    published_at: None,
+                })
+            }
+            Reader::Remote(server) => {
+                // The first table fixes the position; the others are asked as of it, so that
+                // every table of the family reflects the same events.
+                let mut position = as_of;
+                let mut tables = Vec::new();
+                for (name, by, period) in kinds() {
+                    let f = remote::fetch(
+                        server,
+                        name.name(),
+                        by.name(),
+                        period.name(),
+                        position,
+                        None,
+                    )
+                    .await
+                    .map_err(|(_, e)| e)?;
+                    position.get_or_insert(f.position);
+                    tables.push(SourcedTable {
+                        name,
+                        by,
+                        period,
+                        table: f.table,
+                    });
+                }
+                Ok(Gathered {
+                    figures: Figures {
+                        source: Source::Live,
+                        position: position.unwrap_or(0),
+                        publication: None,
+                        tables,
+                    },
+                    // The server does not say which catalogue its live tables use.
+                    catalogue: None,
+                    published_at: None,
+                })
+            }
+        }
+    }
+
+    /// Every table of a publication (its quarter's and year-to-date rows); `None` when the
+    /// quarter has no publication and `missing_ok`.
+    async fn published(
+        &self,
+        quarter: Quarter,
+        revision: Option<u32>,
+        missing_ok: bool,
+    ) -> anyhow::Result<Option<Gathered>> {
+        let mut tables = Vec::new();
+        let gathered = match self {
+            Reader::Offline { store, .. } => {
+                let (_, p) = match read_publication(*store, quarter, revision).await {
+                    Ok(found) => found,
+                    Err(ReadError::NoPublication { .. }) if missing_ok => return Ok(None),
+                    Err(e) => return Err(PublishError::from(e).into()),
+                };
+                for (name, by, period) in kinds() {
+                    let Some(table) = stored_table(&p, name, by, PublishedPeriod::of(period))
+                    else {
+                        bail!(
+                            "the publication of {quarter} revision {} holds no {} table",
+                            p.revision,
+                            name.name()
+                        )
+                    };
+                    tables.push(SourcedTable {
+                        name,
+                        by,
+                        period,
+                        table,
+                    });
+                }
+                Gathered {
+                    figures: Figures {
+                        source: Source::Published,
+                        position: p.position,
+                        publication: Some((quarter.to_string(), p.revision)),
+                        tables,
+                    },
+                    catalogue: Some((p.catalogue_version, p.catalogue_sha256)),
+                    published_at: Some(p.published_at),
+                }
+            }
+            Reader::Remote(server) => {
+                let mut about = None;
+                for (name, by, period) in kinds() {
+                    let q = quarter.to_string();
+                    let f = match remote::fetch(
+                        server,
+                        name.name(),
+                        by.name(),
+                        period.name(),
+                        None,
+                        Some((&q, revision.unwrap_or(0))),
+                    )
+                    .await
+                    {
+                        Ok(f) => f,
+                        Err((status, _))
+                            if missing_ok
+                                && status.code() == tonic::Code::NotFound
+                                && about.is_none() =>
+                        {
+                            return Ok(None)
+                        }
+                        Err((_, e)) => return Err(e),
+                    };
+                    // Every table of the family from the same revision: the first answer's.
+                    let p = f
+                        .publication
+                        .context("the server's reply names no publication")?;
+                    match &about {
+                        None => about = Some(p),
+                        Some(first) if first.revision != p.revision => bail!(
+                            "{quarter}: revision {} was published while the report was read; run it again",
+                            p.revision
+                        ),
+                        Some(_) => {}
+                    }
+                    tables.push(SourcedTable {
+                        name,
+                        by,
+                        period,
+                        table: f.table,
+                    });
+                }
+                let p = about.context("no tables")?;
+                Gathered {
+                    figures: Figures {
+                        source: Source::Published,
+                        position: p.computed_at,
+                        publication: Some((quarter.to_string(), p.revision)),
+                        tables,
+                    },
+                    catalogue: Some((p.catalogue_version, p.catalogue_sha256)),
+                    published_at: Some(p.published_at),
+                }
+            }
+        };
+        Ok(Some(gathered))
+    }
+
+    fn store_words(&self) -> String {
+        match self {
+            Reader::Offline { settings, .. } => crate::store_name(settings),
+            Reader::Remote(server) => format!("the server {}", server.url()),
+        }
+    }
+}
+
+/// Hides small counts of `gathered` with threshold `below`. The relations between a group's
+/// row and its codes' rows need the catalogue the tables were computed with: a publication
+/// made under another catalogue is refused.
+fn suppress(
+    gathered: &mut Gathered,
+    catalogue: &Catalogue,
+    below: Option<u32>,
+) -> anyhow::Result<()> {
+    let Some(below) = below else { return Ok(()) };
+    if let Some((version, sha)) = &gathered.catalogue {
+        if sha != catalogue.content_sha256() {
+            bail!(
+                "--suppress-below: the tables were computed with catalogue {version} (sha256 {sha}), \
+                 but the catalogue in force is {} (sha256 {}); small cells can only be hidden \
+                 safely with the groups the tables were made with: pass that catalogue with --catalog FILE",
+                catalogue.version(),
+                catalogue.content_sha256()
+            );
+        }
+    }
+    let source = gathered.figures.source;
+    gryning_report::suppress(
+        &mut gathered.figures.tables,
+        &groups(catalogue),
+        source,
+        below,
+    );
+    Ok(())
+}
+
+/// `gryning table NAME … --suppress-below N`: the table as the whole family's suppression
+/// leaves it, so that no two tables asked one after the other give a hidden count away.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn suppressed_table(
+    reader: Reader<'_>,
+    catalogue: &Catalogue,
+    name: TableName,
+    by: By,
+    period: PeriodKind,
+    as_of: Option<u64>,
+    published: Option<(Quarter, Option<u32>)>,
+    format: Format,
+    below: u32,
+) -> anyhow::Result<()> {
+    let mut gathered = match published {
+        Some((quarter, revision)) => reader
+            .published(quarter, revision, false)
+            .await?
+            .context("no publication")?,
+        None => reader.live(catalogue, as_of).await?,
+    };
+    suppress(&mut gathered, catalogue, Some(below))?;
+    let table = gathered
+        .figures
+        .get(name, by, period)
+        .context("no such table")?;
+    publication::print(&table.table, format)
+}
+
+/// The options of `gryning report`.
+pub(crate) struct Options {
+    pub year: i32,
+    pub quarter: Option<String>,
+    pub published: Option<String>,
+    pub suppress_below: Option<u32>,
+    pub out: PathBuf,
+}
+
+/// `gryning report --year Y [--quarter Q] [--published Q] [--suppress-below N] --out DIR`.
+pub(crate) async fn report(
+    reader: Reader<'_>,
+    settings: &Settings,
+    catalogue: &Catalogue,
+    options: Options,
+) -> anyhow::Result<()> {
+    let year = options.year;
+    let quarter = match &options.quarter {
+        None => None,
+        Some(text) => {
+            let q = gryning_service_common::publish::parse_quarter(text)?;
+            if q.year() != year {
+                bail!("--quarter {q} is not in --year {year}: name a quarter of {year}, as in {year}-Q4");
+            }
+            Some(q)
+        }
+    };
+    let published = match &options.published {
+        None => None,
+        Some(text) => {
+            let (q, revision) = publication::parse_published(text)?;
+            if q.year() != year {
+                bail!("--published {q} is not in --year {year}: a report of {year} reads a publication of {year} (its year-to-date tables), as in {year}-Q4");
+            }
+            if let Some(wanted) = quarter {
+                if wanted != q {
+                    bail!("--quarter {wanted} with --published {q}: a publication holds its own quarter's rows only; use --quarter {q}, or leave --quarter out for the year to date");
+                }
+            }
+            Some((q, revision))
+        }
+    };
+    let (mut current, mut previous) = match published {
+        Some((q, revision)) => {
+            let current = reader
+                .published(q, revision, false)
+                .await?
+                .context("no publication")?;
+            let before = Quarter::new(year - 1, q.number()).context("quarter")?;
+            let previous = reader.published(before, None, true).await?;
+            (current, previous)
+        }
+        None => (reader.live(catalogue, None).await?, None),
+    };
+    suppress(&mut current, catalogue, options.suppress_below)?;
+    if let Some(p) = previous.as_mut() {
+        suppress(p, catalogue, options.suppress_below)?;
+    }
+    let (catalogue_version, catalogue_sha256) = current.catalogue.clone().unwrap_or_else(|| {
+        (
+            format!(
+                "{} (the server's; this client's catalogue is shown)",
+                catalogue.version()
+            ),
+            catalogue.content_sha256().to_string(),
+        )
+    });
+    let mut command = format!("gryning report --year {year}");
+    if let Some(q) = &options.quarter {
+        command.push_str(&format!(" --quarter {q}"));
+    }
+    if let Some(p) = &options.published {
+        command.push_str(&format!(" --published {p}"));
+    }
+    if let Some(n) = options.suppress_below {
+        command.push_str(&format!(" --suppress-below {n}"));
+    }
+    command.push_str(&format!(" --out {}", options.out.display()));
+    let code_texts: BTreeMap<String, String> = catalogue
+        .codes()
+        .map(|(c, text)| (c.to_string(), text.to_string()))
+        .collect();
+    let report = Report {
+        year,
+        quarter: quarter.map(|q| q.number()),
+        provenance: Provenance {
+            store: reader.store_words(),
+            catalogue_version,
+            catalogue_sha256,
+            made_at: settings.clock()?.now().to_string(),
+            command,
+            published_at: current.published_at.clone(),
+        },
+        current: current.figures,
+        previous: previous.map(|p| p.figures),
+        code_texts,
+        groups: groups(catalogue),
+        suppress_below: options.suppress_below,
+    };
+    let written = gryning_report::write(&report, &options.out)?;
+    println!("wrote {}", written.html.display());
+    println!("wrote {}", written.xlsx.display());
+    for csv in &written.csv {
+        println!("wrote {}", csv.display());
+    }
+    Ok(())
+}

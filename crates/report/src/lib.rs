@@ -1,0 +1,195 @@
+//! The follow-up report of gryning's tables, and small-cell suppression.
+//!
+//! The report is made from tables as typed data ([`SourcedTable`]: which table, by code or
+//! group, per year or quarter, and its cells), never from a store or a server: the command line
+//! gathers them (from the data directory or a running server) and [`write`] turns them into
+//! - `rapport-YYYY.html`: one self-contained page (inline CSS and SVG, no script) in Swedish,
+//!   laid out for A4 ([`html`], charts in [`svg`]);
+//! - `rapport-YYYY.xlsx`: one sheet per table, numbers as numeric cells ([`xlsx`]);
+//! - one CSV per table, exactly as `gryning table --format csv` writes it
+//!   ([`gryning_projections::Table::to_csv`]).
+//!
+//! [`suppress`] hides small counts, and the counts that would give them away, across a family
+//! of tables; `gryning table --suppress-below N` and the report use the same function.
+
+pub mod html;
+pub mod labels;
+pub mod suppress;
+pub mod svg;
+pub mod xlsx;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use gryning_projections::{By, Cell, PeriodKind, TableName};
+pub use suppress::{suppress, Source, SourcedTable, Suppressed};
+
+/// The tables of one source: the live tables at one position, or one publication.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Figures {
+    pub source: Source,
+    /// The global store position the tables reflect.
+    pub position: u64,
+    /// With [`Source::Published`]: the quarter and revision, `2020-Q4` and 2.
+    pub publication: Option<(String, u32)>,
+    pub tables: Vec<SourcedTable>,
+}
+
+impl Figures {
+    /// The table `name` by `by` per `period`, if the source holds it.
+    pub fn get(&self, name: TableName, by: By, period: PeriodKind) -> Option<&SourcedTable> {
+        self.tables.iter().find(|t| {
+            t.name == name && (name == TableName::Care || t.by == by) && t.period == period
+        })
+    }
+}
+
+/// What a report covers and where its figures come from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Report {
+    pub year: i32,
+    /// With `--quarter`: the quarter's number (1–4); the report then shows that quarter.
+    pub quarter: Option<u8>,
+    /// The figures the report is about.
+    pub current: Figures,
+    /// From a publication: the same quarter's publication a year earlier, for the change from
+    /// the previous year and the chart (live tables hold every year themselves).
+    pub previous: Option<Figures>,
+    /// Four-digit code → the catalogue's text.
+    pub code_texts: BTreeMap<String, String>,
+    /// The catalogue's groups with their member codes.
+    pub groups: Vec<(String, Vec<String>)>,
+    pub provenance: Provenance,
+    /// The threshold of small-cell suppression, when on.
+    pub suppress_below: Option<u32>,
+}
+
+/// Where the figures come from, as the report states it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Provenance {
+    /// `embedded store in ./gryning-data` or `http://127.0.0.1:50051`.
+    pub store: String,
+    pub catalogue_version: String,
+    pub catalogue_sha256: String,
+    /// When the report was made, RFC 3339 (UTC).
+    pub made_at: String,
+    /// The command that made it.
+    pub command: String,
+    /// With a publication: when it was published and by whom.
+    pub published_at: Option<String>,
+}
+
+/// A period's label in the tables of `figures`: `2020`, `2020-Q4`, or from a publication
+/// `2020-Q1..Q4` (the year to date) or `2020-Q4` (the quarter).
+pub fn period_label(figures: &Figures, year: i32, quarter: Option<u8>) -> String {
+    match (figures.source, quarter, &figures.publication) {
+        (_, Some(q), _) => format!("{year:04}-Q{q}"),
+        (Source::Published, None, Some((published, _))) => {
+            let q = published.rsplit('Q').next().unwrap_or("4");
+            format!("{year:04}-Q1..Q{q}")
+        }
+        _ => format!("{year:04}"),
+    }
+}
+
+impl Report {
+    /// The period kind of the report's tables.
+    pub fn period(&self) -> PeriodKind {
+        if self.quarter.is_some() {
+            PeriodKind::Quarter
+        } else {
+            PeriodKind::Year
+        }
+    }
+
+    /// The figures and period label of the report's period and of the same period a year
+    /// earlier (when there are figures for it).
+    pub fn periods(&self) -> ((&Figures, String), Option<(&Figures, String)>) {
+        let current = (
+            &self.current,
+            period_label(&self.current, self.year, self.quarter),
+        );
+        let previous = match (self.current.source, &self.previous) {
+            (Source::Published, Some(p)) => Some((p, period_label(p, self.year - 1, self.quarter))),
+            (Source::Published, None) => None,
+            (Source::Live, _) => Some((
+                &self.current,
+                period_label(&self.current, self.year - 1, self.quarter),
+            )),
+        };
+        (current, previous)
+    }
+
+    /// Every table the report carries, in order: the current figures', then the previous
+    /// year's publication's, each with its file stem.
+    pub fn all_tables(&self) -> Vec<(String, &SourcedTable)> {
+        let mut out = Vec::new();
+        for (figures, suffix) in
+            std::iter::once((&self.current, String::new())).chain(self.previous.iter().map(|p| {
+                let q = p
+                    .publication
+                    .as_ref()
+                    .map(|(q, _)| q.clone())
+                    .unwrap_or_default();
+                (p, format!("-{q}"))
+            }))
+        {
+            for t in &figures.tables {
+                out.push((format!("{}{suffix}", t.key()), t));
+            }
+        }
+        out
+    }
+}
+
+/// A count or a number of the tables, as the report reads it.
+pub(crate) fn number(cell: &Cell) -> Option<f64> {
+    match cell {
+        Cell::Int(n) => Some(*n as f64),
+        Cell::Float(x) => Some(*x),
+        _ => None,
+    }
+}
+
+/// The files [`write`] made.
+#[derive(Clone, Debug, Default)]
+pub struct Written {
+    pub html: PathBuf,
+    pub xlsx: PathBuf,
+    pub csv: Vec<PathBuf>,
+}
+
+/// Writes the report's HTML page, workbook and CSV files into `dir` (created when missing).
+pub fn write(report: &Report, dir: &Path) -> Result<Written, Error> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::Io(dir.to_path_buf(), e))?;
+    let stem = format!("rapport-{:04}", report.year);
+    let html = dir.join(format!("{stem}.html"));
+    std::fs::write(&html, html::render(report)).map_err(|e| Error::Io(html.clone(), e))?;
+    let xlsx = dir.join(format!("{stem}.xlsx"));
+    xlsx::write(report, &xlsx)?;
+    let mut csv = Vec::new();
+    for (key, t) in report.all_tables() {
+        let path = dir.join(format!("{stem}-{key}.csv"));
+        std::fs::write(&path, t.table.to_csv()).map_err(|e| Error::Io(path.clone(), e))?;
+        csv.push(path);
+    }
+    Ok(Written { html, xlsx, csv })
+}
+
+/// Why the report could not be written.
+#[derive(Debug)]
+pub enum Error {
+    Io(PathBuf, std::io::Error),
+    Xlsx(PathBuf, rust_xlsxwriter::XlsxError),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Io(path, e) => write!(f, "cannot write {}: {e}", path.display()),
+            Error::Xlsx(path, e) => write!(f, "cannot write the workbook {}: {e}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for Error {}

@@ -1,0 +1,732 @@
+//! `gryning report` end to end, read back the way people read it: the HTML page rendered by
+//! Debian's headless Chromium (with the network cut off), the workbook read back with calamine,
+//! the CSV files beside `gryning table --format csv`; offline on a data directory, from a
+//! publication, and through a running server. Chromium must be installed (scripts/test.sh does
+//! it): the test fails, saying how, when it is not.
+
+#[path = "support/harness.rs"]
+mod harness;
+#[path = "support/up.rs"]
+mod up;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Debian's Chromium.
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// The report's tables: (file key, `gryning table` arguments).
+const TABLES: [(&str, &[&str]); 14] = [
+    (
+        "case-flow-code-year",
+        &["case-flow", "--by", "code", "--period", "year"],
+    ),
+    (
+        "case-flow-code-quarter",
+        &["case-flow", "--by", "code", "--period", "quarter"],
+    ),
+    (
+        "case-flow-group-year",
+        &["case-flow", "--by", "group", "--period", "year"],
+    ),
+    (
+        "case-flow-group-quarter",
+        &["case-flow", "--by", "group", "--period", "quarter"],
+    ),
+    (
+        "clearance-code-year",
+        &["clearance", "--by", "code", "--period", "year"],
+    ),
+    (
+        "clearance-code-quarter",
+        &["clearance", "--by", "code", "--period", "quarter"],
+    ),
+    (
+        "clearance-group-year",
+        &["clearance", "--by", "group", "--period", "year"],
+    ),
+    (
+        "clearance-group-quarter",
+        &["clearance", "--by", "group", "--period", "quarter"],
+    ),
+    ("care-year", &["care", "--period", "year"]),
+    ("care-quarter", &["care", "--period", "quarter"]),
+    (
+        "progress-code-year",
+        &["progress", "--by", "code", "--period", "year"],
+    ),
+    (
+        "progress-code-quarter",
+        &["progress", "--by", "code", "--period", "quarter"],
+    ),
+    (
+        "progress-group-year",
+        &["progress", "--by", "group", "--period", "year"],
+    ),
+    (
+        "progress-group-quarter",
+        &["progress", "--by", "group", "--period", "quarter"],
+    ),
+];
+
+fn gryning(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(up::BIN);
+    c.arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env_remove("GRYNING_STORE")
+        .env_remove("GRYNING_CATALOG")
+        .env_remove("GRYNING_TOKEN")
+        .env_remove("GRYNING_SERVER");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("gryning runs")
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A data directory of its own for test `name`, holding the Stockholm 2019–2020 case flow
+/// (recorded once, then copied while no process has it open).
+fn data_copy(name: &str) -> PathBuf {
+    let master = master();
+    let dir = master.parent().unwrap().join(name);
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    for entry in std::fs::read_dir(master).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() != "gryning.lock" {
+            std::fs::copy(entry.path(), data.join(entry.file_name())).unwrap();
+        }
+    }
+    data
+}
+
+/// The Stockholm 2019–2020 case flow, recorded once into a data directory for every test.
+fn master() -> &'static Path {
+    static DATA: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DATA.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("gryning-report-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let data = dir.join("data");
+        ok(gryning(&data, &["demo"], &[]));
+        data
+    })
+}
+
+fn chromium() -> &'static str {
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: the report's browser tests need Debian's Chromium; install it \
+         with `apt-get install -y chromium` (as root), or run `bash scripts/test.sh`, which \
+         installs it when missing"
+    );
+    CHROMIUM
+}
+
+/// Chromium headless on `page` with a fresh profile and no way out to the network: every host
+/// resolves to nothing and every request goes to a proxy that does not exist.
+fn browse(page: &Path, extra: &[&str]) -> Output {
+    let profile = page.with_extension("chromium-profile");
+    let _ = std::fs::remove_dir_all(&profile);
+    let out = Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--host-resolver-rules=MAP * ~NOTFOUND",
+            "--proxy-server=http://127.0.0.1:9",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(extra)
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium runs");
+    let _ = std::fs::remove_dir_all(&profile);
+    assert!(
+        out.status.success(),
+        "chromium failed on {}: {}",
+        page.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The CSV of `gryning table` (one line per row, cells split on commas; the tables quote
+/// nothing but group names, which hold no comma).
+fn table_csv(data: &Path, args: &[&str]) -> String {
+    let mut all = vec!["table"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--format", "csv"]);
+    ok(gryning(data, &all, &[]))
+}
+
+/// Rows of a CSV text, the header first.
+fn rows(csv: &str) -> Vec<Vec<String>> {
+    csv.split("\r\n")
+        .filter(|l| !l.is_empty())
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect()
+}
+
+/// (row key, column) → value, for a table's CSV; the row key as the page names it.
+fn by_place(csv: &str) -> BTreeMap<(String, String), String> {
+    let rows = rows(csv);
+    let header = rows[0].clone();
+    let gender = header.iter().position(|c| c == "victim_gender");
+    let keyed = header[1] == "code" || header[1] == "group";
+    let mut out = BTreeMap::new();
+    for row in &rows[1..] {
+        let key = match (keyed, gender) {
+            (false, _) => row[0].clone(),
+            (true, None) => format!("{}|{}", row[0], row[1]),
+            (true, Some(g)) => format!("{}|{}|{}", row[0], row[1], row[g]),
+        };
+        for (j, c) in header.iter().enumerate() {
+            out.insert((key.clone(), c.clone()), row[j].clone());
+        }
+    }
+    out
+}
+
+/// A value as the report page writes it: thousands grouped with no-break spaces, a decimal
+/// comma and one decimal for a rate or median, a minus sign, `–` for no value.
+fn on_page(column: &str, csv_value: &str) -> String {
+    if csv_value.is_empty() {
+        return "–".into();
+    }
+    let rate = column == "percent" || column.starts_with("median");
+    if let (false, Ok(n)) = (rate, csv_value.parse::<i64>()) {
+        let digits = n.unsigned_abs().to_string();
+        let mut grouped = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                grouped.push('\u{a0}');
+            }
+            grouped.push(c);
+        }
+        return if n < 0 {
+            format!("\u{2212}{grouped}")
+        } else {
+            grouped
+        };
+    }
+    if let Ok(x) = csv_value.parse::<f64>() {
+        return format!("{x:.1}").replace('.', ",");
+    }
+    csv_value.to_string()
+}
+
+/// The data cells of the rendered DOM: (table, row, column) → text.
+fn dom_cells(dom: &str) -> Vec<((String, String, String), String)> {
+    let mut out = Vec::new();
+    for piece in dom.split("<td class=\"n\" data-table=\"").skip(1) {
+        let (table, rest) = piece.split_once("\" data-row=\"").unwrap();
+        let (row, rest) = rest.split_once("\" data-column=\"").unwrap();
+        let (column, rest) = rest.split_once("\">").unwrap();
+        let (text, _) = rest.split_once("</td>").unwrap();
+        let text = text
+            .replace("&lt;", "<")
+            .replace("&nbsp;", "\u{a0}")
+            .replace("&amp;", "&");
+        out.push(((table.into(), row.into(), column.into()), text));
+    }
+    out
+}
+
+/// Nothing on the page can load anything: no URL, no `src`, no stylesheet link, no script.
+fn self_contained(html: &str) {
+    for needle in [
+        "http://", "https://", "src=", "<link", "<script", "@import", "url(", "<iframe", "<object",
+        "<embed", "<img",
+    ] {
+        assert!(!html.contains(needle), "the report page holds {needle:?}");
+    }
+}
+
+/// The page, rendered, shows exactly `gryning table`'s figures for every cell it takes from a
+/// table; returns how many cells it checked.
+fn page_equals_tables(dom: &str, tables: &BTreeMap<String, String>) -> usize {
+    let mut places: BTreeMap<&str, BTreeMap<(String, String), String>> = BTreeMap::new();
+    for (key, csv) in tables {
+        places.insert(key.as_str(), by_place(csv));
+    }
+    let cells = dom_cells(dom);
+    for ((table, row, column), text) in &cells {
+        let place = places
+            .get(table.as_str())
+            .unwrap_or_else(|| panic!("the page names table {table:?}, not one of the report's"));
+        let expected = match place.get(&(row.clone(), column.clone())) {
+            Some(v) => on_page(column, v),
+            // A row the table does not have: no crimes, so zero (and no rate).
+            None if column == "percent" || column.starts_with("median") => "–".into(),
+            None => "0".into(),
+        };
+        assert_eq!(
+            text, &expected,
+            "{table} {row} {column}: page {text:?}, table {expected:?}"
+        );
+    }
+    cells.len()
+}
+
+/// The workbook read back with calamine equals the tables: one sheet per table in the report's
+/// order, a frozen header row of Swedish labels, numbers as numbers; and a provenance sheet.
+fn workbook_equals_tables(
+    path: &Path,
+    keys: &[String],
+    tables: &BTreeMap<String, String>,
+) -> usize {
+    use calamine::{open_workbook, Data, Reader, Xlsx};
+    let mut book: Xlsx<_> = open_workbook(path).unwrap();
+    let names = book.sheet_names();
+    assert_eq!(
+        names.len(),
+        keys.len() + 1,
+        "a sheet per table and one about the figures: {names:?}"
+    );
+    assert_eq!(names.last().map(String::as_str), Some("Om siffrorna"));
+    let mut checked = 0;
+    for (key, sheet) in keys.iter().zip(&names) {
+        let range = book.worksheet_range(sheet).unwrap();
+        let expected = rows(&tables[key]);
+        let got: Vec<&[Data]> = range.rows().collect();
+        assert_eq!(got.len(), expected.len(), "{sheet}: rows");
+        let header: Vec<String> = got[0].iter().map(|d| d.to_string()).collect();
+        assert!(
+            header.iter().any(|h| h == "Period"),
+            "{sheet}: Swedish labels, got {header:?}"
+        );
+        assert!(
+            !header.iter().any(|h| h == "period" || h == "reported"),
+            "{sheet}: {header:?}"
+        );
+        for (want, have) in expected[1..].iter().zip(&got[1..]) {
+            for (j, (w, h)) in want.iter().zip(have.iter()).enumerate() {
+                match h {
+                    Data::Float(x) => {
+                        let w: f64 = w.parse().unwrap_or_else(|_| {
+                            panic!("{sheet} col {j}: {w:?} is not a number, sheet has {x}")
+                        });
+                        assert!((w - x).abs() < 1e-9, "{sheet} col {j}: {w} vs {x}");
+                    }
+                    Data::Int(n) => assert_eq!(w, &n.to_string(), "{sheet} col {j}"),
+                    Data::String(s) => {
+                        let gender = match w.as_str() {
+                            "ALL" => "Alla",
+                            "FEMALE" => "Kvinnor",
+                            "MALE" => "Män",
+                            "UNKNOWN" => "Okänt kön",
+                            other => other,
+                        };
+                        let key = ["period", "code", "group", "victim_gender"]
+                            .contains(&expected[0][j].as_str());
+                        assert!(
+                            key || w.parse::<f64>().is_err(),
+                            "{sheet} col {j}: the number {w} is text in the sheet"
+                        );
+                        assert_eq!(s, gender, "{sheet} col {j}");
+                    }
+                    Data::Empty => assert_eq!(w, "", "{sheet} col {j}"),
+                    other => panic!("{sheet} col {j}: unexpected {other:?}"),
+                }
+                checked += 1;
+            }
+        }
+    }
+    let about = book.worksheet_range("Om siffrorna").unwrap();
+    let text: Vec<String> = about
+        .rows()
+        .map(|r| {
+            r.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("=")
+        })
+        .collect();
+    assert!(
+        text.iter().any(|l| l.starts_with("Position i lagret=")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter().any(|l| l.starts_with("Katalogversion=")),
+        "{text:?}"
+    );
+    checked
+}
+
+/// Every sheet's header row is frozen: the pane in each sheet's XML (calamine does not read
+/// panes; Python's zipfile, which scripts/test.sh installs with python3, unpacks them).
+fn headers_frozen(path: &Path, sheets: usize) {
+    let script = "import sys, zipfile\nz = zipfile.ZipFile(sys.argv[1])\nfor n in sorted(x for x in z.namelist() if x.startswith('xl/worksheets/sheet')):\n    print('frozen' if 'ySplit=\"1\"' in z.read(n).decode() and 'state=\"frozen\"' in z.read(n).decode() else 'not frozen', n)\n";
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(path)
+        .output()
+        .expect("python3 runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("frozen ")).count(),
+        sheets,
+        "{text}"
+    );
+}
+
+fn png_size(path: &Path) -> (u32, u32) {
+    let bytes = std::fs::read(path).unwrap();
+    assert!(
+        bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "{} is a PNG",
+        path.display()
+    );
+    let w = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+    let h = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+    (w, h)
+}
+
+/// Reads the report in `out` against `gryning table` with `options`, in the browser, the
+/// workbook and the CSV files.
+fn check_report(data: &Path, out: &Path, year: &str, options: &[&str], previous: Option<&str>) {
+    let mut tables = BTreeMap::new();
+    let mut keys = Vec::new();
+    for (suffix, published) in std::iter::once(("", None)).chain(previous.map(|p| (p, Some(p)))) {
+        for (key, args) in TABLES {
+            let mut all: Vec<&str> = args.to_vec();
+            // The options the report was made with, and for the previous year's publication
+            // its own quarter instead of --published.
+            let mut skip = false;
+            for o in options {
+                if skip {
+                    skip = false;
+                    continue;
+                }
+                if *o == "--published" && published.is_some() {
+                    skip = true;
+                    continue;
+                }
+                all.push(o);
+            }
+            if let Some(p) = published {
+                all.extend_from_slice(&["--published", p]);
+            }
+            let key = if suffix.is_empty() {
+                key.to_string()
+            } else {
+                format!("{key}-{suffix}")
+            };
+            let csv = table_csv(data, &all);
+            let file = out.join(format!("rapport-{year}-{key}.csv"));
+            let written = std::fs::read_to_string(&file)
+                .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            if written != csv {
+                let line = written.lines().zip(csv.lines()).find(|(a, b)| a != b);
+                panic!("{} is not `gryning table {}`'s CSV: first different line (file, table) {line:?}", file.display(), all.join(" "));
+            }
+            tables.insert(key.clone(), csv);
+            keys.push(key);
+        }
+    }
+    let page = out.join(format!("rapport-{year}.html"));
+    let html = std::fs::read_to_string(&page).unwrap();
+    self_contained(&html);
+    let dom = String::from_utf8(browse(&page, &["--dump-dom"]).stdout).unwrap();
+    for needle in [
+        "Tabell 1.",
+        "Tabell 2.",
+        "Figur 1.",
+        "<svg",
+        "<title id=\"figur-1-title\">",
+        "<desc",
+        "Kriminalvården",
+        "Om siffrorna",
+        "Personuppklaringsprocent",
+    ] {
+        assert!(dom.contains(needle), "the rendered page shows {needle:?}");
+    }
+    let checked = page_equals_tables(&dom, &tables);
+    assert!(
+        checked > 200,
+        "the page shows {checked} cells of the tables"
+    );
+    let xlsx = out.join(format!("rapport-{year}.xlsx"));
+    headers_frozen(&xlsx, keys.len() + 1);
+    let cells = workbook_equals_tables(&xlsx, &keys, &tables);
+    assert!(cells > 1000, "{cells} cells of the workbook checked");
+    eprintln!(
+        "{}: {checked} page cells and {cells} workbook cells equal `gryning table`",
+        out.display()
+    );
+}
+
+#[test]
+fn the_report_renders_in_chromium_and_its_numbers_are_the_tables() {
+    let data = &data_copy("live");
+    let out = data.parent().unwrap().join("out");
+    let printed = ok(gryning(
+        data,
+        &[
+            "report",
+            "--year",
+            "2020",
+            "--suppress-below",
+            "5",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    ));
+    assert!(printed.contains("rapport-2020.html"), "{printed}");
+    check_report(data, &out, "2020", &["--suppress-below", "5"], None);
+    let html = std::fs::read_to_string(out.join("rapport-2020.html")).unwrap();
+    // Suppression is on: small cells are marked, the page says so.
+    assert!(html.contains("&lt;5"), "small cells are shown as <5");
+    assert!(html.contains("Antal från 1 till 4 visas som &lt;5"));
+
+    // A page of the report as the browser draws it: A4 width at 96 dpi.
+    let shot = out.join("rapport-2020.png");
+    browse(
+        &out.join("rapport-2020.html"),
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=794,1123",
+        ],
+    );
+    let (w, h) = png_size(&shot);
+    assert_eq!((w, h), (794, 1123), "the screenshot is one A4 page");
+    assert!(
+        std::fs::metadata(&shot).unwrap().len() > 20_000,
+        "the screenshot shows the page, not a blank"
+    );
+    // `UPDATE_SCREENSHOTS=1 cargo test --workspace --locked --test report` refreshes the
+    // README's picture from this run.
+    if std::env::var_os("UPDATE_SCREENSHOTS").is_some() {
+        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/img");
+        std::fs::create_dir_all(&docs).unwrap();
+        std::fs::copy(&shot, docs.join("rapport-2020.png")).unwrap();
+    }
+
+    // Printing needs no script and no network: Chromium prints it to a PDF of A4 pages.
+    let pdf = out.join("rapport-2020.pdf");
+    browse(
+        &out.join("rapport-2020.html"),
+        &[
+            &format!("--print-to-pdf={}", pdf.display()),
+            "--no-pdf-header-footer",
+        ],
+    );
+    let bytes = std::fs::read(&pdf).unwrap();
+    assert!(bytes.starts_with(b"%PDF"), "a PDF");
+    let pages = bytes
+        .windows(b"/Type /Page\n".len())
+        .filter(|w| w.starts_with(b"/Type /Page") && !w.starts_with(b"/Type /Pages"))
+        .count();
+    assert!(
+        pages >= 3,
+        "the report prints on several pages, got {pages}"
+    );
+    let a4 = {
+        let text = String::from_utf8_lossy(&bytes);
+        text.contains("/MediaBox [0 0 595 842]")
+            || text.contains("/MediaBox [0 0 594.95996 841.91998]")
+    };
+    assert!(a4, "the pages are A4 (595 × 842 points)");
+}
+
+#[test]
+fn a_report_of_a_quarter_and_of_a_publication_is_the_published_tables() {
+    let data = &data_copy("published");
+    let dir = data.parent().unwrap();
+    // The data directory's events are all of 2019 and 2020: both quarters have ended.
+    for q in ["2019-Q4", "2020-Q4"] {
+        let printed = ok(gryning(data, &["publish", "--quarter", q], &[]));
+        assert!(printed.starts_with(&format!("published {q}")), "{printed}");
+    }
+    let out = dir.join("published");
+    ok(gryning(
+        data,
+        &[
+            "report",
+            "--year",
+            "2020",
+            "--published",
+            "2020-Q4",
+            "--suppress-below",
+            "3",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    ));
+    check_report(
+        data,
+        &out,
+        "2020",
+        &["--published", "2020-Q4", "--suppress-below", "3"],
+        Some("2019-Q4"),
+    );
+    let html = std::fs::read_to_string(out.join("rapport-2020.html")).unwrap();
+    assert!(
+        html.contains("Publicerade siffror: 2020-Q4, revision 1"),
+        "the page names the publication"
+    );
+    assert!(
+        html.contains("Publiceringen 2019-Q4, revision 1"),
+        "and the comparison year's"
+    );
+
+    let out = dir.join("quarter");
+    ok(gryning(
+        data,
+        &[
+            "report",
+            "--year",
+            "2020",
+            "--quarter",
+            "2020-Q4",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    ));
+    check_report(data, &out, "2020", &[], None);
+    let html = std::fs::read_to_string(out.join("rapport-2020.html")).unwrap();
+    assert!(
+        html.contains("2020 kv 4") && html.contains("2019 kv 4"),
+        "the quarter against the same quarter a year earlier"
+    );
+
+    let refused = gryning(
+        data,
+        &[
+            "report",
+            "--year",
+            "2020",
+            "--quarter",
+            "2019-Q4",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr)
+        .contains("--quarter 2019-Q4 is not in --year 2020"));
+}
+
+#[test]
+fn suppressed_tables_through_a_server_are_the_offline_ones() {
+    let data = &data_copy("offline");
+    // Another copy for the server to own.
+    let served = data_copy("served");
+    let dir = served.parent().unwrap().to_path_buf();
+    let server = up::up(&dir);
+    let token = server.tokens["analyst"].clone();
+    let url = server.url();
+    for (_, args) in TABLES {
+        let mut all = vec!["table"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--suppress-below", "5", "--format", "csv"]);
+        let offline = ok(gryning(data, &all, &[]));
+        all.extend_from_slice(&["--server", &url, "--token", &token]);
+        let remote = ok(gryning(&served, &all, &[]));
+        assert!(
+            remote == offline,
+            "{}: through the server {:?}",
+            all.join(" "),
+            remote.lines().zip(offline.lines()).find(|(a, b)| a != b)
+        );
+        assert!(
+            offline.contains("<5") || args[0] == "care",
+            "{}: some cell is small",
+            args[0]
+        );
+    }
+    let out = dir.join("report");
+    ok(gryning(
+        &served,
+        &[
+            "report",
+            "--year",
+            "2020",
+            "--suppress-below",
+            "5",
+            "--out",
+            out.to_str().unwrap(),
+            "--server",
+            &url,
+            "--token",
+            &token,
+        ],
+        &[],
+    ));
+    let offline = data.parent().unwrap().join("live-for-server");
+    ok(gryning(
+        data,
+        &[
+            "report",
+            "--year",
+            "2020",
+            "--suppress-below",
+            "5",
+            "--out",
+            offline.to_str().unwrap(),
+        ],
+        &[],
+    ));
+    for (key, _) in TABLES {
+        let name = format!("rapport-2020-{key}.csv");
+        assert!(
+            std::fs::read_to_string(out.join(&name)).unwrap()
+                == std::fs::read_to_string(offline.join(&name)).unwrap(),
+            "{name} through the server differs from the offline one"
+        );
+    }
+    let html = std::fs::read_to_string(out.join("rapport-2020.html")).unwrap();
+    assert!(
+        html.contains(&format!("the server {url}")),
+        "the page names where its figures come from"
+    );
+    let police = gryning(
+        &served,
+        &[
+            "report",
+            "--year",
+            "2020",
+            "--out",
+            out.to_str().unwrap(),
+            "--server",
+            &url,
+            "--token",
+            &server.tokens["police"],
+        ],
+        &[],
+    );
+    assert_eq!(
+        police.status.code(),
+        Some(2),
+        "a police token may not read tables"
+    );
+    server.stop();
+}
