@@ -225,7 +225,7 @@ impl Reader<'_> {
                         Ok(f) => f,
                         Err((status, _))
                             if missing_ok
-                                && status.code() == tonic::Code::NotFound
+                                && gryning_service_common::status::is_not_found(&status)
                                 && about.is_none() =>
                         {
                             return Ok(None)

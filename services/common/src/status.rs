@@ -158,6 +158,11 @@ pub fn retry_after_ms(wait: &std::time::Duration) -> u128 {
     wait.as_nanos().div_ceil(1_000_000).max(1)
 }
 
+/// Whether a refusal says there is no such thing (NOT_FOUND: a quarter with no publication).
+pub fn is_not_found(status: &Status) -> bool {
+    status.code() == Code::NotFound
+}
+
 /// Whether `status`, met while reading a request stream, is tonic's refusal of a message over
 /// the decoding limit: its codec answers OUT_OF_RANGE, which nothing in gryning does.
 pub fn is_too_large(status: &Status) -> bool {
