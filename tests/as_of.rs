@@ -10,7 +10,7 @@ mod harness;
 mod up;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use gryning_domain::Catalogue;
@@ -22,16 +22,11 @@ const SNAPSHOT_EVERY: &str = "700";
 
 /// `gryning --data-dir DIR ARGS…` with snapshots every [`SNAPSHOT_EVERY`] events.
 fn gryning(data_dir: &Path, args: &[&str]) -> Output {
-    Command::new(up::BIN)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .env_remove("GRYNING_CONFIG")
-        .env_remove("GRYNING_STORE")
-        .env_remove("GRYNING_CATALOG")
-        .env("GRYNING_SNAPSHOT_EVERY", SNAPSHOT_EVERY)
-        .output()
-        .expect("gryning runs")
+    let data_dir = data_dir.to_str().expect("a UTF-8 temporary path");
+    up::gryning_with(
+        &[&["--data-dir", data_dir], args].concat(),
+        &[("GRYNING_SNAPSHOT_EVERY", SNAPSHOT_EVERY)],
+    )
 }
 
 fn ok(out: Output, what: &str) -> (String, String) {

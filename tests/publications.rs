@@ -12,7 +12,7 @@ mod up;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use gryning_proto::pb;
 use gryning_store_nats::testkit;
@@ -41,18 +41,7 @@ const PUBLISHED: [(&str, &str, &str); 16] = [
 
 /// `gryning STORE… ARGS…` with `env`.
 fn run(store: &[&str], args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(up::BIN);
-    command
-        .args(store)
-        .args(args)
-        .env_remove("GRYNING_STORE")
-        .env_remove("GRYNING_CATALOG")
-        .env_remove("GRYNING_TOKEN")
-        .env_remove("GRYNING_TEST_CLOCK");
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    command.output().expect("gryning runs")
+    up::gryning_with(&[store, args].concat(), env)
 }
 
 fn ok(out: Output) -> String {

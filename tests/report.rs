@@ -71,18 +71,8 @@ const TABLES: [(&str, &[&str]); 14] = [
 ];
 
 fn gryning(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(up::BIN);
-    c.arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .env_remove("GRYNING_STORE")
-        .env_remove("GRYNING_CATALOG")
-        .env_remove("GRYNING_TOKEN")
-        .env_remove("GRYNING_SERVER");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().expect("gryning runs")
+    let data = data.to_str().expect("a UTF-8 temporary path");
+    up::gryning_with(&[&["--data-dir", data], args].concat(), env)
 }
 
 fn ok(out: Output) -> String {

@@ -182,6 +182,26 @@ pub fn tokio_stream_iter(
     tokio_stream::iter(events)
 }
 
+/// Runs `gryning ARGS…` with `env` set and the settings the test's own environment may carry
+/// (`GRYNING_CONFIG`, `…_STORE`, `…_CATALOG`, `…_TOKEN`, `…_SERVER`, `…_TEST_CLOCK`) removed,
+/// so the arguments and `env` alone decide what the command does.
+pub fn gryning_with(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut command = std::process::Command::new(BIN);
+    command.args(args);
+    for name in [
+        "GRYNING_CONFIG",
+        "GRYNING_STORE",
+        "GRYNING_CATALOG",
+        "GRYNING_TOKEN",
+        "GRYNING_SERVER",
+        "GRYNING_TEST_CLOCK",
+    ] {
+        command.env_remove(name);
+    }
+    command.envs(env.iter().copied());
+    command.output().expect("gryning runs")
+}
+
 /// Runs the `gryning` command, asserting success; its standard output.
 pub fn gryning(args: &[&str]) -> String {
     let out = std::process::Command::new(BIN).args(args).output().unwrap();
