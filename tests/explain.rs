@@ -529,6 +529,83 @@ async fn a_published_cell_is_explained_as_published_and_the_cli_agrees_offline_a
         "{}",
         String::from_utf8_lossy(&denied.stderr)
     );
+
+    // gryning publish and gryning publications through the server: an admin publishes the
+    // quarter's second revision, an analyst lists both, police may do neither.
+    let publish = |token: &str| {
+        run(&[
+            "publish",
+            "--quarter",
+            "2020-Q1",
+            "--note",
+            "again",
+            "--server",
+            &url,
+            "--token",
+            token,
+        ])
+    };
+    let refused = publish(&server.tokens["police"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("PermissionDenied"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let second = publish(&server.tokens["admin"]);
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let said = String::from_utf8_lossy(&second.stdout).to_string();
+    // Computed from the live projections: at the late event (12), or just before it if they
+    // had not applied it yet; the list must give the same position.
+    let computed: i64 = said
+        .strip_prefix("published 2020-Q1 revision 2 at position 13: tables computed at position ")
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!((11..=12).contains(&computed), "{said}");
+    let list = |token: &str| {
+        run(&[
+            "publications",
+            "--format",
+            "json",
+            "--server",
+            &url,
+            "--token",
+            token,
+        ])
+    };
+    let listed = list(&server.tokens["analyst"]);
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let revisions: Vec<(String, i64, i64, String)> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["quarter"].as_str().unwrap().to_string(),
+                r["revision"].as_i64().unwrap(),
+                r["computed_at"].as_i64().unwrap(),
+                r["note"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        revisions,
+        [
+            ("2020-Q1".to_string(), 1, 10, "explain".to_string()),
+            ("2020-Q1".to_string(), 2, computed, "again".to_string())
+        ]
+    );
+    assert_eq!(list(&server.tokens["police"]).status.code(), Some(2));
     server.stop();
 
     // Offline on the data directory: the same answer.
@@ -544,7 +621,8 @@ async fn a_published_cell_is_explained_as_published_and_the_cli_agrees_offline_a
         "--format",
         "json",
         "--published",
-        "2020-Q1",
+        // Revision 1, as the server explained it before revision 2 was published.
+        "2020-Q1@1",
         "--data-dir",
         data.to_str().unwrap(),
     ]);
@@ -572,7 +650,8 @@ async fn a_published_cell_is_explained_as_published_and_the_cli_agrees_offline_a
         [r.at("crime 1").0.as_str(), r.at("crime 2").0.as_str()]
     );
 
-    // Text names the cell, the value, the publication and lists the events; a bad field
+    // Text names the cell, the value, the publication and lists the events (the head is 13: the
+    // second publication); a bad field
     // offline is named as over gRPC.
     let text = run(&[
         "explain",
@@ -595,7 +674,7 @@ async fn a_published_cell_is_explained_as_published_and_the_cli_agrees_offline_a
     );
     let text = String::from_utf8(text.stdout).unwrap();
     assert!(
-        text.starts_with("clearance 2020 / 4024 / FEMALE cleared: 1 at position 12\n"),
+        text.starts_with("clearance 2020 / 4024 / FEMALE cleared: 1 at position 13\n"),
         "{text}"
     );
     assert!(text.contains(&r.at("decide 1").0), "{text}");
@@ -617,4 +696,150 @@ async fn a_published_cell_is_explained_as_published_and_the_cli_agrees_offline_a
         "{}",
         String::from_utf8_lossy(&bad.stderr)
     );
+}
+
+/// One region's cell: only the events of that region's cases, the same as the region's table
+/// shows; the region is named as `--region` names it; a region with a publication, for the
+/// county-wide social-services table, or for a care programme measure is refused, naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_regions_cell_lists_only_that_regions_events() {
+    use pb::event::Body as B;
+    let dir = tempfile::tempdir().unwrap();
+    let server = up(dir.path());
+    let mut admin = as_role(&server, &server.tokens, "admin").await;
+    let mut events = Vec::new();
+    let mut crimes = std::collections::BTreeMap::<&str, Vec<String>>::new();
+    for (region, n) in [("Polisregion Stockholm", 2), ("Polisregion Syd", 1)] {
+        for _ in 0..n {
+            let case = id();
+            events.push(case_event(
+                &case,
+                "2020-02-03",
+                B::CaseOpened(pb::CaseOpened {
+                    lead_crime_code: "4024".into(),
+                    police_region: region.into(),
+                    local_police_area: "Centrum".into(),
+                }),
+            ));
+            let crime = case_event(
+                &case,
+                "2020-02-03",
+                B::CrimeReported(pb::CrimeReported {
+                    crime_id: id(),
+                    crime_code: "4024".into(),
+                    victim_gender: pb::Gender::Female as i32,
+                    victim_age_group: pb::AgeGroup::Adult as i32,
+                }),
+            );
+            crimes
+                .entry(region)
+                .or_default()
+                .push(crime.event_id.clone());
+            events.push(crime);
+        }
+    }
+    let summary = admin
+        .log
+        .append(up::tokio_stream_iter(events))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(summary.accepted, 6);
+    let mut auditor = as_role(&server, &server.tokens, "auditor").await;
+    for (given, region) in [
+        ("Polisregion Syd", "Polisregion Syd"),
+        ("syd", "Polisregion Syd"),
+        ("Stockholm", "Polisregion Stockholm"),
+    ] {
+        let reply = auditor
+            .insight
+            .explain(pb::ExplainRequest {
+                region: given.into(),
+                ..reported("4024")
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let ids: Vec<&str> = reply.sets[0]
+            .events
+            .iter()
+            .map(|e| e.event_id.as_str())
+            .collect();
+        assert_eq!(ids, crimes[region], "{given}");
+        // The region's table shows the same count.
+        let table = admin
+            .insight
+            .get_table(pb::GetTableRequest {
+                name: "case-flow".into(),
+                by: "code".into(),
+                period: "quarter".into(),
+                region: given.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let row = table
+            .rows
+            .iter()
+            .find(|r| up::key(r) == ["2020-Q1", "4024"])
+            .expect("the row of 4024");
+        let at = table.columns.iter().position(|c| c == "reported").unwrap();
+        assert_eq!(row.cells[at].value, int(ids.len() as i64).unwrap().value);
+    }
+    // A police region no case is in: no events; a name that is no region: refused.
+    let none = auditor
+        .insight
+        .explain(pb::ExplainRequest {
+            region: "Nord".into(),
+            ..reported("4024")
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(none.value, int(0));
+    for (request, field) in [
+        (
+            pb::ExplainRequest {
+                region: "Atlantis".into(),
+                ..reported("4024")
+            },
+            "field region",
+        ),
+        (
+            pb::ExplainRequest {
+                region: "Syd".into(),
+                published: "2020-Q1".into(),
+                ..reported("4024")
+            },
+            "field region",
+        ),
+        (
+            pb::ExplainRequest {
+                table: "social-services".into(),
+                period: "2020".into(),
+                service: "CHILD_WELFARE_NOTIFICATION".into(),
+                local_police_area: "Centrum".into(),
+                measure: "count".into(),
+                region: "Syd".into(),
+                ..Default::default()
+            },
+            "field region",
+        ),
+        (
+            pb::ExplainRequest {
+                table: "care".into(),
+                period: "2020".into(),
+                measure: "programmes_started".into(),
+                region: "Syd".into(),
+                ..Default::default()
+            },
+            "field measure",
+        ),
+    ] {
+        let e = auditor.insight.explain(request.clone()).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{request:?}");
+        assert!(e.message().contains(field), "{request:?}: {}", e.message());
+    }
+    server.stop();
 }

@@ -52,6 +52,15 @@ pub(crate) struct ExplainArgs {
     /// With --published: the revision (default: the latest).
     #[arg(long, value_name = "N", requires = "published")]
     pub revision: Option<u32>,
+    /// One police region's cell, as `gryning table --region` shows it (not with --published:
+    /// a publication is county-wide; not for social-services).
+    #[arg(
+        long,
+        value_name = "REGION",
+        conflicts_with = "published",
+        default_value = ""
+    )]
+    pub region: String,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
@@ -68,6 +77,7 @@ impl ExplainArgs {
             local_police_area: self.local_police_area.clone(),
             age_group: self.age_group.clone(),
             measure: self.measure.clone(),
+            region: self.region.clone(),
         }
     }
 
@@ -99,6 +109,7 @@ impl ExplainArgs {
             service: r.service,
             local_police_area: r.local_police_area,
             age_group: r.age_group,
+            region: r.region,
         })
     }
 }
@@ -127,6 +138,7 @@ pub(crate) async fn offline(
     bar.tick();
     let log = explain::replay(store, to).await?;
     bar.finish_and_clear();
+    let cell = log.in_region(cell)?;
     Ok(gryning_insight::explain_reply(
         &log.explain(&cell),
         publication,

@@ -123,6 +123,9 @@ enum Command {
         /// Free text kept with the publication (at most 200 bytes).
         #[arg(long, default_value = "")]
         note: String,
+        /// With --server, through `Insight.Publish`: the token is an admin's.
+        #[command(flatten)]
+        remote: remote::ServerArgs,
     },
     /// List the recorded publications: quarter, revision, positions, time, principal, catalogue.
     Publications {
@@ -131,6 +134,10 @@ enum Command {
         quarter: Option<String>,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// With --server, through `Insight.ListPublications`: the token is an analyst's, an
+        /// auditor's or an admin's.
+        #[command(flatten)]
+        remote: remote::ServerArgs,
     },
     /// List every cell of a publication that later events changed: table, row, measure,
     /// published value, value now, and how many events since the publication changed it.
@@ -323,11 +330,10 @@ impl Cli {
             Command::Import { remote, .. }
             | Command::Table { remote, .. }
             | Command::Explain { remote, .. }
+            | Command::Publish { remote, .. }
+            | Command::Publications { remote, .. }
             | Command::Report { remote, .. } => offline && remote.server.is_none(),
-            Command::Rebuild
-            | Command::Publish { .. }
-            | Command::Publications { .. }
-            | Command::Diff { .. } => offline,
+            Command::Rebuild | Command::Diff { .. } => offline,
             Command::Credentials { .. } | Command::Catalog { .. } | Command::Generate { .. } => {
                 true
             }
@@ -970,11 +976,33 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<std::process::ExitC
         Command::Demo { seed, data } => {
             demo::run(cli.data_dir, seed, data.options(), catalogue).await
         }
-        Command::Publish { quarter, note } => {
-            publication::publish(&settings, catalogue, &quarter, &note).await?;
+        Command::Publish {
+            quarter,
+            note,
+            remote,
+        } => {
+            if let Some(url) = &remote.server {
+                let server = remote.connect(url, "an admin token").await?;
+                let p = remote::publish(&server, &quarter, &note).await?;
+                println!("{}", publication::published_line(&p));
+            } else {
+                publication::publish(&settings, catalogue, &quarter, &note).await?;
+            }
             Ok(ok)
         }
-        Command::Publications { quarter, format } => {
+        Command::Publications {
+            quarter,
+            format,
+            remote,
+        } => {
+            if let Some(url) = &remote.server {
+                let server = remote
+                    .connect(url, "an analyst's, an auditor's or an admin's token")
+                    .await?;
+                let list = remote::publications(&server, quarter.as_deref().unwrap_or("")).await?;
+                return publication::print(&publication::publications_table(&list), format)
+                    .map(|()| ok);
+            }
             let (store, access) = open_existing_to_read(&settings).await?;
             publication::list(
                 store.as_ref(),

@@ -12,6 +12,7 @@ use gryning_projections::{
     read_publication, stored_table, By, Cell, PeriodKind, PublicationEntry, PublishedPeriod, Table,
     TableName,
 };
+use gryning_proto::pb;
 use gryning_recording::Recorder;
 use gryning_service_common::context::Access;
 use gryning_service_common::publish::{self, PublishError};
@@ -89,19 +90,26 @@ pub(crate) async fn publish(
     let Some((position, p)) = publish::record(&recorder, publication, Vec::new()).await? else {
         bail!("quarter {quarter}: not recorded")
     };
-    println!(
-        "published {quarter} revision {} at position {position}: {} tables computed at position {}, catalogue {} (sha256 {})",
-        p.revision,
-        p.tables.len(),
-        p.position,
-        p.catalogue_version,
-        p.catalogue_sha256
-    );
+    let entry = PublicationEntry::of(position, &p);
+    println!("{}", published_line(&gryning_insight::summary(&entry)));
     Ok(())
 }
 
-/// The publications as a table.
-fn publications_table(entries: &[&PublicationEntry]) -> Table {
+/// What `gryning publish` says once the publication is recorded, offline or through a server.
+pub(crate) fn published_line(p: &pb::Publication) -> String {
+    format!(
+        "published {} revision {} at position {}: tables computed at position {}, catalogue {} (sha256 {})",
+        p.quarter,
+        p.revision,
+        p.recorded_at_position,
+        p.computed_at,
+        p.catalogue_version,
+        p.catalogue_sha256
+    )
+}
+
+/// The publications as a table, from the summaries `Insight.ListPublications` answers with.
+pub(crate) fn publications_table(entries: &[pb::Publication]) -> Table {
     Table {
         name: "publications".to_string(),
         columns: vec![
@@ -123,7 +131,7 @@ fn publications_table(entries: &[&PublicationEntry]) -> Table {
                     Cell::Text(e.quarter.to_string()),
                     Cell::Int(i64::from(e.revision)),
                     Cell::Int(e.computed_at as i64),
-                    Cell::Int(e.recorded_at as i64),
+                    Cell::Int(e.recorded_at_position as i64),
                     Cell::Text(e.published_at.clone()),
                     Cell::Text(e.principal.clone()),
                     Cell::Text(if e.automatic { "yes" } else { "no" }.to_string()),
@@ -148,9 +156,10 @@ pub(crate) async fn list(
     let projections =
         crate::current_projections(store, &settings.data_dir, settings.snapshot_every, access)
             .await?;
-    let entries: Vec<&PublicationEntry> = projections
+    let entries: Vec<pb::Publication> = projections
         .publications()
         .filter(|e| quarter.is_none_or(|q| e.quarter == q))
+        .map(gryning_insight::summary)
         .collect();
     print(&publications_table(&entries), format)
 }

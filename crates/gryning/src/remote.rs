@@ -223,6 +223,39 @@ pub(crate) async fn table(
     })
 }
 
+/// `gryning publish … --server URL`: the quarter published through `Insight.Publish` (admin).
+pub(crate) async fn publish(
+    server: &Server,
+    quarter: &str,
+    note: &str,
+) -> anyhow::Result<pb::Publication> {
+    InsightClient::new(server.channel.clone())
+        .publish(server.request(pb::PublishRequest {
+            quarter: quarter.to_string(),
+            note: note.to_string(),
+        }))
+        .await
+        .map_err(|s| server.refused(s))?
+        .into_inner()
+        .publication
+        .with_context(|| format!("{}: Publish answered without the publication", server.url))
+}
+
+/// `gryning publications … --server URL`: `Insight.ListPublications` (empty quarter: all).
+pub(crate) async fn publications(
+    server: &Server,
+    quarter: &str,
+) -> anyhow::Result<Vec<pb::Publication>> {
+    Ok(InsightClient::new(server.channel.clone())
+        .list_publications(server.request(pb::ListPublicationsRequest {
+            quarter: quarter.to_string(),
+        }))
+        .await
+        .map_err(|s| server.refused(s))?
+        .into_inner()
+        .publications)
+}
+
 /// `gryning explain … --server URL`: the cell's events through `Insight.Explain`. A large cell
 /// lists many events, so the reply is read without the default 4 MiB limit.
 pub(crate) async fn explain(

@@ -47,6 +47,8 @@ pub struct Request {
     /// `social-services`: the row's `age_group`.
     pub age_group: String,
     pub measure: String,
+    /// One police region's cell (the table as `--region` shows it); empty: every region.
+    pub region: String,
 }
 
 /// Why a request names no cell: the field, the value and what it must be.
@@ -185,6 +187,9 @@ pub struct CellRef {
     pub gender: Option<Gender>,
     pub social: Option<SocialRow>,
     pub measure: &'static str,
+    /// One region's cell: the region as given until [`Log::in_region`] resolves it against the
+    /// log; `None`: every region together.
+    pub region: Option<String>,
 }
 
 /// The measures of each table: its columns that are not part of the row's key.
@@ -253,6 +258,14 @@ impl CellRef {
             ));
         }
         let period = Period::parse(&r.period)?;
+        let region = (!r.region.is_empty()).then(|| r.region.clone());
+        if region.is_some() && table == TableName::SocialServices {
+            return Err(invalid(
+                "region",
+                &r.region,
+                "the social-services table is county-wide (it has no --region); leave region out",
+            ));
+        }
         let mut cell = CellRef {
             table,
             period,
@@ -260,6 +273,7 @@ impl CellRef {
             gender: None,
             social: None,
             measure: "",
+            region,
         };
         if table.has_codes() {
             cell.codes = Some(match (r.code.as_str(), r.group.as_str()) {
@@ -419,6 +433,16 @@ impl CellRef {
                     ),
                 )
             })?;
+        if cell.region.is_some()
+            && table == TableName::Care
+            && cell.measure != "contract_care_proposed"
+        {
+            return Err(invalid(
+                "measure",
+                &r.measure,
+                "treatment programmes are client events, which carry no region: one region's care row has only contract_care_proposed",
+            ));
+        }
         if matches!(cell.social, Some(SocialRow::Support { .. }))
             && cell.measure == "median_days_to_notification"
         {
@@ -516,6 +540,7 @@ enum Decision {
 struct FoldedCase {
     opened: Source,
     lead: CrimeCode,
+    region: String,
     area: String,
     referrals: Vec<Source>,
 }
@@ -538,6 +563,8 @@ pub struct Log {
     crime_at: HashMap<(Uuid, Uuid), usize>,
     /// Care events counted by date: proposals, starts, ends.
     care: Vec<(Source, &'static str)>,
+    /// The police regions of the cases opened, as stored.
+    regions: std::collections::BTreeSet<String>,
     /// Per client, its programmes (start, end date) in stream order.
     programmes: HashMap<Uuid, Vec<(Source, Option<Date>)>>,
     notifications: Vec<(Source, Uuid)>,
@@ -573,12 +600,16 @@ impl Log {
         match &event.body {
             Body::CaseOpened {
                 lead_crime_code,
+                police_region,
                 local_police_area,
-                ..
             } if is_case => {
+                if !self.regions.contains(police_region) {
+                    self.regions.insert(police_region.clone());
+                }
                 self.cases.entry(id).or_insert(FoldedCase {
                     opened: source,
                     lead: *lead_crime_code,
+                    region: police_region.clone(),
                     area: local_police_area.clone(),
                     referrals: Vec::new(),
                 });
@@ -669,10 +700,25 @@ impl Log {
         }
     }
 
+    /// `cell` with its region resolved as the tables resolve `--region`: a police region, full
+    /// or short, in any case, or a region name of the stored cases.
+    pub fn in_region(&self, mut cell: CellRef) -> Result<CellRef, Error> {
+        if let Some(given) = &cell.region {
+            let name =
+                gryning_domain::resolve_region(given, self.regions.iter().map(String::as_str))
+                    .map_err(|e| invalid("region", given, e.to_string()))?;
+            cell.region = Some(name);
+        }
+        Ok(cell)
+    }
+
     /// The events that make up `cell` in the log folded so far, with the groups of the
-    /// catalogue `cell` was parsed with.
+    /// catalogue `cell` was parsed with (and its region resolved by [`Log::in_region`]).
     pub fn explain(&self, cell: &CellRef) -> Explanation {
         let p = &cell.period;
+        // Whether a case counts in the cell's region.
+        let within = |case: &FoldedCase| cell.region.as_ref().is_none_or(|r| case.region == *r);
+        let case_within = |id: &Uuid| self.cases.get(id).is_some_and(within);
         let item = |s: &Source, crime: Option<Uuid>, days: Option<i32>| Explained {
             event_id: s.event_id,
             stream: s.subject.stream_name(),
@@ -694,13 +740,16 @@ impl Log {
         let cohort = || {
             self.crimes
                 .iter()
-                .filter(|c| p.holds(c.report.date) && codes(c.code))
+                .filter(|c| p.holds(c.report.date) && codes(c.code) && case_within(&c.case))
         };
         let handled = || {
             self.crimes.iter().filter_map(|c| {
                 let (s, d) = c.decision?;
-                (p.holds(s.date) && codes(c.code) && cell.gender.is_none_or(|g| g == c.gender))
-                    .then_some((c, s, d))
+                (p.holds(s.date)
+                    && codes(c.code)
+                    && cell.gender.is_none_or(|g| g == c.gender)
+                    && case_within(&c.case))
+                .then_some((c, s, d))
             })
         };
         let clears = |d: Decision| matches!(d, Decision::Prosecution { clears: true });
@@ -721,7 +770,7 @@ impl Log {
                 let mut cases: Vec<&FoldedCase> = self
                     .cases
                     .values()
-                    .filter(|c| p.holds(c.opened.date) && codes(c.lead))
+                    .filter(|c| p.holds(c.opened.date) && codes(c.lead) && within(c))
                     .collect();
                 cases.sort_by_key(|c| c.opened.position);
                 one(cases.iter().map(|c| item(&c.opened, None, None)).collect());
@@ -731,7 +780,7 @@ impl Log {
                 let mut firsts: Vec<Source> = self
                     .cases
                     .values()
-                    .filter(|c| codes(c.lead))
+                    .filter(|c| codes(c.lead) && within(c))
                     .filter_map(|c| c.referrals.iter().find(|r| p.holds(r.date)).copied())
                     .collect();
                 firsts.sort_by_key(|s| s.position);
@@ -776,7 +825,11 @@ impl Log {
             (TableName::Care, measure) => one(self
                 .care
                 .iter()
-                .filter(|(s, kind)| *kind == measure && p.holds(s.date))
+                .filter(|(s, kind)| {
+                    *kind == measure
+                        && p.holds(s.date)
+                        && (cell.region.is_none() || case_within(&s.subject.id()))
+                })
                 .map(|(s, _)| item(s, None, None))
                 .collect()),
             (TableName::Progress, measure) => {

@@ -429,10 +429,19 @@ impl Insight for InsightService {
                 local_police_area: r.local_police_area,
                 age_group: r.age_group,
                 measure: r.measure,
+                region: r.region.clone(),
             },
             &self.ctx.catalogue,
         )
         .map_err(ServiceError::from)?;
+        if !r.region.is_empty() && !r.published.is_empty() {
+            return Err(ServiceError::InvalidArgument {
+                field: "region",
+                value: r.region,
+                problem: "a publication is county-wide: leave region out, or published for live",
+            }
+            .into());
+        }
         let store = self.ctx.store.as_ref();
         let (to, publication) = if r.published.is_empty() {
             if r.revision != 0 {
@@ -465,6 +474,7 @@ impl Insight for InsightService {
         let log = explain::replay(store, to)
             .await
             .map_err(ServiceError::from)?;
+        let cell = log.in_region(cell).map_err(ServiceError::from)?;
         let explanation = log.explain(&cell);
         tracing::info!(
             table = cell.table.name(),
