@@ -55,8 +55,8 @@ echo "-- the same file again: every event a duplicate"
 "$bin/gryning" import "$work/remote.ndjson" --server "http://127.0.0.1:$port" --token "$token"
 kill "$up_pid"; wait "$up_pid" || true
 
-echo "== explain a figure at scale 8 (about 1M events) against the same table live"
-bash scripts/bench-explain.sh 8 "$bin"
+echo "== publish, as-of, diff and explain at scale 8 (about 1M events) against the same table live"
+bash scripts/bench-queries.sh 8 "$bin"
 
 echo "== Watch lag under a steady 5,000 referrals/s (baseline: the referrals' own ack latency)"
 "$bin/examples/watch_lag_bench" 10
