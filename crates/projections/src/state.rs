@@ -176,6 +176,9 @@ impl Hasher for FxHasher {
 
 pub(crate) type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
+/// Counts per (quarter, region, crime code), as [`Projections::tallies`] holds them.
+pub(crate) type Tallies = FxMap<(i32, u16, u16), Tally>;
+
 /// Which of a crime's contributions to add or remove.
 const REPORT: u8 = 1;
 const REFERRAL: u8 = 2;
@@ -674,12 +677,12 @@ impl Projections {
     pub(crate) fn classified_counts(
         &self,
         catalogue: &gryning_domain::Catalogue,
-    ) -> (FxMap<(i32, u16, u16), Tally>, FxMap<(i32, u16, u16), i64>) {
+    ) -> (Tallies, FxMap<(i32, u16, u16), i64>) {
         let lead = |code: u16| {
             gryning_domain::CrimeCode::from_number(code)
                 .map_or(code, |c| catalogue.classify_lead(c).number())
         };
-        let mut tallies: FxMap<(i32, u16, u16), Tally> = FxMap::default();
+        let mut tallies: Tallies = FxMap::default();
         for (&(quarter, region, code), t) in &self.tallies {
             if t.cases != 0 || t.referred_cases != 0 {
                 let out = tallies.entry((quarter, region, lead(code))).or_default();
@@ -714,13 +717,7 @@ impl Projections {
 /// `region`) to `tallies`. The lead time from referral to decision needs both dates, so it goes
 /// with either part. A crime's counts are a function of its final form, so adding every part
 /// of it once gives what its events added and removed one by one.
-fn contribute_to(
-    tallies: &mut FxMap<(i32, u16, u16), Tally>,
-    region: u16,
-    crime: Crime,
-    sign: i64,
-    parts: u8,
-) {
+fn contribute_to(tallies: &mut Tallies, region: u16, crime: Crime, sign: i64, parts: u8) {
     let decision = crime.decision();
     let decided = decision != UNDECIDED;
     let cleared = decision == CLEARED;
