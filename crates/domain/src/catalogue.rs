@@ -268,6 +268,8 @@ struct Raw {
     version: Version,
     /// Where its name is, for errors about the version as a whole.
     name: S,
+    /// True for the file's top-level version, false for a `[[versions]]` table.
+    top: bool,
     map: Vec<MapEntry>,
     back: Vec<MapEntry>,
 }
@@ -476,6 +478,7 @@ impl Catalogue {
                 back: BTreeMap::new(),
             },
             name: file.version,
+            top: true,
             map: file.map,
             back: file.back,
         });
@@ -562,6 +565,7 @@ impl Catalogue {
                     back: BTreeMap::new(),
                 },
                 name: entry.name,
+                top: false,
                 map: entry.map,
                 back: entry.back,
             });
@@ -581,7 +585,11 @@ impl Catalogue {
             if pair[0].version.effective == pair[1].version.effective {
                 return Err(lines.err(
                     &pair[1].name,
-                    "effective",
+                    if pair[1].top {
+                        "effective"
+                    } else {
+                        "versions.effective"
+                    },
                     format!(
                         "versions {:?} and {:?} take effect on the same date; each version has its own date",
                         pair[0].version.name, pair[1].version.name
@@ -1160,7 +1168,7 @@ text = "one"
         );
         assert_eq!(
             broken("effective = \"2019-01-01\"", "effective = \"2020-01-01\""),
-            "catalogue line 22, effective: versions \"b\" and \"a\" take effect on the same date; each version has its own date"
+            "catalogue line 22, versions.effective: versions \"b\" and \"a\" take effect on the same date; each version has its own date"
         );
         assert_eq!(
             broken("effective = \"2020-01-01\"\n", ""),
