@@ -79,7 +79,7 @@ pub fn check_fields(event: &Event, catalogue: &Catalogue, today: Date) -> Result
                 field,
                 code.to_string(),
                 format!(
-                    "unknown crime code: not in the crime-code catalogue in force (version {})",
+                    "unknown crime code: not in the crime-code catalogue, in any of its versions (in force: version {})",
                     catalogue.version()
                 ),
             ))

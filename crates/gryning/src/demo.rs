@@ -610,11 +610,19 @@ pub fn render_catalogue(catalogue: &Catalogue, json: bool) -> String {
             .iter()
             .map(|g| serde_json::json!({"name": g.name, "codes": g.codes.iter().map(|c| c.to_string()).collect::<Vec<_>>(), "note": g.note}))
             .collect();
-        let doc =
+        let mut doc =
             serde_json::json!({"version": catalogue.version(), "codes": codes, "groups": groups});
+        if let (Some(doc), serde_json::Value::Object(more)) = (
+            doc.as_object_mut(),
+            crate::catalog::versions_json(catalogue),
+        ) {
+            doc.extend(more);
+        }
         return serde_json::to_string_pretty(&doc).expect("json") + "\n";
     }
-    let mut out = format!("Crime-code catalogue, version {}\n\n", catalogue.version());
+    let mut out = format!("Crime-code catalogue, version {}\n", catalogue.version());
+    out.push_str(&crate::catalog::versions_text(catalogue));
+    out.push('\n');
     let rows = catalogue
         .codes()
         .map(|(code, text)| {

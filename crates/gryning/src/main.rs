@@ -1,6 +1,7 @@
 //! The `gryning` command line. Each subcommand is a thin layer over the library crates:
 //! recording (import), projections (table, rebuild), the catalogue and the synthetic generator.
 
+mod catalog;
 mod demo;
 mod explain;
 mod import;
@@ -83,6 +84,12 @@ enum Command {
         /// default: every region together. Publications are county-wide.
         #[arg(long, value_name = "NAME", conflicts_with = "published")]
         region: Option<String>,
+        /// How crimes are classified: recorded (codes as recorded and reclassified, the groups
+        /// of the catalogue in force) or a catalogue version (`gryning catalog` lists them):
+        /// every crime's code translated into that version's codes, and its groups, so that a
+        /// series of years uses one classification throughout.
+        #[arg(long, value_name = "recorded|VERSION", default_value = "recorded")]
+        classification: String,
         /// Show counts from 1 to N-1 as "<N", and hide as ".." the counts, rates and medians
         /// that would give them away (docs/contract.md, "Small-cell suppression").
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(2..))]
@@ -178,10 +185,16 @@ enum Command {
         #[arg(long)]
         file: PathBuf,
     },
-    /// Print the crime-code catalogue in force: codes, texts and groups.
+    /// Print the crime-code catalogue in force (or one version): codes, texts, groups, and
+    /// the mapping from the version before; `catalog diff V1 V2` compares two versions.
     Catalog {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Show this version of the catalogue (default: the one in force).
+        #[arg(long = "version", id = "catalog_version", value_name = "VERSION")]
+        version: Option<String>,
+        #[command(subcommand)]
+        action: Option<CatalogAction>,
     },
     /// Write deterministic synthetic events as NDJSON (scale 1 is the Stockholm 2019–2020 case flow).
     Generate {
@@ -204,6 +217,18 @@ enum Command {
         seed: u64,
         #[command(flatten)]
         data: DataArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum CatalogAction {
+    /// What changes from version FROM to version TO: codes added, removed and counted under
+    /// other codes (the mapping), and groups whose codes differ.
+    Diff {
+        from: String,
+        to: String,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
 }
 
@@ -700,9 +725,17 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<std::process::ExitC
             published,
             revision,
             region,
+            classification,
             suppress_below,
             remote,
         } => {
+            let classified = classification != gryning_domain::catalogue::RECORDED;
+            if classified && published.is_some() {
+                bail!("--classification {classification}: a publication holds its tables as recorded (the catalogue version it names), not reclassified; leave out --classification with --published, or ask the live table (or --as-of) under a version");
+            }
+            if classified && suppress_below.is_some() {
+                bail!("--classification {classification}: --suppress-below works on the recorded classification only; leave out one of them");
+            }
             if let Some(below) = suppress_below {
                 if region.is_some() {
                     bail!("--suppress-below works on the tables of every region together: leave out --region");
@@ -763,6 +796,7 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<std::process::ExitC
                     revision,
                     region: region.clone().unwrap_or_default(),
                     as_of_time,
+                    classification: classification.clone(),
                 };
                 let text = remote::table(&server, request, format).await?;
                 let mut out = std::io::stdout().lock();
@@ -778,6 +812,10 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<std::process::ExitC
             if table_name == TableName::SocialServices && region.is_some() {
                 bail!("the social-services table is county-wide (support is granted to clients, who carry no region): leave out --region");
             }
+            let catalogue = match catalogue.under(&classification) {
+                Ok(under) => Arc::new(under),
+                Err(e) => bail!("--classification: {e}"),
+            };
             let dir = &settings.data_dir;
             if settings.store.is_none() && !dir.join("events.sqlite3").exists() {
                 bail!("no event store in {}: import events first (gryning import FILE) or pass --data-dir", dir.display());
@@ -900,11 +938,29 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<std::process::ExitC
             );
             Ok(ok)
         }
-        Command::Catalog { format } => {
-            print!(
-                "{}",
-                demo::render_catalogue(&catalogue, format == Format::Json)
-            );
+        Command::Catalog {
+            format,
+            version,
+            action,
+        } => {
+            match action {
+                Some(CatalogAction::Diff { from, to, format }) => {
+                    if version.is_some() {
+                        bail!("catalog diff names its two versions: leave out --version");
+                    }
+                    if format == Format::Csv {
+                        bail!("--format: catalog diff is shown as text or json, not csv");
+                    }
+                    print!(
+                        "{}",
+                        catalog::diff(&catalogue, &from, &to, format == Format::Json)?
+                    );
+                }
+                None => {
+                    let shown = catalog::version(&catalogue, version.as_deref())?;
+                    print!("{}", demo::render_catalogue(&shown, format == Format::Json));
+                }
+            }
             Ok(ok)
         }
         Command::Generate {

@@ -314,7 +314,8 @@ pub fn region_table(
 
     let in_region = |case: &Case| region.is_none_or(|r| case.region == r);
     for case in cases.values().filter(|c| in_region(c)) {
-        for key in row_keys(by, case.lead, catalogue) {
+        // Under a classification a lead code (no victim) is read as `classify_lead` gives it.
+        for key in row_keys(by, catalogue.classify_lead(case.lead), catalogue) {
             row(&mut acc, of(case.opened), &key).cases += 1;
             let periods: BTreeSet<i32> = case.referrals.iter().map(|&(_, d)| of(d)).collect();
             for p in periods {
@@ -333,7 +334,8 @@ pub fn region_table(
             .iter()
             .find(|&&(at, _)| at > crime.reported_at)
             .map(|&(_, date)| date);
-        for key in row_keys(by, crime.code, catalogue) {
+        // Under a classification a crime counts under its code for its victim's gender.
+        for key in row_keys(by, catalogue.classify(crime.code, crime.gender), catalogue) {
             let cohort = row(&mut acc, of(crime.reported), &key);
             cohort.reported += 1;
             if let Some(referred) = referral {

@@ -344,8 +344,16 @@ impl Projections {
                 quarter
             }
         };
+        // Under a classification the counts are those of the crimes and cases read through it.
+        let classified;
+        let (tallies, referred_by_year) = if catalogue.classification().is_some() {
+            classified = self.classified_counts(catalogue);
+            (&classified.0, &classified.1)
+        } else {
+            (&self.tallies, &self.referred_by_year)
+        };
         let mut sums: BTreeMap<(i32, u32), Sum> = BTreeMap::new();
-        for (&(quarter, region, code), tally) in &self.tallies {
+        for (&(quarter, region, code), tally) in tallies {
             if !regions.holds(region) {
                 continue;
             }
@@ -356,7 +364,7 @@ impl Projections {
             }
         }
         if is_year {
-            for (&(year, region, code), &n) in &self.referred_by_year {
+            for (&(year, region, code), &n) in referred_by_year {
                 if !regions.holds(region) {
                     continue;
                 }

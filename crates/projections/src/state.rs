@@ -176,6 +176,9 @@ impl Hasher for FxHasher {
 
 pub(crate) type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
+/// Counts per (quarter, region, crime code), as [`Projections::tallies`] holds them.
+pub(crate) type Tallies = FxMap<(i32, u16, u16), Tally>;
+
 /// Which of a crime's contributions to add or remove.
 const REPORT: u8 = 1;
 const REFERRAL: u8 = 2;
@@ -661,44 +664,97 @@ impl Projections {
         }
     }
 
-    /// Adds (`sign` 1) or removes (`sign` -1) the chosen parts of a crime's counts. The lead
-    /// time from referral to decision needs both dates, so it goes with either part.
+    /// Adds (`sign` 1) or removes (`sign` -1) the chosen parts of a crime's counts.
     fn contribute(&mut self, crime: Crime, sign: i64, parts: u8) {
-        let decision = crime.decision();
-        let decided = decision != UNDECIDED;
-        let cleared = decision == CLEARED;
-        let referred = crime.referred_on != NO_DAY;
         let region = self.cases[crime.case as usize].region;
-        let cohort = self.tally(quarter_of_days(crime.reported_on), region, crime.code);
-        if parts & REPORT != 0 {
-            cohort.reported += sign;
+        contribute_to(&mut self.tallies, region, crime, sign, parts);
+    }
+
+    /// The counts of [`Projections::tallies`] and [`Projections::referred_by_year`] with every
+    /// code read through a classification: each crime's under its code for its victim's gender,
+    /// each case's under its lead code's (`Catalogue::classify_lead`). Computed afresh from the
+    /// crimes and the lead-code counts, so a classification needs no state of its own.
+    pub(crate) fn classified_counts(
+        &self,
+        catalogue: &gryning_domain::Catalogue,
+    ) -> (Tallies, FxMap<(i32, u16, u16), i64>) {
+        let lead = |code: u16| {
+            gryning_domain::CrimeCode::from_number(code)
+                .map_or(code, |c| catalogue.classify_lead(c).number())
+        };
+        let mut tallies: Tallies = FxMap::default();
+        for (&(quarter, region, code), t) in &self.tallies {
+            if t.cases != 0 || t.referred_cases != 0 {
+                let out = tallies.entry((quarter, region, lead(code))).or_default();
+                out.cases += t.cases;
+                out.referred_cases += t.referred_cases;
+            }
         }
-        if parts & REFERRAL != 0 && referred {
-            cohort.cohort_referred += sign;
-            bump(
-                &mut cohort.to_referral,
-                crime.referred_on - crime.reported_on,
-                sign,
+        let mut by_year: FxMap<(i32, u16, u16), i64> = FxMap::default();
+        for (&(year, region, code), &n) in &self.referred_by_year {
+            if n != 0 {
+                *by_year.entry((year, region, lead(code))).or_default() += n;
+            }
+        }
+        for crime in &self.crimes {
+            let code = gryning_domain::CrimeCode::from_number(crime.code).map_or(crime.code, |c| {
+                catalogue.classify_index(c, crime.gender()).number()
+            });
+            let region = self.cases[crime.case as usize].region;
+            contribute_to(
+                &mut tallies,
+                region,
+                Crime { code, ..*crime },
+                1,
+                REPORT | REFERRAL | DECISION,
             );
         }
-        if parts & DECISION != 0 && decided {
-            cohort.cohort_decided += sign;
-            cohort.cohort_cleared += sign * i64::from(cleared);
-        }
-        let prosecution = decision == CLEARED || decision == NOT_CLEARED;
-        if parts & (REFERRAL | DECISION) != 0 && referred && prosecution {
-            bump(
-                &mut cohort.to_decision,
-                crime.decided_on - crime.referred_on,
-                sign,
-            );
-        }
-        if parts & DECISION != 0 && decided {
-            let gender = crime.gender();
-            let handled = self.tally(quarter_of_days(crime.decided_on), region, crime.code);
-            handled.handled[gender] += sign;
-            handled.cleared[gender] += sign * i64::from(cleared);
-        }
+        (tallies, by_year)
+    }
+}
+
+/// Adds (`sign` 1) or removes (`sign` -1) the chosen parts of a crime's counts (its case in
+/// `region`) to `tallies`. The lead time from referral to decision needs both dates, so it goes
+/// with either part. A crime's counts are a function of its final form, so adding every part
+/// of it once gives what its events added and removed one by one.
+fn contribute_to(tallies: &mut Tallies, region: u16, crime: Crime, sign: i64, parts: u8) {
+    let decision = crime.decision();
+    let decided = decision != UNDECIDED;
+    let cleared = decision == CLEARED;
+    let referred = crime.referred_on != NO_DAY;
+    let cohort = tallies
+        .entry((quarter_of_days(crime.reported_on), region, crime.code))
+        .or_default();
+    if parts & REPORT != 0 {
+        cohort.reported += sign;
+    }
+    if parts & REFERRAL != 0 && referred {
+        cohort.cohort_referred += sign;
+        bump(
+            &mut cohort.to_referral,
+            crime.referred_on - crime.reported_on,
+            sign,
+        );
+    }
+    if parts & DECISION != 0 && decided {
+        cohort.cohort_decided += sign;
+        cohort.cohort_cleared += sign * i64::from(cleared);
+    }
+    let prosecution = decision == CLEARED || decision == NOT_CLEARED;
+    if parts & (REFERRAL | DECISION) != 0 && referred && prosecution {
+        bump(
+            &mut cohort.to_decision,
+            crime.decided_on - crime.referred_on,
+            sign,
+        );
+    }
+    if parts & DECISION != 0 && decided {
+        let gender = crime.gender();
+        let handled = tallies
+            .entry((quarter_of_days(crime.decided_on), region, crime.code))
+            .or_default();
+        handled.handled[gender] += sign;
+        handled.cleared[gender] += sign * i64::from(cleared);
     }
 }
 

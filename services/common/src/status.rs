@@ -27,6 +27,16 @@ pub enum ServiceError {
     /// A table asked for a region that is neither a police region nor one of the stored cases'.
     #[error(transparent)]
     UnknownRegion(#[from] gryning_domain::UnknownRegion),
+    /// A table asked for a classification the catalogue does not hold (the message lists them).
+    #[error("field classification: {0}")]
+    UnknownClassification(#[from] gryning_domain::catalogue::UnknownClassification),
+    /// A field whose value is right alone but not together with another field's.
+    #[error("field {field}: {problem} (value {shown:?})", shown = gryning_domain::echo(.value))]
+    Combination {
+        field: &'static str,
+        value: String,
+        problem: String,
+    },
     #[error(transparent)]
     Store(#[from] gryning_store::Error),
     #[error(transparent)]
@@ -239,6 +249,8 @@ impl ServiceError {
             },
             ServiceError::InvalidArgument { .. }
             | ServiceError::UnknownRegion(_)
+            | ServiceError::UnknownClassification(_)
+            | ServiceError::Combination { .. }
             | ServiceError::Explain(_) => (Code::InvalidArgument, "invalid-field"),
             ServiceError::Store(gryning_store::Error::Conflict { .. }) => {
                 (Code::Aborted, "conflict")
@@ -352,6 +364,23 @@ mod tests {
         };
         check(
             DomainError::invalid("crime_reported.crime_code", "12", "must be four digits").into(),
+            Code::InvalidArgument,
+            "invalid-field",
+        );
+        check(
+            gryning_domain::Catalogue::default_catalogue()
+                .under("2018.1")
+                .unwrap_err()
+                .into(),
+            Code::InvalidArgument,
+            "invalid-field",
+        );
+        check(
+            ServiceError::Combination {
+                field: "classification",
+                value: "2019.1".into(),
+                problem: "not with published".into(),
+            },
             Code::InvalidArgument,
             "invalid-field",
         );

@@ -213,10 +213,6 @@ impl InsightService {
         let entry = PublicationEntry::of(position, &publication);
         Ok(reply(&table, publication.position, Some(summary(&entry))))
     }
-
-    fn table(&self, projections: &Projections, q: &Query) -> Result<Table, ServiceError> {
-        table_of(projections, q, &self.ctx.catalogue)
-    }
 }
 
 fn table_of(
@@ -285,6 +281,25 @@ impl Insight for InsightService {
         require(&request, Rpc::GetTable).map_err(ServiceError::from)?;
         let r = request.into_inner();
         let q = query_in(&self.live, &r.name, &r.by, &r.period, &r.region)?;
+        let catalogue = match r.classification.as_str() {
+            "" => self
+                .ctx
+                .catalogue
+                .under(gryning_domain::catalogue::RECORDED),
+            name => self.ctx.catalogue.under(name),
+        }
+        .map_err(ServiceError::from)?;
+        if catalogue.classification().is_some() && !r.published.is_empty() {
+            return Err(ServiceError::Combination {
+                field: "classification",
+                value: r.classification,
+                problem: format!(
+                    "a publication holds its tables as recorded (catalogue version {} when published), not reclassified; leave classification empty or recorded with published, or ask the live table under a version",
+                    self.ctx.catalogue.version()
+                ),
+            }
+            .into());
+        }
         let as_of_time = match r.as_of_time.trim() {
             "" => None,
             text => Some(AsOf::parse_time(text).map_err(|_| {
@@ -334,7 +349,9 @@ impl Insight for InsightService {
         }
         let at = as_of_time.or(r.as_of.map(AsOf::Position));
         let (table, position) = match at {
-            None => self.live.read(|p| (self.table(p, &q), p.position())),
+            None => self
+                .live
+                .read(|p| (table_of(p, &q, &catalogue), p.position())),
             Some(at) => {
                 // The live state cannot be rewound: an earlier one starts from the nearest
                 // snapshot at or before the point and replays the events between.
@@ -347,7 +364,7 @@ impl Insight for InsightService {
                     tracing::warn!(path = %path.display(), reason = %why, "snapshot not used for an as-of query");
                 }
                 (
-                    self.table(&past.projections, &q),
+                    table_of(&past.projections, &q, &catalogue),
                     past.projections.position(),
                 )
             }
