@@ -1,6 +1,8 @@
 //! The `gryning` command line. Each subcommand is a thin layer over the library crates:
 //! recording (import), projections (table, rebuild), the catalogue and the synthetic generator.
 
+mod audit;
+mod credentials;
 mod demo;
 mod explain;
 mod import;
@@ -155,6 +157,14 @@ enum Command {
         #[command(flatten)]
         remote: remote::ServerArgs,
     },
+    /// The audit trail: who recorded what and when (events, publications, credential changes);
+    /// with --server an auditor's or admin's token.
+    Audit {
+        #[command(flatten)]
+        args: audit::AuditArgs,
+        #[command(flatten)]
+        remote: remote::ServerArgs,
+    },
     /// Serve every gRPC service (police, prosecution, care, event_log, insight) on one port.
     Up {
         /// Address to listen on (default 127.0.0.1:50051, or GRYNING_LISTEN); port 0 picks a free port.
@@ -164,13 +174,9 @@ enum Command {
         #[arg(long, value_name = "ADDR")]
         metrics_listen: Option<std::net::SocketAddr>,
     },
-    /// Create a credentials file (token hashes only) and print one token per role, once; for
-    /// deployments where several service processes share one file.
-    Credentials {
-        /// The credentials file to create; it must not exist yet.
-        #[arg(long)]
-        file: PathBuf,
-    },
+    /// Create the credentials file (token hashes only, mode 0600) with one token per role, or
+    /// add, rotate, revoke and list principals; running servers take changes within seconds.
+    Credentials(credentials::CredentialsArgs),
     /// Print the crime-code catalogue in force: codes, texts and groups.
     Catalog {
         #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -323,6 +329,7 @@ impl Cli {
             Command::Import { remote, .. }
             | Command::Table { remote, .. }
             | Command::Explain { remote, .. }
+            | Command::Audit { remote, .. }
             | Command::Report { remote, .. } => offline && remote.server.is_none(),
             Command::Rebuild
             | Command::Publish { .. }
@@ -840,6 +847,26 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<std::process::ExitC
             explain::print(&reply, cell.format)?;
             Ok(ok)
         }
+        Command::Audit { args, remote } => {
+            let request = args.to_pb();
+            let reply = if let Some(url) = &remote.server {
+                let server = remote.connect(url, "an auditor or admin token").await?;
+                remote::audit(&server, request).await?
+            } else {
+                let filter = gryning_service_common::audit::Filter::from_request(&request)?;
+                let (store, _) = open_existing_to_read(&settings).await?;
+                let credentials = settings.credentials_path();
+                gryning_service_common::audit::audit(
+                    store.as_ref(),
+                    credentials.exists().then_some(credentials.as_path()),
+                    &filter,
+                )
+                .await?
+            };
+            std::io::stdout().write_all(audit::render(&reply, args.format).as_bytes())?;
+            audit::warn_omitted(&reply, args.format);
+            Ok(ok)
+        }
         Command::Report {
             year,
             quarter,
@@ -875,23 +902,8 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<std::process::ExitC
             report::report(reader, &settings, &catalogue, options).await?;
             Ok(ok)
         }
-        Command::Credentials { file } => {
-            if file.exists() {
-                bail!("{} already exists: its tokens were shown when it was created and cannot be shown again; remove it to issue new ones", file.display());
-            }
-            let (_, issued) = gryning_service_common::auth::Credentials::load_or_create(&file)?;
-            for t in issued {
-                println!(
-                    "token role={} principal={} {}",
-                    t.principal.role.name(),
-                    t.principal.name,
-                    t.token
-                );
-            }
-            eprintln!(
-                "wrote {} (token hashes only); keep the tokens above, they are not stored",
-                file.display()
-            );
+        Command::Credentials(args) => {
+            credentials::run(args, settings.credentials_path())?;
             Ok(ok)
         }
         Command::Catalog { format } => {

@@ -236,6 +236,8 @@ impl ServiceError {
                 auth::Error::RpcDenied { .. } | auth::Error::EventDenied { .. } => {
                     (Code::PermissionDenied, "permission-denied")
                 }
+                // A scoped principal recording outside its police region or municipality.
+                auth::Error::OutOfScope { .. } => (Code::PermissionDenied, "out-of-scope"),
             },
             ServiceError::InvalidArgument { .. }
             | ServiceError::UnknownRegion(_)
