@@ -519,6 +519,61 @@ mod tests {
         assert!(may_append(Role::Admin, &Body::ContractCareProposed));
     }
 
+    #[test]
+    fn a_scope_admits_its_own_places_and_names_itself_when_it_refuses() {
+        let principal = |scope: Scope| Principal {
+            name: "p".into(),
+            role: Role::Police,
+            scope,
+        };
+        let case = |region: &str, area: &str| Place::Case {
+            region: region.into(),
+            area: area.into(),
+        };
+        let syd = principal(Scope::PoliceRegion {
+            region: "Polisregion Syd".into(),
+            areas: vec![],
+        });
+        let farsta = principal(Scope::PoliceRegion {
+            region: "Polisregion Stockholm".into(),
+            areas: vec!["Farsta".into()],
+        });
+        let botkyrka = principal(Scope::Municipality("Botkyrka".into()));
+        let county = principal(Scope::County);
+        let ok = |p: &Principal, place: &Place| check_scope(p, place, "case-x", "e").is_ok();
+        assert!(ok(&syd, &case("Polisregion Syd", "Malmö")));
+        assert!(
+            ok(&syd, &case("syd", "")),
+            "a short, differently cased name"
+        );
+        assert!(!ok(&syd, &case("Polisregion Stockholm", "Farsta")));
+        assert!(ok(&farsta, &case("Polisregion Stockholm", "farsta")));
+        assert!(!ok(&farsta, &case("Polisregion Stockholm", "Södermalm")));
+        assert!(!ok(&farsta, &case("Polisregion Syd", "Farsta")));
+        assert!(!ok(&botkyrka, &case("Polisregion Stockholm", "Farsta")));
+        let started = |scope: &str| Place::Client {
+            scope: scope.into(),
+        };
+        assert!(ok(&botkyrka, &started("municipality:Botkyrka")));
+        assert!(!ok(&botkyrka, &started("municipality:Huddinge")));
+        assert!(!ok(&botkyrka, &started("")));
+        for place in [
+            case("Polisregion Nord", ""),
+            started("municipality:Huddinge"),
+        ] {
+            assert!(ok(&county, &place), "unscoped principals keep the county");
+        }
+        assert!(ok(&botkyrka, &Place::New));
+        let e =
+            check_scope(&farsta, &case("Polisregion Syd", "Malmö"), "case-x", "e1").unwrap_err();
+        assert_eq!(e.reason(), "out-of-scope");
+        assert_eq!(
+            e.to_string(),
+            "principal p (role police) is bound to police region Polisregion Stockholm (local police areas Farsta) and may not record in case-x of Polisregion Syd, local police area Malmö (event_id \"e1\")"
+        );
+        assert_eq!(Error::UnknownToken.principal(), "unknown");
+    }
+
     /// The policy's lists against the proto, the one declaration of the API: `Rpc::ALL` names
     /// every RPC of the gryning services and `EventType::ALL` every body of `Event`, so a new
     /// RPC or event type cannot be left out of the policy (or of the metrics labels and the

@@ -614,10 +614,12 @@ impl Credentials {
             .filter(|t| !t.is_empty())
             // Never echo a whole credential back: the first characters identify the mistake.
             .ok_or_else(|| Error::MalformedHeader(header.chars().take(8).collect()))?;
-        let table = Arc::clone(&self.table.read().expect("table poisoned"));
-        table
+        let digest = hash(token);
+        self.table
+            .read()
+            .expect("table poisoned")
             .by_hash
-            .get(&hash(token))
+            .get(&digest)
             .cloned()
             .ok_or(Error::UnknownToken)
     }

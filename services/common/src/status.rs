@@ -396,6 +396,18 @@ mod tests {
             "permission-denied",
         );
         check(
+            auth::Error::OutOfScope {
+                principal: "p".into(),
+                role: "police",
+                scope: "police region Polisregion Syd".into(),
+                what: "case-x of Polisregion Stockholm".into(),
+                event_id: "e".into(),
+            }
+            .into(),
+            Code::PermissionDenied,
+            "out-of-scope",
+        );
+        check(
             ServiceError::StreamStalled {
                 timeout: std::time::Duration::from_secs(30),
                 buffered: 256,
