@@ -473,18 +473,32 @@ fn settings_come_from_the_file_the_environment_and_the_options() {
 fn credentials_are_issued_once_and_stored_as_hashes_only() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("credentials.toml");
+    let tokens_file = dir.path().join("tokens.txt");
+    // `gryning credentials --file FILE` alone creates the file; its standard output is no
+    // terminal here, so the tokens go to --token-out only.
     let out = gryning(
         dir.path(),
-        &["credentials", "--file", file.to_str().unwrap()],
+        &[
+            "credentials",
+            "--file",
+            file.to_str().unwrap(),
+            "--token-out",
+            tokens_file.to_str().unwrap(),
+        ],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let stdout = text(&out.stdout);
-    let tokens: Vec<&str> = stdout
+    assert!(
+        !text(&out.stdout).contains("token"),
+        "{}",
+        text(&out.stdout)
+    );
+    let written = std::fs::read_to_string(&tokens_file).unwrap();
+    let tokens: Vec<&str> = written
         .lines()
         .filter(|l| l.starts_with("token role="))
         .map(|l| l.rsplit(' ').next().unwrap())
         .collect();
-    assert_eq!(tokens.len(), 6, "one token per role: {stdout}");
+    assert_eq!(tokens.len(), 6, "one token per role: {written}");
     let stored = std::fs::read_to_string(&file).unwrap();
     for token in &tokens {
         assert!(

@@ -236,6 +236,7 @@ fn encode_json(rpc: &str, json: &Value) -> Vec<u8> {
         "Insight/Publish" => encode!(pb::PublishRequest),
         "Insight/ListPublications" => encode!(pb::ListPublicationsRequest),
         "Insight/Explain" => encode!(pb::ExplainRequest),
+        "Insight/Audit" => encode!(pb::AuditRequest),
         other => panic!("the corpus names an RPC the runner does not know: {other}"),
     }
 }
@@ -248,7 +249,7 @@ fn default_role(rpc: &str) -> &'static str {
         "Care" => "care",
         "Insight" if rpc == "Insight/Publish" => "admin",
         // Event-level data: the auditor's.
-        "Insight" if rpc == "Insight/Explain" => "auditor",
+        "Insight" if rpc == "Insight/Explain" || rpc == "Insight/Audit" => "auditor",
         "Insight" => "analyst",
         "EventLog" if rpc == "EventLog/Append" => "admin",
         "EventLog" => "auditor",

@@ -1,6 +1,7 @@
 //! Prometheus metrics of `gryning up --metrics-listen`: after a few recorded events, a rule
-//! rejection and a denied call, `GET /metrics` counts appends by event type and agency,
-//! rejections by reason, request durations by method, and the projection lag settles at 0.
+//! rejection, a denied call and one without a token, `GET /metrics` counts appends by event
+//! type and agency, rejections by reason, access refusals by reason and RPC, request durations
+//! by method, and the projection lag settles at 0.
 
 #[path = "support/harness.rs"]
 mod harness;
@@ -72,6 +73,16 @@ async fn metrics_count_appends_rejections_durations_and_lag() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    // No token: refused before any handler, counted with the RPC the path names.
+    let e = PoliceClient::new(
+        tonic::transport::Channel::from_shared(server.url())
+            .unwrap()
+            .connect_lazy(),
+    )
+    .open_case(open(&cases[1]))
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
 
     let (status, text) = scrape(metrics, "/metrics").await;
     assert!(status.ends_with("200 OK"), "{status}");
@@ -102,9 +113,19 @@ async fn metrics_count_appends_rejections_durations_and_lag() {
         r#"gryning_rejections_total{reason="permission-denied"}"#,
         1.0,
     );
+    // Access refusals by reason and RPC (the principal is in the log line, not a label).
+    check(
+        r#"gryning_access_refused_total{reason="rpc-denied",rpc="Police.OpenCase"}"#,
+        1.0,
+    );
+    check(
+        r#"gryning_access_refused_total{reason="missing-token",rpc="Police.OpenCase"}"#,
+        1.0,
+    );
+    check(r#"gryning_rejections_total{reason="unauthenticated"}"#, 1.0);
     check(
         r#"gryning_request_duration_seconds_count{method="/gryning.v1.Police/OpenCase"}"#,
-        5.0,
+        6.0,
     );
     check(r#"gryning_store_head"#, 4.0);
 

@@ -13,7 +13,7 @@ use tonic::{Code, Status};
 use up::{as_role, clients, id, tokio_stream_iter, up, Clients, ROLES};
 
 /// Each RPC with the roles allowed to call it besides admin: the policy as the contract states it.
-const POLICY: [(&str, &[&str]); 21] = [
+const POLICY: [(&str, &[&str]); 22] = [
     ("OpenCase", &["police"]),
     ("ReportCrime", &["police"]),
     ("ReclassifyCrime", &["police"]),
@@ -35,6 +35,7 @@ const POLICY: [(&str, &[&str]); 21] = [
     ("Publish", &[]),
     ("ListPublications", &["analyst"]),
     ("Explain", &["auditor"]),
+    ("Audit", &["auditor"]),
 ];
 
 const DAY: &str = "2020-03-02";
@@ -469,6 +470,29 @@ async fn call(c: &mut Clients, role: &str, admin: &mut Clients, rpc: &str) -> Re
                 events.iter().any(|e| e.crime_id == given.crime
                     && e.stream == format!("case-{}", given.case)
                     && e.event_type == "CrimeReported"),
+                "{reply:?}"
+            );
+            Ok(())
+        }
+        "Audit" => {
+            let given = Given::a_crime(admin).await;
+            let reply = c
+                .insight
+                .audit(pb::AuditRequest {
+                    stream: format!("case-{}", given.case),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            // The case admin just opened and the crime it reported, in order, by admin.
+            let listed: Vec<(&str, &str)> = reply
+                .entries
+                .iter()
+                .map(|e| (e.principal.as_str(), e.event_type.as_str()))
+                .collect();
+            assert_eq!(
+                listed,
+                [("admin", "CaseOpened"), ("admin", "CrimeReported")],
                 "{reply:?}"
             );
             Ok(())

@@ -1,7 +1,9 @@
 //! The `gryning` command line. Each subcommand is a thin layer over the library crates:
 //! recording (import), projections (table, rebuild), the catalogue and the synthetic generator.
 
+mod audit;
 mod catalog;
+mod credentials;
 mod demo;
 mod explain;
 mod import;
@@ -169,6 +171,14 @@ enum Command {
         #[command(flatten)]
         remote: remote::ServerArgs,
     },
+    /// The audit trail: who recorded what and when (events, publications, credential changes);
+    /// with --server an auditor's or admin's token.
+    Audit {
+        #[command(flatten)]
+        args: audit::AuditArgs,
+        #[command(flatten)]
+        remote: remote::ServerArgs,
+    },
     /// Serve every gRPC service (police, prosecution, care, event_log, insight) on one port.
     Up {
         /// Address to listen on (default 127.0.0.1:50051, or GRYNING_LISTEN); port 0 picks a free port.
@@ -178,13 +188,9 @@ enum Command {
         #[arg(long, value_name = "ADDR")]
         metrics_listen: Option<std::net::SocketAddr>,
     },
-    /// Create a credentials file (token hashes only) and print one token per role, once; for
-    /// deployments where several service processes share one file.
-    Credentials {
-        /// The credentials file to create; it must not exist yet.
-        #[arg(long)]
-        file: PathBuf,
-    },
+    /// Create the credentials file (token hashes only, mode 0600) with one token per role, or
+    /// add, rotate, revoke and list principals; running servers take changes within seconds.
+    Credentials(credentials::CredentialsArgs),
     /// Print the crime-code catalogue in force (or one version): codes, texts, groups, and
     /// the mapping from the version before; `catalog diff V1 V2` compares two versions.
     Catalog {
@@ -357,6 +363,7 @@ impl Cli {
             | Command::Explain { remote, .. }
             | Command::Publish { remote, .. }
             | Command::Publications { remote, .. }
+            | Command::Audit { remote, .. }
             | Command::Report { remote, .. } => offline && remote.server.is_none(),
             Command::Rebuild | Command::Diff { .. } => offline,
             Command::Credentials { .. } | Command::Catalog { .. } | Command::Generate { .. } => {
@@ -884,6 +891,26 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<std::process::ExitC
             explain::print(&reply, cell.format)?;
             Ok(ok)
         }
+        Command::Audit { args, remote } => {
+            let request = args.to_pb();
+            let reply = if let Some(url) = &remote.server {
+                let server = remote.connect(url, "an auditor or admin token").await?;
+                remote::audit(&server, request).await?
+            } else {
+                let filter = gryning_service_common::audit::Filter::from_request(&request)?;
+                let (store, _) = open_existing_to_read(&settings).await?;
+                let credentials = settings.credentials_path();
+                gryning_service_common::audit::audit(
+                    store.as_ref(),
+                    credentials.exists().then_some(credentials.as_path()),
+                    &filter,
+                )
+                .await?
+            };
+            std::io::stdout().write_all(audit::render(&reply, args.format).as_bytes())?;
+            audit::warn_omitted(&reply, args.format);
+            Ok(ok)
+        }
         Command::Report {
             year,
             quarter,
@@ -919,23 +946,8 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<std::process::ExitC
             report::report(reader, &settings, &catalogue, options).await?;
             Ok(ok)
         }
-        Command::Credentials { file } => {
-            if file.exists() {
-                bail!("{} already exists: its tokens were shown when it was created and cannot be shown again; remove it to issue new ones", file.display());
-            }
-            let (_, issued) = gryning_service_common::auth::Credentials::load_or_create(&file)?;
-            for t in issued {
-                println!(
-                    "token role={} principal={} {}",
-                    t.principal.role.name(),
-                    t.principal.name,
-                    t.token
-                );
-            }
-            eprintln!(
-                "wrote {} (token hashes only); keep the tokens above, they are not stored",
-                file.display()
-            );
+        Command::Credentials(args) => {
+            credentials::run(args, settings.credentials_path())?;
             Ok(ok)
         }
         Command::Catalog {

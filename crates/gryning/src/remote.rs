@@ -270,6 +270,20 @@ pub(crate) async fn explain(
         .into_inner())
 }
 
+/// `gryning audit … --server URL`: the listing through `Insight.Audit` (read without the
+/// default 4 MiB limit: up to 100,000 entries).
+pub(crate) async fn audit(
+    server: &Server,
+    request: pb::AuditRequest,
+) -> anyhow::Result<pb::AuditResponse> {
+    Ok(InsightClient::new(server.channel.clone())
+        .max_decoding_message_size(usize::MAX)
+        .audit(server.request(request))
+        .await
+        .map_err(|s| server.refused(s))?
+        .into_inner())
+}
+
 /// Events in flight between the file reader and the `Append` stream.
 const IN_FLIGHT: usize = 8192;
 

@@ -38,6 +38,7 @@ pub fn encode_metadata(principal: &str, agency: &str, recorded_at: &str) -> Vec<
         principal: principal.to_string(),
         agency: agency.to_string(),
         recorded_at: recorded_at.to_string(),
+        scope: String::new(),
     }
     .encode_to_vec()
 }

@@ -3,16 +3,19 @@
 //! [`Authenticator`] interceptor turns the token into a [`Principal`] (or UNAUTHENTICATED);
 //! each handler then asks [`require`] whether the principal's role may call its RPC, and the
 //! recording path asks [`may_append`] whether the role may record the event's type. The policy
-//! is the two tables below and nothing else.
+//! is the two tables below and nothing else, narrowed by a principal's [`Scope`]: a scoped
+//! principal records only in its police region (and local police areas) or municipality
+//! ([`check_scope`]).
+//!
+//! Every refusal (no token, an unknown token, an RPC or event type the role may not, a case
+//! outside the scope) is logged at `warn` with the principal (or `unknown`) and the RPC, never
+//! the token, and counted in [`crate::metrics::ACCESS_REFUSED_TOTAL`] by reason.
 
-use std::collections::HashMap;
-use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use gryning_domain::{Body, EventType};
-use serde::Deserialize;
-use sha2::{Digest, Sha256};
+
+pub use crate::credentials::{Credentials, CredentialsError, IssuedToken};
 
 /// What a principal may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -53,11 +56,72 @@ impl Role {
     }
 }
 
-/// Who is calling: a name recorded in each event's metadata, and a role.
+/// Who is calling: a name recorded in each event's metadata, a role, and where it may record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Principal {
     pub name: String,
     pub role: Role,
+    pub scope: Scope,
+}
+
+/// Where a principal may record events. Reading (tables, the log for auditors) is never scoped:
+/// tables stay county-wide.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Scope {
+    /// Today's behaviour: anywhere its role may record.
+    #[default]
+    County,
+    /// Cases of one police region (its full name, `Polisregion Syd`), and when `areas` is not
+    /// empty only cases of those local police areas.
+    PoliceRegion { region: String, areas: Vec<String> },
+    /// One municipality's social services: the clients that municipality's principals started
+    /// recording (the scope is in each stored event's metadata).
+    Municipality(String),
+}
+
+impl Scope {
+    /// How the scope reads in messages and listings: `police region Polisregion Syd (local
+    /// police areas Malmö, Lund)`, `municipality Botkyrka`, `county`.
+    pub fn describe(&self) -> String {
+        match self {
+            Scope::County => "county".to_string(),
+            Scope::PoliceRegion { region, areas } if areas.is_empty() => {
+                format!("police region {region}")
+            }
+            Scope::PoliceRegion { region, areas } => format!(
+                "police region {region} (local police areas {})",
+                areas.join(", ")
+            ),
+            Scope::Municipality(m) => format!("municipality {m}"),
+        }
+    }
+
+    /// The scope as stored in an event's metadata (`EventMetadata.scope`): empty for the
+    /// county, `police-region:NAME` or `municipality:NAME`.
+    pub fn stored(&self) -> String {
+        match self {
+            Scope::County => String::new(),
+            Scope::PoliceRegion { region, .. } => format!("police-region:{region}"),
+            Scope::Municipality(m) => format!("municipality:{m}"),
+        }
+    }
+
+    /// Whether a case opened in `region` and `area` lies in this scope (a municipality's
+    /// principal records no case events: its role records client events only).
+    pub fn covers_case(&self, region: &str, area: &str) -> bool {
+        match self {
+            Scope::County => true,
+            Scope::PoliceRegion { region: r, areas } => {
+                gryning_domain::region::names_region(region, r)
+                    && (areas.is_empty() || areas.iter().any(|a| same_name(a, area)))
+            }
+            Scope::Municipality(_) => false,
+        }
+    }
+}
+
+fn same_name(a: &str, b: &str) -> bool {
+    a.trim().to_lowercase() == b.trim().to_lowercase()
 }
 
 /// Every RPC of every service, so the policy can be one table.
@@ -84,10 +148,11 @@ pub enum Rpc {
     Publish,
     ListPublications,
     Explain,
+    Audit,
 }
 
 impl Rpc {
-    pub const ALL: [Rpc; 21] = [
+    pub const ALL: [Rpc; 22] = [
         Rpc::OpenCase,
         Rpc::ReportCrime,
         Rpc::ReclassifyCrime,
@@ -109,7 +174,46 @@ impl Rpc {
         Rpc::Publish,
         Rpc::ListPublications,
         Rpc::Explain,
+        Rpc::Audit,
     ];
+
+    /// `Service.Method`, as logs and the metrics' `rpc` label name it.
+    pub fn name(self) -> &'static str {
+        use Rpc::*;
+        match self {
+            OpenCase => "Police.OpenCase",
+            ReportCrime => "Police.ReportCrime",
+            ReclassifyCrime => "Police.ReclassifyCrime",
+            ReclassifyCase => "Police.ReclassifyCase",
+            ReferToProsecutor => "Police.ReferToProsecutor",
+            CloseInvestigation => "Police.CloseInvestigation",
+            NotifyChildWelfare => "Police.NotifyChildWelfare",
+            DecideProsecution => "Prosecution.DecideProsecution",
+            ProposeContractCare => "Care.ProposeContractCare",
+            StartTreatmentProgramme => "Care.StartTreatmentProgramme",
+            EndTreatmentProgramme => "Care.EndTreatmentProgramme",
+            GrantSupport => "Care.GrantSupport",
+            Append => "EventLog.Append",
+            Read => "EventLog.Read",
+            Subscribe => "EventLog.Subscribe",
+            GetTable => "Insight.GetTable",
+            Watch => "Insight.Watch",
+            Status => "Insight.Status",
+            Publish => "Insight.Publish",
+            ListPublications => "Insight.ListPublications",
+            Explain => "Insight.Explain",
+            Audit => "Insight.Audit",
+        }
+    }
+
+    /// The RPC a `Service.Method` name (or a `/gryning.v1.Service/Method` path) names.
+    pub fn from_name(name: &str) -> Option<Rpc> {
+        let name = name
+            .strip_prefix("/gryning.v1.")
+            .map(|rest| rest.replacen('/', ".", 1))
+            .unwrap_or_else(|| name.to_string());
+        Rpc::ALL.into_iter().find(|r| r.name() == name)
+    }
 
     /// The policy: which roles may call this RPC at all.
     pub fn allows(self, role: Role) -> bool {
@@ -125,8 +229,9 @@ impl Rpc {
                 | GrantSupport => role == Role::Care,
                 // Checked again per event with `may_append`.
                 Append => matches!(role, Role::Police | Role::Prosecution | Role::Care),
-                // Event-level data: the log itself, or the events behind a figure.
-                Read | Subscribe | Explain => role == Role::Auditor,
+                // Event-level data: the log itself, or the events behind a figure; the audit
+                // trail (who recorded what and when).
+                Read | Subscribe | Explain | Audit => role == Role::Auditor,
                 GetTable | Watch | Status | ListPublications => role == Role::Analyst,
                 // Records a publication: admin only.
                 Publish => false,
@@ -188,188 +293,60 @@ pub enum Error {
         event_type: &'static str,
         event_id: String,
     },
-}
-
-/// Why the credentials file could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum CredentialsError {
-    #[error("credentials file {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
+    /// A scoped principal recording outside its scope. `what` names the stream and where it
+    /// belongs (`case 7d0c… of Polisregion Stockholm, local police area Farsta`).
+    #[error("principal {principal} (role {role}) is bound to {scope} and may not record in {what} (event_id {event_id:?})")]
+    OutOfScope {
+        principal: String,
+        role: &'static str,
+        scope: String,
+        what: String,
+        event_id: String,
     },
-    #[error("credentials file {path}: {message}")]
-    Parse { path: PathBuf, message: String },
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct File {
-    #[serde(default)]
-    token: Vec<Entry>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Entry {
-    principal: String,
-    role: String,
-    sha256: String,
-}
-
-/// A token issued on first start: shown once to the operator, then only its hash is kept.
-#[derive(Clone, Debug)]
-pub struct IssuedToken {
-    pub principal: Principal,
-    pub token: String,
-}
-
-/// Token hashes → principals.
-#[derive(Debug, Default)]
-pub struct Credentials {
-    by_hash: HashMap<[u8; 32], Principal>,
-}
-
-fn hash(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
-fn unhex(text: &str) -> Option<[u8; 32]> {
-    if text.len() != 64 || !text.is_ascii() {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(out)
-}
-
-/// A fresh token with 244 random bits from the operating system (through UUID v4).
-fn new_token() -> String {
-    format!(
-        "gry_{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    )
-}
-
-impl Credentials {
-    pub fn from_tokens(tokens: &[IssuedToken]) -> Credentials {
-        Credentials {
-            by_hash: tokens
-                .iter()
-                .map(|t| (hash(&t.token), t.principal.clone()))
-                .collect(),
+impl Error {
+    /// The reason label of [`crate::metrics::ACCESS_REFUSED_TOTAL`].
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::MissingToken => "missing-token",
+            Error::MalformedHeader(_) => "malformed-token",
+            Error::UnknownToken => "unknown-token",
+            Error::RpcDenied { .. } => "rpc-denied",
+            Error::EventDenied { .. } => "event-type-denied",
+            Error::OutOfScope { .. } => "out-of-scope",
         }
     }
 
-    /// Reads the credentials file; when there is none, issues one token per role, writes their
-    /// hashes to a new file and returns the tokens, which exist nowhere else from then on.
-    pub fn load_or_create(
-        path: &Path,
-    ) -> Result<(Credentials, Vec<IssuedToken>), CredentialsError> {
-        let io = |source| CredentialsError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        match std::fs::read_to_string(path) {
-            Ok(text) => Ok((Credentials::parse(path, &text)?, Vec::new())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let issued: Vec<IssuedToken> = Role::ALL
-                    .into_iter()
-                    .map(|role| IssuedToken {
-                        principal: Principal {
-                            name: role.name().to_string(),
-                            role,
-                        },
-                        token: new_token(),
-                    })
-                    .collect();
-                let mut text = String::from(
-                    "# gryning credentials: the SHA-256 of each bearer token, never the token.\n\
-                     # Add a principal with its own token's hash; remove a line to revoke it.\n",
-                );
-                for t in &issued {
-                    let _ = write!(
-                        text,
-                        "\n[[token]]\nprincipal = \"{}\"\nrole = \"{}\"\nsha256 = \"{}\"\n",
-                        t.principal.name,
-                        t.principal.role.name(),
-                        hex(&hash(&t.token))
-                    );
-                }
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(io)?;
-                }
-                // create_new: two servers starting at once must not both issue tokens.
-                let mut file = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(path)
-                    .map_err(io)?;
-                std::io::Write::write_all(&mut file, text.as_bytes()).map_err(io)?;
-                file.sync_all().map_err(io)?;
-                Ok((Credentials::from_tokens(&issued), issued))
-            }
-            Err(e) => Err(io(e)),
+    /// The refused principal's name, or `unknown` when the call had no valid token.
+    pub fn principal(&self) -> &str {
+        match self {
+            Error::MissingToken | Error::MalformedHeader(_) | Error::UnknownToken => "unknown",
+            Error::RpcDenied { principal, .. }
+            | Error::EventDenied { principal, .. }
+            | Error::OutOfScope { principal, .. } => principal,
         }
-    }
-
-    fn parse(path: &Path, text: &str) -> Result<Credentials, CredentialsError> {
-        let bad = |message: String| CredentialsError::Parse {
-            path: path.to_path_buf(),
-            message,
-        };
-        let file: File = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
-        let mut by_hash = HashMap::new();
-        for entry in file.token {
-            let role = Role::parse(&entry.role).ok_or_else(|| {
-                bad(format!(
-                    "role {:?} of principal {:?} is not one of police, prosecution, care, analyst, auditor, admin",
-                    entry.role, entry.principal
-                ))
-            })?;
-            let digest = unhex(&entry.sha256).ok_or_else(|| {
-                bad(format!(
-                    "sha256 of principal {:?} must be 64 hex digits (value {:?})",
-                    entry.principal, entry.sha256
-                ))
-            })?;
-            by_hash.insert(
-                digest,
-                Principal {
-                    name: entry.principal,
-                    role,
-                },
-            );
-        }
-        Ok(Credentials { by_hash })
-    }
-
-    /// The principal holding the token in an `authorization` header value.
-    pub fn authenticate(&self, header: Option<&str>) -> Result<Principal, Error> {
-        let header = header.ok_or(Error::MissingToken)?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            // Never echo a whole credential back: the first characters identify the mistake.
-            .ok_or_else(|| Error::MalformedHeader(header.chars().take(8).collect()))?;
-        self.by_hash
-            .get(&hash(token))
-            .cloned()
-            .ok_or(Error::UnknownToken)
     }
 }
+
+/// Logs and counts one refusal of `rpc` (a `Service.Method` name, or `other`). The message
+/// is the error's, which never holds a token (a malformed header shows its first 8 characters,
+/// which `Bearer ` mostly fills).
+pub fn refused(error: &Error, rpc: &str) {
+    tracing::warn!(
+        principal = error.principal(),
+        rpc,
+        reason = error.reason(),
+        error = %error,
+        "access refused"
+    );
+    crate::metrics::global().access_refused(error.reason(), rpc);
+}
+
+/// Which RPC a request is for, as the limits layer found it in the request's path (an
+/// extension of the request, read by the interceptor, which sees no path).
+#[derive(Clone, Copy, Debug)]
+pub struct CalledRpc(pub Rpc);
 
 /// The interceptor mounted on every service: authenticates and leaves the [`Principal`] in the
 /// request's extensions for the handler. Health and reflection are mounted without it.
@@ -393,32 +370,94 @@ impl tonic::service::Interceptor for Authenticator {
             .metadata()
             .get("authorization")
             .map(|v| v.to_str().unwrap_or("<not ascii>"));
-        let principal = self
-            .credentials
-            .authenticate(header)
-            .map_err(crate::status::ServiceError::from)?;
+        let principal = match self.credentials.authenticate(header) {
+            Ok(principal) => principal,
+            Err(e) => {
+                let rpc = request.extensions().get::<CalledRpc>().map(|c| c.0.name());
+                refused(&e, rpc.unwrap_or("other"));
+                return Err(crate::status::ServiceError::from(e).into());
+            }
+        };
         tracing::debug!(principal = %principal.name, role = principal.role.name(), "authenticated");
         request.extensions_mut().insert(principal);
         Ok(request)
     }
 }
 
-/// The caller of `request`, if its role may call `rpc`.
+/// The caller of `request`, if its role may call `rpc` (a refusal is logged and counted).
 pub fn require<T>(request: &tonic::Request<T>, rpc: Rpc) -> Result<Principal, Error> {
-    let principal = request
-        .extensions()
-        .get::<Principal>()
-        .cloned()
-        .ok_or(Error::MissingToken)?;
-    if rpc.allows(principal.role) {
-        Ok(principal)
-    } else {
-        Err(Error::RpcDenied {
+    let checked = match request.extensions().get::<Principal>().cloned() {
+        None => Err(Error::MissingToken),
+        Some(principal) if rpc.allows(principal.role) => Ok(principal),
+        Some(principal) => Err(Error::RpcDenied {
             principal: principal.name,
             role: principal.role.name(),
             rpc,
-        })
+        }),
+    };
+    if let Err(e) = &checked {
+        refused(e, rpc.name());
     }
+    checked
+}
+
+/// The place a scoped principal's event lands in, as [`check_scope`] needs it: the case's
+/// region and local police area (from its `CaseOpened`, or the event itself when it opens the
+/// case), or the scope stored with the first event of a client's stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Place {
+    Case {
+        region: String,
+        area: String,
+    },
+    /// A client whose first event was recorded under `scope` (`EventMetadata.scope`, empty
+    /// for an unscoped principal).
+    Client {
+        scope: String,
+    },
+    /// A stream with no events yet (a client's first event), or a case not opened (the
+    /// recorder refuses it as NOT_FOUND, whoever asks).
+    New,
+}
+
+/// Whether `principal` may record an event landing in `place` (always, for an unscoped
+/// principal); the refusal names the scope and the place.
+pub fn check_scope(
+    principal: &Principal,
+    place: &Place,
+    stream: &str,
+    event_id: &str,
+) -> Result<(), Error> {
+    let allowed = match (&principal.scope, place) {
+        (Scope::County, _) => true,
+        (_, Place::New) => true,
+        (scope, Place::Case { region, area }) => scope.covers_case(region, area),
+        (scope, Place::Client { scope: stored }) => *stored == scope.stored(),
+    };
+    if allowed {
+        return Ok(());
+    }
+    let what = match place {
+        Place::Case { region, area } if area.is_empty() => format!("{stream} of {region}"),
+        Place::Case { region, area } => {
+            format!("{stream} of {region}, local police area {area}")
+        }
+        Place::Client { scope } if scope.is_empty() => {
+            format!("{stream}, started by an unscoped principal")
+        }
+        Place::Client { scope } => format!(
+            "{stream}, started under {}",
+            scope.replacen(':', " ", 1).replacen('-', " ", 1)
+        ),
+        Place::New => stream.to_string(),
+    };
+    Err(Error::OutOfScope {
+        principal: principal.name.clone(),
+        role: principal.role.name(),
+        scope: principal.scope.describe(),
+        what,
+        event_id: event_id.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -472,11 +511,67 @@ mod tests {
         check(Rpc::Subscribe, &[Role::Auditor]);
         check(Rpc::Watch, &[Role::Analyst]);
         check(Rpc::Explain, &[Role::Auditor]);
+        check(Rpc::Audit, &[Role::Auditor]);
         assert!(may_append(Role::Care, &Body::ContractCareProposed));
         assert!(!may_append(Role::Police, &Body::ContractCareProposed));
         assert!(may_append(Role::Police, &Body::ChildWelfareNotified));
         assert!(!may_append(Role::Analyst, &Body::ChildWelfareNotified));
         assert!(may_append(Role::Admin, &Body::ContractCareProposed));
+    }
+
+    #[test]
+    fn a_scope_admits_its_own_places_and_names_itself_when_it_refuses() {
+        let principal = |scope: Scope| Principal {
+            name: "p".into(),
+            role: Role::Police,
+            scope,
+        };
+        let case = |region: &str, area: &str| Place::Case {
+            region: region.into(),
+            area: area.into(),
+        };
+        let syd = principal(Scope::PoliceRegion {
+            region: "Polisregion Syd".into(),
+            areas: vec![],
+        });
+        let farsta = principal(Scope::PoliceRegion {
+            region: "Polisregion Stockholm".into(),
+            areas: vec!["Farsta".into()],
+        });
+        let botkyrka = principal(Scope::Municipality("Botkyrka".into()));
+        let county = principal(Scope::County);
+        let ok = |p: &Principal, place: &Place| check_scope(p, place, "case-x", "e").is_ok();
+        assert!(ok(&syd, &case("Polisregion Syd", "Malmö")));
+        assert!(
+            ok(&syd, &case("syd", "")),
+            "a short, differently cased name"
+        );
+        assert!(!ok(&syd, &case("Polisregion Stockholm", "Farsta")));
+        assert!(ok(&farsta, &case("Polisregion Stockholm", "farsta")));
+        assert!(!ok(&farsta, &case("Polisregion Stockholm", "Södermalm")));
+        assert!(!ok(&farsta, &case("Polisregion Syd", "Farsta")));
+        assert!(!ok(&botkyrka, &case("Polisregion Stockholm", "Farsta")));
+        let started = |scope: &str| Place::Client {
+            scope: scope.into(),
+        };
+        assert!(ok(&botkyrka, &started("municipality:Botkyrka")));
+        assert!(!ok(&botkyrka, &started("municipality:Huddinge")));
+        assert!(!ok(&botkyrka, &started("")));
+        for place in [
+            case("Polisregion Nord", ""),
+            started("municipality:Huddinge"),
+        ] {
+            assert!(ok(&county, &place), "unscoped principals keep the county");
+        }
+        assert!(ok(&botkyrka, &Place::New));
+        let e =
+            check_scope(&farsta, &case("Polisregion Syd", "Malmö"), "case-x", "e1").unwrap_err();
+        assert_eq!(e.reason(), "out-of-scope");
+        assert_eq!(
+            e.to_string(),
+            "principal p (role police) is bound to police region Polisregion Stockholm (local police areas Farsta) and may not record in case-x of Polisregion Syd, local police area Malmö (event_id \"e1\")"
+        );
+        assert_eq!(Error::UnknownToken.principal(), "unknown");
     }
 
     /// The policy's lists against the proto, the one declaration of the API: `Rpc::ALL` names

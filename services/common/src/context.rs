@@ -68,7 +68,13 @@ pub struct Context {
     pub health: crate::server::Health,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Where each case or client stream a scoped principal recorded in belongs: decided by the
+    /// stream's first event, which never changes.
+    places: Mutex<std::collections::HashMap<String, auth::Place>>,
 }
+
+/// Streams whose place [`Context`] keeps before it forgets them all and reads them again.
+const PLACES_KEPT: usize = 100_000;
 
 /// Opens the event store `settings` name: the embedded one in `data_dir`, or NATS JetStream
 /// for `nats://…` URLs (several comma-separated server URLs for a cluster), creating the
@@ -175,6 +181,7 @@ impl Context {
             health: crate::server::Health::default(),
             shutdown: watch::channel(false).0,
             tasks: Mutex::new(Vec::new()),
+            places: Mutex::new(std::collections::HashMap::new()),
         }))
     }
 
@@ -209,8 +216,9 @@ impl Context {
         &self,
         principal: &Principal,
         event: pb::Event,
+        rpc: auth::Rpc,
     ) -> Result<pb::Recorded, ServiceError> {
-        let submission = self.submission(principal, event)?;
+        let submission = self.submission(principal, event, rpc).await?;
         let event_id = submission.event.event_id;
         let event_type = submission.event.body.type_name();
         let outcome = self.recorder.record(submission).await?;
@@ -226,10 +234,13 @@ impl Context {
 
     /// Converts and authorizes one event without recording it (bulk appends batch these). A
     /// closure naming more than `max_crime_ids` crimes is refused before its ids are parsed.
-    pub fn submission(
+    /// A scoped principal's event is checked against the place of its stream (a refusal of
+    /// its type or place is logged and counted under `rpc`).
+    pub async fn submission(
         &self,
         principal: &Principal,
         event: pb::Event,
+        rpc: auth::Rpc,
     ) -> Result<Submission, ServiceError> {
         let event_id = event.event_id.clone();
         if let Some(pb::event::Body::InvestigationClosed(closed)) = &event.body {
@@ -245,18 +256,95 @@ impl Context {
         }
         let event = gryning_proto::from_pb(event)?;
         if !auth::may_append(principal.role, &event.body) {
-            return Err(auth::Error::EventDenied {
+            let e = auth::Error::EventDenied {
                 principal: principal.name.clone(),
                 role: principal.role.name(),
                 event_type: event.body.type_name(),
                 event_id,
+            };
+            auth::refused(&e, rpc.name());
+            return Err(e.into());
+        }
+        if principal.scope != auth::Scope::County {
+            let stream = event.subject.stream_name();
+            let place = self.place_of(&event, &stream).await?;
+            if let Err(e) = auth::check_scope(principal, &place, &stream, &event_id) {
+                auth::refused(&e, rpc.name());
+                return Err(e.into());
             }
-            .into());
         }
         Ok(Submission {
             event,
             metadata: metadata(principal, self.recorder.clock().now()).encode_to_vec(),
         })
+    }
+
+    /// Where `event` lands: a case opened by it or before it, or a client stream and the scope
+    /// of its first event.
+    async fn place_of(
+        &self,
+        event: &gryning_domain::Event,
+        stream: &str,
+    ) -> Result<auth::Place, ServiceError> {
+        use gryning_domain::{Body, Subject};
+        match (&event.subject, &event.body) {
+            (
+                Subject::Case(_),
+                Body::CaseOpened {
+                    police_region,
+                    local_police_area,
+                    ..
+                },
+            ) => {
+                return Ok(auth::Place::Case {
+                    region: police_region.clone(),
+                    area: local_police_area.clone(),
+                })
+            }
+            (Subject::Case(_) | Subject::Client(_), _) => {}
+            _ => return Ok(auth::Place::New),
+        }
+        if let Some(place) = self.places.lock().expect("places poisoned").get(stream) {
+            return Ok(place.clone());
+        }
+        let events = self.store.read_stream(stream).await?;
+        let Some(first) = events.first() else {
+            return Ok(auth::Place::New);
+        };
+        let place = match &event.subject {
+            Subject::Client(_) => auth::Place::Client {
+                scope: pb::EventMetadata::decode(first.metadata.as_slice())
+                    .map(|m| m.scope)
+                    .unwrap_or_default(),
+            },
+            _ => match gryning_proto::decode_event(&first.payload) {
+                Ok(gryning_domain::Event {
+                    body:
+                        Body::CaseOpened {
+                            police_region,
+                            local_police_area,
+                            ..
+                        },
+                    ..
+                }) => auth::Place::Case {
+                    region: police_region,
+                    area: local_police_area,
+                },
+                Ok(_) => auth::Place::New,
+                Err(e) => {
+                    return Err(ServiceError::StoredEventUnreadable {
+                        position: first.position,
+                        message: e.to_string(),
+                    })
+                }
+            },
+        };
+        let mut places = self.places.lock().expect("places poisoned");
+        if places.len() >= PLACES_KEPT {
+            places.clear();
+        }
+        places.insert(stream.to_string(), place.clone());
+        Ok(place)
     }
 }
 
@@ -288,6 +376,7 @@ fn metadata(principal: &Principal, now: Timestamp) -> pb::EventMetadata {
         principal: principal.name.clone(),
         agency: principal.role.name().to_string(),
         recorded_at: recorded_at(now),
+        scope: principal.scope.stored(),
     }
 }
 
@@ -308,9 +397,12 @@ impl Context {
         &self,
         principal: Result<Principal, auth::Error>,
         event: pb::Event,
+        rpc: auth::Rpc,
     ) -> Result<tonic::Response<pb::Recorded>, tonic::Status> {
         let principal = principal.map_err(ServiceError::from)?;
-        Ok(tonic::Response::new(self.record(&principal, event).await?))
+        Ok(tonic::Response::new(
+            self.record(&principal, event, rpc).await?,
+        ))
     }
 }
 
@@ -353,13 +445,13 @@ macro_rules! record_command {
         let principal = $crate::auth::require(&$request, $crate::Rpc::$rpc);
         let $r = $request.into_inner();
         let event = $crate::case_event($r.event_id, $r.occurred_on, $r.case_id, $body);
-        $self.ctx.command(principal, event).await
+        $self.ctx.command(principal, event, $crate::Rpc::$rpc).await
     }};
     ($self:ident, $request:ident, $rpc:ident, client, |$r:ident| $body:expr) => {{
         let principal = $crate::auth::require(&$request, $crate::Rpc::$rpc);
         let $r = $request.into_inner();
         let event = $crate::client_event($r.event_id, $r.occurred_on, $r.client_id, $body);
-        $self.ctx.command(principal, event).await
+        $self.ctx.command(principal, event, $crate::Rpc::$rpc).await
     }};
 }
 

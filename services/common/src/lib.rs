@@ -8,9 +8,11 @@
 //! Architecture invariant: no validation rule lives here; events go through
 //! `gryning_recording::Recorder` like every other path.
 
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod context;
+pub mod credentials;
 mod drain;
 pub mod limits;
 pub mod live;

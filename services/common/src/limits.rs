@@ -49,7 +49,8 @@ pub fn message_limit(settings: &Settings, rpc: Rpc) -> (&'static str, u64) {
         | Rpc::Status
         | Rpc::Publish
         | Rpc::ListPublications
-        | Rpc::Explain => ("max_query_bytes", settings.max_query_bytes),
+        | Rpc::Explain
+        | Rpc::Audit => ("max_query_bytes", settings.max_query_bytes),
         _ => ("max_message_bytes", settings.max_message_bytes),
     }
 }
@@ -61,6 +62,7 @@ pub fn decoding_limit(settings: &Settings, rpc: Rpc) -> usize {
 
 /// One RPC as the layer knows it.
 struct Route {
+    rpc: Rpc,
     /// `Service.Method`, as messages name it.
     name: String,
     setting: &'static str,
@@ -91,6 +93,7 @@ impl LimitLayer {
                 (
                     format!("/gryning.v1.{service}/{method}"),
                     Route {
+                        rpc,
                         name: format!("{service}.{method}"),
                         setting,
                         limit,
@@ -143,7 +146,7 @@ fn rpc_service(rpc: Rpc) -> &'static str {
             "Care"
         }
         Append | Read | Subscribe => "EventLog",
-        GetTable | Watch | Status | Publish | ListPublications | Explain => "Insight",
+        GetTable | Watch | Status | Publish | ListPublications | Explain | Audit => "Insight",
     }
 }
 
@@ -214,7 +217,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<Body>) -> Reply {
+    fn call(&mut self, mut request: http::Request<Body>) -> Reply {
         // The clone is ready (tonic's routes always are); `self.inner` stays for the next call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -223,6 +226,10 @@ where
             // Health, reflection, and paths no service has: not limited.
             return Box::pin(inner.call(request));
         };
+        // For the service's interceptor, which sees no path, to name the RPC it refuses.
+        request
+            .extensions_mut()
+            .insert(crate::auth::CalledRpc(route.rpc));
         if let Some((limiter, per_second, burst)) = &limits.rate {
             if let Some(principal) = self.principal(&request) {
                 if let Err(not_until) = limiter.check_key(&principal.name) {
@@ -311,6 +318,16 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_rpc_is_named_as_its_route() {
+        for rpc in Rpc::ALL {
+            let path = format!("/gryning.v1.{}/{rpc:?}", rpc_service(rpc));
+            assert_eq!(rpc.name(), format!("{}.{rpc:?}", rpc_service(rpc)));
+            assert_eq!(Rpc::from_name(&path), Some(rpc), "{path}");
+            assert_eq!(Rpc::from_name(rpc.name()), Some(rpc));
+        }
+    }
 
     #[test]
     fn grpc_timeout_reads_every_unit_and_ignores_what_is_not_one() {

@@ -39,6 +39,12 @@ pub const REJECTIONS_TOTAL: &str = "gryning_rejections_total";
 /// Calls refused by the per-principal rate limit, by `principal`, `role` and gRPC `method` path
 /// (also counted in [`REJECTIONS_TOTAL`] as `rate-limited`).
 pub const RATE_LIMITED_TOTAL: &str = "gryning_rate_limited_total";
+/// Calls and events refused by access control, by `reason` (`missing-token`, `malformed-token`,
+/// `unknown-token`, `rpc-denied`, `event-type-denied`, `out-of-scope`) and `rpc`
+/// (`Service.Method`, or `other`). The principal is in the log line, not a label.
+pub const ACCESS_REFUSED_TOTAL: &str = "gryning_access_refused_total";
+/// Reloads of the credentials file by a running server, by `outcome` (`loaded`, `refused`).
+pub const CREDENTIALS_RELOADS_TOTAL: &str = "gryning_credentials_reloads_total";
 /// Store head minus the position the live projections have applied (insight only).
 pub const PROJECTION_LAG: &str = "gryning_projection_lag_events";
 /// Store head: the global position of the newest event.
@@ -168,6 +174,16 @@ impl Default for Metrics {
         );
         recorder.describe_counter(name, None, help);
         let (name, help) = describe(
+            ACCESS_REFUSED_TOTAL,
+            "Calls and events refused by access control, by reason and RPC.",
+        );
+        recorder.describe_counter(name, None, help);
+        let (name, help) = describe(
+            CREDENTIALS_RELOADS_TOTAL,
+            "Reloads of the changed credentials file, by outcome.",
+        );
+        recorder.describe_counter(name, None, help);
+        let (name, help) = describe(
             REQUEST_DURATION,
             "Time from request to response head, by gRPC method.",
         );
@@ -260,6 +276,29 @@ impl Metrics {
     /// One call or bulk-appended event refused.
     pub fn rejected(&self, reason: &'static str) {
         let key = Key::from_parts(REJECTIONS_TOTAL, vec![Label::new("reason", reason)]);
+        self.recorder.register_counter(&key, &METADATA).increment(1);
+    }
+
+    /// One call or event refused by access control (`rpc`: `Service.Method` or `other`).
+    pub fn access_refused(&self, reason: &'static str, rpc: &str) {
+        let rpc = if crate::Rpc::from_name(rpc).is_some() {
+            rpc.to_string()
+        } else {
+            OTHER_METHOD.to_string()
+        };
+        let key = Key::from_parts(
+            ACCESS_REFUSED_TOTAL,
+            vec![Label::new("reason", reason), Label::new("rpc", rpc)],
+        );
+        self.recorder.register_counter(&key, &METADATA).increment(1);
+    }
+
+    /// One reload of the changed credentials file (`loaded` or `refused`).
+    pub fn credentials_reloaded(&self, outcome: &'static str) {
+        let key = Key::from_parts(
+            CREDENTIALS_RELOADS_TOTAL,
+            vec![Label::new("outcome", outcome)],
+        );
         self.recorder.register_counter(&key, &METADATA).increment(1);
     }
 

@@ -219,6 +219,10 @@ impl Application {
         } = self;
         let stopping = Arc::clone(&ctx);
         ctx.spawn_background(tokio::spawn(metrics::upkeep(ctx.shutdown_signal())));
+        ctx.spawn_background(tokio::spawn(watch_credentials(
+            Arc::clone(&ctx.credentials),
+            ctx.shutdown_signal(),
+        )));
         if let Some((listener, metrics_port)) = metrics {
             tracing::info!(port = metrics_port, "serving metrics");
             ctx.spawn_background(tokio::spawn(metrics::serve(listener, Arc::clone(&ctx))));
@@ -399,4 +403,44 @@ macro_rules! service_application {
             }
         }
     };
+}
+
+/// How often a running server looks at its credentials file for changes.
+pub const CREDENTIALS_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Reads the credentials file again whenever it changed (every [`CREDENTIALS_POLL`]) until the
+/// server shuts down: added, rotated and revoked tokens take effect without a restart. A
+/// changed file that cannot be used is logged and the credentials in force stay.
+async fn watch_credentials(
+    credentials: Arc<crate::auth::Credentials>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(CREDENTIALS_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+        let creds = Arc::clone(&credentials);
+        let Ok(Some(reloaded)) =
+            tokio::task::spawn_blocking(move || creds.reload_if_changed()).await
+        else {
+            continue;
+        };
+        match reloaded {
+            Ok(r) => {
+                metrics::global().credentials_reloaded("loaded");
+                tracing::info!(
+                    tokens = r.tokens,
+                    principals = r.principals,
+                    "credentials file changed: reloaded"
+                );
+            }
+            Err(e) => {
+                metrics::global().credentials_reloaded("refused");
+                tracing::warn!(error = %e, "credentials file changed but cannot be used; the credentials read before stay in force");
+            }
+        }
+    }
 }

@@ -246,6 +246,8 @@ impl ServiceError {
                 auth::Error::RpcDenied { .. } | auth::Error::EventDenied { .. } => {
                     (Code::PermissionDenied, "permission-denied")
                 }
+                // A scoped principal recording outside its police region or municipality.
+                auth::Error::OutOfScope { .. } => (Code::PermissionDenied, "out-of-scope"),
             },
             ServiceError::InvalidArgument { .. }
             | ServiceError::UnknownRegion(_)
@@ -421,6 +423,18 @@ mod tests {
             .into(),
             Code::PermissionDenied,
             "permission-denied",
+        );
+        check(
+            auth::Error::OutOfScope {
+                principal: "p".into(),
+                role: "police",
+                scope: "police region Polisregion Syd".into(),
+                what: "case-x of Polisregion Stockholm".into(),
+                event_id: "e".into(),
+            }
+            .into(),
+            Code::PermissionDenied,
+            "out-of-scope",
         );
         check(
             ServiceError::StreamStalled {

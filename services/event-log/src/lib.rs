@@ -217,7 +217,7 @@ impl EventLogService {
                 received.stop = Some(Stop::TooManyEvents { index: *index });
                 break;
             }
-            match self.ctx.submission(principal, event) {
+            match self.ctx.submission(principal, event, Rpc::Append).await {
                 Ok(submission) => received.batch.push((*index, submission)),
                 Err(e) => received.rejected.push((*index, e)),
             }

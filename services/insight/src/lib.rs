@@ -428,6 +428,21 @@ impl Insight for InsightService {
         Ok(Response::new(pb::ListPublicationsResponse { publications }))
     }
 
+    async fn audit(
+        &self,
+        request: Request<pb::AuditRequest>,
+    ) -> Result<Response<pb::AuditResponse>, Status> {
+        require(&request, Rpc::Audit).map_err(ServiceError::from)?;
+        let filter = gryning_service_common::audit::Filter::from_request(request.get_ref())?;
+        let reply = gryning_service_common::audit::audit(
+            self.ctx.store.as_ref(),
+            self.ctx.credentials.path(),
+            &filter,
+        )
+        .await?;
+        Ok(Response::new(reply))
+    }
+
     async fn explain(
         &self,
         request: Request<pb::ExplainRequest>,
