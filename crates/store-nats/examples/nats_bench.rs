@@ -5,8 +5,8 @@
 //! publishes N messages of 200 bytes to 10,000 subjects in two raw ways, the baselines: one
 //! publish per message with 4096 acks in flight, and atomic batches of the server's batch
 //! limit (the same protocol the store uses, without its headers and bookkeeping), four in
-//! flight. Then it appends the same bytes through `append_batch` in calls of 4096 one-event
-//! requests with expected versions, prints the rates and the ratio to the batched baseline,
+//! flight. Then it appends the same bytes through `append_batch` in calls of 8192 one-event
+//! requests with expected versions (as `gryning import` sends them), prints the rates and the ratio to the batched baseline,
 //! and replays the log with `read_all`.
 //!
 //!     cargo run --release -p gryning-store-nats --example nats_bench [N] [BATCH_MAX_MSGS]
@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 const SUBJECTS: usize = 10_000;
 const IN_FLIGHT: usize = 4096;
-const BATCH: usize = 4096;
+const BATCH: usize = 8192;
 const BATCHES_IN_FLIGHT: usize = 4;
 
 fn payload(i: usize) -> Vec<u8> {
@@ -38,8 +38,15 @@ fn payload(i: usize) -> Vec<u8> {
 }
 
 async fn raw_stream(url: &str, name: &str, replicas: usize) -> async_nats::jetstream::Context {
-    let client = async_nats::connect(url).await.expect("connect");
-    let js = async_nats::jetstream::new(client);
+    let addrs: Vec<async_nats::ServerAddr> = url
+        .split(',')
+        .map(|a| a.parse().expect("server address"))
+        .collect();
+    let client = async_nats::connect(addrs).await.expect("connect");
+    // Acks wait behind fsyncs on a loaded machine: a generous bound, as the store's retries.
+    let js = async_nats::jetstream::ContextBuilder::new()
+        .timeout(std::time::Duration::from_secs(60))
+        .build(client);
     js.get_or_create_stream(async_nats::jetstream::stream::Config {
         name: name.into(),
         subjects: vec![format!("bench.{name}.>")],
