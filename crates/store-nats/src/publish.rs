@@ -104,8 +104,7 @@ impl NatsStore {
         let max_messages = self.inner.options.max_in_flight.max(1);
         let limit = self.batch_limit();
         let mut batches = cut(plan, limit).into_iter();
-        let mut in_flight: VecDeque<(Vec<(usize, usize)>, Position, PublishAckFuture)> =
-            VecDeque::new();
+        let mut in_flight: VecDeque<InFlight> = VecDeque::new();
         let mut messages_in_flight = 0;
         let mut problem: Option<String> = None;
         let mut progress = false;
@@ -162,7 +161,7 @@ impl NatsStore {
                 Ok(ack) => {
                     contiguous = false;
                     problem.get_or_insert(format!(
-                        "stream {stream}: an atomic batch of {} events was acknowledged as {ack:?}",
+                        "an atomic batch of {} events (the first for stream {stream}) was acknowledged as {ack:?}",
                         items.len()
                     ));
                 }
@@ -173,7 +172,7 @@ impl NatsStore {
                         self.lower_batch_limit(server_limit);
                     }
                     problem.get_or_insert(format!(
-                        "stream {stream}: an atomic batch of {} events was refused, none of them stored: {e}{}",
+                        "an atomic batch of {} events (the first for stream {stream}) was refused, none of them stored: {e}{}",
                         items.len(),
                         match e.kind() {
                             PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe => String::new(),
@@ -219,6 +218,10 @@ impl NatsStore {
         (progress, problem)
     }
 }
+
+/// A batch sent and not yet answered: its messages as (work item, event) pairs, the sequence
+/// its first message is predicted to get, and its commit's ack.
+type InFlight = (Vec<(usize, usize)>, Position, PublishAckFuture);
 
 /// Atomic batches a round keeps in flight at most (the server allows 50 per stream, across
 /// every client, by default).
