@@ -373,6 +373,51 @@ impl NatsStore {
 mod tests {
     use super::*;
 
+    /// Requests of the given sizes, as a round lays them out, cut with `limit`: the sizes of
+    /// the batches and, per batch, the requests it holds.
+    fn cut_sizes(requests: &[usize], limit: usize) -> Vec<Vec<usize>> {
+        let mut plan = Vec::new();
+        for (work, &n) in requests.iter().enumerate() {
+            for event in 0..n {
+                plan.push(Planned {
+                    work,
+                    event,
+                    subject: format!("s.{work}"),
+                    headers: HeaderMap::new(),
+                    payload: Bytes::new(),
+                    follows: 0,
+                    predicted: 0,
+                });
+            }
+        }
+        cut(plan, limit)
+            .into_iter()
+            .map(|batch| batch.iter().map(|p| p.work).collect())
+            .collect()
+    }
+
+    #[test]
+    fn cuts_whole_requests_and_splits_only_those_larger_than_a_batch() {
+        let work = |w: usize, n: usize| vec![w; n];
+        assert_eq!(
+            cut_sizes(&[3, 3, 3, 3], 10),
+            vec![[work(0, 3), work(1, 3), work(2, 3)].concat(), work(3, 3)],
+            "a request that does not fit starts the next batch"
+        );
+        assert_eq!(
+            cut_sizes(&[4, 25, 2], 10),
+            vec![
+                work(0, 4),
+                work(1, 10),
+                work(1, 10),
+                [work(1, 5), work(2, 2)].concat()
+            ],
+            "only the request larger than a batch is split"
+        );
+        assert_eq!(cut_sizes(&[10, 1], 10), vec![work(0, 10), work(1, 1)]);
+        assert!(cut_sizes(&[], 10).is_empty());
+    }
+
     #[test]
     fn reads_the_limit_from_the_refusal() {
         assert_eq!(
