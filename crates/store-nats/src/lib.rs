@@ -51,7 +51,9 @@
 //! treats as "not stored, try again", never as an answer); the test
 //! `two_stores_racing_have_one_winner_and_store_no_part_of_a_request` in `tests/atomic.rs`
 //! races two stores with separate locks and shows exactly one winner per round and no part of
-//! a loser's request stored; (2) inside one process all appends are serialized by one lock and
+//! a loser's request stored (run against the one-publish-per-event appends this replaced, it
+//! fails within a few rounds: a ten-event request interleaved with the other writer's
+//! events); (2) inside one process all appends are serialized by one lock and
 //! decided against the synced index, so two racing tasks of one store never both reach the
 //! server with the same expectation. With atomic batches the lock is no longer needed for the
 //! single-winner guarantee (the test above is the evidence); it stays because it keeps a
