@@ -61,8 +61,12 @@ bash scripts/bench-queries.sh 8 "$bin"
 echo "== Watch lag under a steady 5,000 referrals/s (baseline: the referrals' own ack latency)"
 "$bin/examples/watch_lag_bench" 10
 
-echo "== NATS JetStream backend vs raw JetStream publishes, sync_interval always and default"
-"$bin/examples/nats_bench"
+echo "== NATS JetStream backend vs raw JetStream publishes (one per message, atomic batches), one server and R3, sync_interval always and default"
+"$bin/examples/nats_bench" 100000
+echo "-- the same with the servers' batch limit raised to 10,000 messages"
+"$bin/examples/nats_bench" 100000 10000
+echo "-- start-up: connect time and memory on a stream of 1M events (baseline: an empty stream)"
+"$bin/examples/nats_startup" 1000000
 
 echo "== hand-written parts against the libraries they are kept instead of"
 echo "-- wire reader vs prost decode (+ from_pb), the generated dataset at scale 8"

@@ -1,11 +1,10 @@
 //! Laying out appends: each request of a batch is decided against the synced index (refused,
 //! a duplicate, or to be written on top of the stream's version), and the messages to write are
-//! laid out with their versions, their expected last subject sequence and the sequence each is
-//! predicted to get.
+//! laid out with their versions, the sequence of the stream's message each follows and the
+//! sequence each is predicted to get. `publish` cuts them into atomic batches.
 
 use std::collections::{HashMap, HashSet};
 
-use async_nats::jetstream;
 use async_nats::HeaderMap;
 use base64::Engine as _;
 use bytes::Bytes;
@@ -17,19 +16,11 @@ use crate::index::StreamPos;
 use crate::{NatsError, NatsStore, METADATA_HEADER, VERSION_HEADER};
 
 impl NatsStore {
-    fn message(
-        &self,
-        stream: &str,
-        event: &NewEvent,
-        version: Version,
-        expected_last: Position,
-    ) -> (String, jetstream::message::PublishMessage) {
+    /// The headers of an event's message, without the batch headers (added when the message
+    /// is put into an atomic batch).
+    fn headers(event: &NewEvent, version: Version) -> HeaderMap {
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", event.event_id.to_string().as_str());
-        headers.insert(
-            "Nats-Expected-Last-Subject-Sequence",
-            expected_last.to_string().as_str(),
-        );
         headers.insert(VERSION_HEADER, version.to_string().as_str());
         if !event.metadata.is_empty() {
             headers.insert(
@@ -39,12 +30,7 @@ impl NatsStore {
                     .as_str(),
             );
         }
-        (
-            self.subject(stream),
-            jetstream::message::PublishMessage::build()
-                .payload(Bytes::from(event.payload.clone()))
-                .headers(headers),
-        )
+        headers
     }
 
     /// Decides every request not yet done against the synced index, and lays out the messages
@@ -217,15 +203,16 @@ impl Round {
         base: Version,
         mut last: Position,
     ) -> StreamPos {
+        let subject = store.subject(&request.stream);
         for (k, event) in request.events.iter().enumerate().skip(from) {
-            let (subject, message) =
-                store.message(&request.stream, event, base + k as Version + 1, last);
             self.ids.insert(event.event_id);
             self.planned.push(Planned {
                 work,
                 event: k,
-                subject,
-                message,
+                subject: subject.clone(),
+                headers: NatsStore::headers(event, base + k as Version + 1),
+                payload: Bytes::from(event.payload.clone()),
+                follows: last,
                 predicted: self.next,
             });
             last = self.next;
@@ -238,10 +225,16 @@ impl Round {
     }
 }
 
+/// One message of a round: event `event` of work item `work`.
 pub(crate) struct Planned {
     pub(crate) work: usize,
     pub(crate) event: usize,
     pub(crate) subject: String,
-    pub(crate) message: jetstream::message::PublishMessage,
+    pub(crate) headers: HeaderMap,
+    pub(crate) payload: Bytes,
+    /// The sequence of the subject's message this one follows (0: the subject's first); the
+    /// first message of a subject in an atomic batch carries it as
+    /// `Nats-Expected-Last-Subject-Sequence`.
+    pub(crate) follows: Position,
     pub(crate) predicted: Position,
 }

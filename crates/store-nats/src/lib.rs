@@ -23,33 +23,59 @@
 //! demands (same content → duplicate at the original positions, other content →
 //! `EventIdReused`).
 //!
-//! **One winner per version.** nats-server#4320 reported two writers with the same expected
-//! subject sequence both being accepted by a clustered stream. This backend does not rely on the
-//! server alone: (1) inside one process all appends are serialized by one lock and decided
-//! against the synced index, so two racing tasks never both reach the server with the same
-//! expectation — the loser is refused locally with `Conflict`; (2) across processes the server's
-//! per-subject check decides (on current servers the clustered leader refuses a second
-//! conditional write to a subject while one is in flight, error 10164, which the store treats
-//! as "not stored, try again", never as an answer); (3) every read that rebuilds or uses a
-//! stream's versions checks that they run 1, 2, 3… in position order, and fails loudly naming
-//! the stream and both positions if two messages claim one version, so a double winner can never
-//! be served silently. The store refuses servers older than 2.11.
+//! **Atomic batches.** Every append is published as JetStream atomic batches (ADR-50,
+//! nats-server 2.12+, with message ids in batches 2.14+; the stream has `allow_atomic`): a
+//! batch is stored whole or not at all when its commit arrives, and the
+//! `Nats-Expected-Last-Subject-Sequence` of each stream's first message in it is checked at
+//! that commit. `append_batch` puts as many whole requests into one batch as the batch limit
+//! allows (the server's `jetstream.limits.batch.max_msgs`, 1000 unless configured, which the
+//! store asks the server for at connect; [`Options::max_batch`] can lower it), so a request of
+//! up to that many events is never partly stored: not when another writer interrupts it, not
+//! when the process dies mid-publish. A request of more events than the limit is stored in
+//! several consecutive batches of the limit, each conditional on the previous one's last
+//! message; it can be cut only between two of its batches (by a crash, or by another writer
+//! appending to its stream in between, which then makes the rest refuse), and is then
+//! answered `Unavailable` naming the events stored — resending it gives `PartialDuplicate`.
+//! A batch that the server refuses (a stale expectation, an event id another writer stored
+//! meanwhile, a leader change) stored nothing; its requests are decided again after a sync,
+//! so a request that shared a batch with a refused one is still stored, a little later.
+//! An existing stream without `allow_atomic` (made by an older gryning) is updated to allow it
+//! at connect; if the server refuses the update, connecting fails saying so.
 //!
-//! **Pipelining.** `append_batch` decides every request of the batch against the index, predicts
+//! **One winner per version.** nats-server#4320 reported two writers with the same expected
+//! subject sequence both being accepted by a clustered stream. This backend does not rely on
+//! one mechanism alone: (1) across processes — and across two stores in one process, which do
+//! not share a lock — the server's per-subject check at the batch commit decides, and the
+//! loser's whole batch is refused (on current servers a clustered leader also refuses a
+//! second conditional write to a subject while one is in flight, error 10164, which the store
+//! treats as "not stored, try again", never as an answer); the test
+//! `two_stores_racing_have_one_winner_and_store_no_part_of_a_request` in `tests/atomic.rs`
+//! races two stores with separate locks and shows exactly one winner per round and no part of
+//! a loser's request stored (run against the one-publish-per-event appends this replaced, it
+//! fails within a few rounds: a ten-event request interleaved with the other writer's
+//! events); (2) inside one process all appends are serialized by one lock and
+//! decided against the synced index, so two racing tasks of one store never both reach the
+//! server with the same expectation. With atomic batches the lock is no longer needed for the
+//! single-winner guarantee (the test above is the evidence); it stays because it keeps a
+//! round's predicted sequences exact (two unserialized rounds of one process would void each
+//! other's predictions, turning every overlap into a refused batch and a retry) and keeps the
+//! index's bookkeeping of its own acks simple. (3) Every read that rebuilds or uses a stream's
+//! versions checks that they run 1, 2, 3… in position order, and fails loudly naming the
+//! stream and both positions if two messages claim one version, so a double winner can never
+//! be served silently. The store refuses servers older than 2.14.
+//!
+//! **Pipelining.** `append_batch` decides every request of the call against the index, predicts
 //! the sequence each message will get (the stream's last sequence + 1, + 2, …, exact while this
-//! process is the only writer), and publishes all messages with up to
-//! [`Options::max_in_flight`] acks outstanding. If any publish is refused or times out, the
-//! rest of the round is drained, the index is synced, and the requests not yet stored are
-//! decided again (a multi-event request of which a prefix was stored is completed, since the
-//! prefix is ours). With other writers active, requests on different streams of one batch may
-//! therefore get positions out of request order, and a multi-event request that another
-//! process's append to the same stream interrupted after a stored prefix is reported as
-//! `Unavailable` naming how many of its events were stored (JetStream's atomic batches, limited
-//! to 1000 messages, would close that gap; not used yet).
+//! process is the only writer), cuts the messages into atomic batches and keeps several
+//! batches in flight (up to [`Options::max_in_flight`] messages, at least two batches, at most
+//! eight). If a batch is refused or its commit times out, the batches already in flight are
+//! collected, nothing more is sent, the index is synced, and the requests not yet stored are
+//! decided again. With other writers active, requests on different streams of one call may
+//! therefore get positions out of request order.
 //!
 //! **Modules.** `index` holds the id index and its sync, `read` the direct-get reads and the
 //! decoding of stored messages, `layout` the decisions and the messages a round lays out,
-//! `publish` the append loop and the pipelined publishing of a round, `tail` the ordered
+//! `publish` the append loop and the atomic batches of a round, `tail` the ordered
 //! consumer that follows the tail; this file keeps the public type, connecting and the
 //! `EventStore` glue.
 //!
@@ -59,9 +85,11 @@
 //! acknowledged writes this way, even with three replicas when the nodes lose power together).
 //! The configurations shipped in `deploy/nats/` and used by the tests set
 //! `jetstream { sync_interval: always }`: every write is fsynced before its ack, at a throughput
-//! cost that pipelining largely hides (see `examples/nats_bench.rs`). The store cannot see the
+//! cost that atomic batches largely hide: the server writes a batch at its commit, and the
+//! cost of a commit grows far slower than its size (see `examples/nats_bench.rs`). The store cannot see the
 //! server's setting; deploying with the default is a conscious trade of durability for speed.
 
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -92,6 +120,10 @@ pub const METADATA_HEADER: &str = "Gryning-Metadata";
 /// The [`StoreIdentity::backend`] of this store.
 pub const BACKEND: &str = "nats";
 
+/// The server's default limit on the messages of one atomic batch, used when the server does
+/// not say its own.
+const DEFAULT_BATCH_LIMIT: usize = 1000;
+
 /// Messages asked for per direct-get batch request.
 const READ_CHUNK: usize = 4096;
 
@@ -114,8 +146,13 @@ pub struct Options {
     /// How long an append keeps retrying without progress (leader elections, lagging
     /// replicas) before it reports `Unavailable`.
     pub retry_for: Duration,
-    /// Publish acks outstanding at once in `append_batch`.
+    /// Messages in uncommitted atomic batches at once in `append_batch` (at least two batches
+    /// are kept in flight whatever their size).
     pub max_in_flight: usize,
+    /// The most messages one atomic batch holds. `None` (the default): the server's limit
+    /// (`jetstream { limits { batch { max_msgs } } }`, 1000 unless configured), asked at
+    /// connect; a larger value is lowered to the server's.
+    pub max_batch: Option<usize>,
 }
 
 impl Default for Options {
@@ -127,6 +164,7 @@ impl Default for Options {
             request_timeout: Duration::from_secs(5),
             retry_for: Duration::from_secs(60),
             max_in_flight: 4096,
+            max_batch: None,
         }
     }
 }
@@ -136,7 +174,7 @@ impl Default for Options {
 pub enum NatsError {
     #[error("cannot connect to {url}: {reason}")]
     Connect { url: String, reason: String },
-    #[error("nats-server {version} at {url} is too old: the store needs 2.11 or later")]
+    #[error("nats-server {version} at {url} is too old: the store needs 2.14 or later (atomic batches with message ids)")]
     ServerTooOld { url: String, version: String },
     #[error("JetStream stream {stream}: {reason}")]
     Stream { stream: String, reason: String },
@@ -173,8 +211,12 @@ struct Inner {
     js: jetstream::Context,
     options: Options,
     index: Mutex<Index>,
-    /// Serializes appends in this process: the first of the single-winner guarantees.
+    /// Serializes appends in this process, which keeps the sequence predictions of a round
+    /// exact (see "One winner per version").
     append_lock: tokio::sync::Mutex<()>,
+    /// The most messages an atomic batch holds: the server's limit, lowered further if a
+    /// commit is refused as too large.
+    batch_limit: AtomicUsize,
     head: watch::Sender<Position>,
     tailer: tokio::task::JoinHandle<()>,
     identity: StoreIdentity,
@@ -206,7 +248,7 @@ impl NatsStore {
             .await
             .map_err(|e| connect_error(e.to_string()))?;
         let version = client.server_info().version;
-        if !at_least_2_11(&version) {
+        if !at_least(&version, (2, 14)) {
             return Err(NatsError::ServerTooOld {
                 url: url.to_owned(),
                 version,
@@ -227,6 +269,7 @@ impl NatsStore {
             num_replicas: options.replicas,
             storage: jetstream::stream::StorageType::File,
             allow_direct: true,
+            allow_atomic_publish: true,
             ..Default::default()
         };
         // Creation races with other processes and, in a cluster, with the meta leader's
@@ -242,11 +285,27 @@ impl NatsStore {
                 Err(e) => return Err(stream_error(format!("cannot create or open: {e}"))),
             }
         };
-        let info = stream.cached_info();
+        let mut info = stream.cached_info().clone();
         if !info.config.allow_direct {
             return Err(stream_error(
                 "exists without allow_direct, which the store reads with".into(),
             ));
+        }
+        if !info.config.allow_atomic_publish {
+            // A stream made by an older gryning: atomic batches only add to what it accepts,
+            // so the store turns them on rather than refusing the stream.
+            let mut config = info.config.clone();
+            config.allow_atomic_publish = true;
+            info = js.update_stream(&config).await.map_err(|e| {
+                stream_error(format!(
+                    "exists without allow_atomic, which the store appends with, and cannot be updated ({e}); set allow_atomic: true on the stream"
+                ))
+            })?;
+            if !info.config.allow_atomic_publish {
+                return Err(stream_error(
+                    "exists without allow_atomic, which the store appends with, and the server did not turn it on; set allow_atomic: true on the stream".into(),
+                ));
+            }
         }
         let wanted = format!("{}.>", options.subject_prefix);
         if !info.config.subjects.contains(&wanted) {
@@ -265,6 +324,15 @@ impl NatsStore {
                 info.created.unix_timestamp_nanos()
             ),
         };
+        let probe = format!("{}.~~batch-limit", options.subject_prefix);
+        let server_limit = NatsStore::probe_batch_limit(&client, probe).await;
+        let batch_limit = match (options.max_batch, server_limit) {
+            (Some(wanted), Some(server)) => wanted.min(server),
+            (Some(wanted), None) => wanted,
+            (None, Some(server)) => server,
+            (None, None) => DEFAULT_BATCH_LIMIT,
+        }
+        .max(1);
         let (head, _) = watch::channel(0);
         let tailer = tokio::spawn(tail::tail(stream.clone(), head.clone()));
         let store = NatsStore {
@@ -274,6 +342,7 @@ impl NatsStore {
                 options,
                 index: Mutex::new(Index::default()),
                 append_lock: tokio::sync::Mutex::new(()),
+                batch_limit: AtomicUsize::new(batch_limit),
                 head,
                 tailer,
                 identity,
@@ -286,6 +355,12 @@ impl NatsStore {
     /// The options the store runs with.
     pub fn options(&self) -> &Options {
         &self.inner.options
+    }
+
+    /// The most messages one atomic batch holds (the server's limit, or
+    /// [`Options::max_batch`] if lower): a request of more events is stored in several.
+    pub fn max_batch(&self) -> usize {
+        self.batch_limit()
     }
 
     /// The JetStream stream's current info (leader, replicas, last sequence).
@@ -336,12 +411,12 @@ fn raise(head: &mut Position, to: Position) -> bool {
     }
 }
 
-fn at_least_2_11(version: &str) -> bool {
+fn at_least(version: &str, wanted: (u64, u64)) -> bool {
     let mut parts = version
         .split(['.', '-'])
         .map(|p| p.parse::<u64>().unwrap_or(0));
     let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    (major, minor) >= (2, 11)
+    (major, minor) >= wanted
 }
 
 #[async_trait]

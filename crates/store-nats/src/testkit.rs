@@ -47,12 +47,23 @@ pub struct Server {
 impl Server {
     /// A standalone server storing in `dir`; `sync_always: false` keeps JetStream's default.
     pub fn standalone(dir: &Path, sync_always: bool) -> Server {
+        Server::standalone_with(dir, sync_always, "")
+    }
+
+    /// A standalone server with more lines inside its `jetstream { … }` block (for example
+    /// `limits { batch { max_msgs: 10 } }`).
+    pub fn standalone_with(dir: &Path, sync_always: bool, jetstream: &str) -> Server {
         let port = free_port();
-        Server::start_with(dir, "solo", port, sync_always, "")
+        Server::start_with(dir, "solo", port, sync_always, jetstream, "")
     }
 
     /// Three cluster members on loopback, each storing under its own directory in `dir`.
     pub fn cluster(dir: &Path) -> Vec<Server> {
+        Server::cluster_with(dir, "")
+    }
+
+    /// [`Server::cluster`] with more lines inside each member's `jetstream { … }` block.
+    pub fn cluster_with(dir: &Path, jetstream: &str) -> Vec<Server> {
         let client_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let route_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let routes: Vec<String> = route_ports
@@ -71,13 +82,21 @@ impl Server {
                     &format!("n{}", i + 1),
                     client_ports[i],
                     true,
+                    jetstream,
                     &cluster,
                 )
             })
             .collect()
     }
 
-    fn start_with(dir: &Path, name: &str, port: u16, sync_always: bool, extra: &str) -> Server {
+    fn start_with(
+        dir: &Path,
+        name: &str,
+        port: u16,
+        sync_always: bool,
+        jetstream: &str,
+        extra: &str,
+    ) -> Server {
         std::fs::create_dir_all(dir).expect("server dir");
         let store_dir = dir.join("jetstream");
         let sync = if sync_always {
@@ -89,7 +108,7 @@ impl Server {
         std::fs::write(
             &config,
             format!(
-                "server_name: {name}\nlisten: 127.0.0.1:{port}\njetstream {{\n  store_dir: \"{}\"\n{sync}}}\n{extra}",
+                "server_name: {name}\nlisten: 127.0.0.1:{port}\njetstream {{\n  store_dir: \"{}\"\n{sync}  {jetstream}\n}}\n{extra}",
                 store_dir.display()
             ),
         )
