@@ -493,6 +493,14 @@ fn the_report_renders_in_chromium_and_its_numbers_are_the_tables() {
     // Suppression is on: small cells are marked, the page says so.
     assert!(html.contains("&lt;5"), "small cells are shown as <5");
     assert!(html.contains("Antal från 1 till 4 visas som &lt;5"));
+    // One police region in the data: no median of the regions.
+    assert!(html.contains(
+        "Uppgifterna gäller en enda polisregion (Polisregion Stockholm): ingen median av regionerna kan ritas"
+    ));
+    assert!(
+        !html.contains("data-comparison="),
+        "no verdicts without a median"
+    );
 
     // A page of the report as the browser draws it: A4 width at 96 dpi.
     let shot = out.join("rapport-2020.png");
@@ -698,6 +706,11 @@ fn suppressed_tables_through_a_server_are_the_offline_ones() {
         html.contains(&format!("the server {url}")),
         "the page names where its figures come from"
     );
+    // The server's region-comparison tables are read: one region, so no median.
+    assert!(
+        html.contains("Uppgifterna gäller en enda polisregion (Polisregion Stockholm)"),
+        "the page through the server says what the charts compare"
+    );
     let police = gryning(
         &served,
         &[
@@ -719,4 +732,203 @@ fn suppressed_tables_through_a_server_are_the_offline_ones() {
         "a police token may not read tables"
     );
     server.stop();
+}
+
+/// `gryning table region-comparison --by BY --period year`, as rows of column → value. Read
+/// from the CSV, whose rates are the shortest text that reads back as the same f64 (as in the
+/// JSON, whose reader here may round the last digit differently).
+fn comparison_rows(data: &Path, by: &str) -> Vec<BTreeMap<String, String>> {
+    let rows = rows(&table_csv(
+        data,
+        &["region-comparison", "--by", by, "--period", "year"],
+    ));
+    rows[1..]
+        .iter()
+        .map(|r| rows[0].iter().cloned().zip(r.iter().cloned()).collect())
+        .collect()
+}
+
+/// A chart series' points: year → value, `None` where nothing is drawn.
+type Points = Vec<(String, Option<f64>)>;
+
+/// The series the rendered page's charts draw: (`group|region-or-median|gender`, its points).
+fn drawn_series(dom: &str) -> Vec<(String, Points)> {
+    let mut out = Vec::new();
+    for piece in dom.split("data-series=\"").skip(1) {
+        let (key, rest) = piece.split_once("\" data-points=\"").unwrap();
+        let (points, _) = rest.split_once('"').unwrap();
+        let points = points
+            .split(';')
+            .map(|p| {
+                let (year, value) = p.split_once('=').unwrap();
+                (year.to_string(), value.parse::<f64>().ok())
+            })
+            .collect();
+        out.push((key.replace("&amp;", "&"), points));
+    }
+    out
+}
+
+/// The verdict table's cells: (`period|code|gender|region`, column) → text.
+fn verdict_cells(dom: &str) -> BTreeMap<(String, String), String> {
+    let mut out = BTreeMap::new();
+    for piece in dom.split("data-comparison=\"").skip(1) {
+        let (place, rest) = piece.split_once("\" data-column=\"").unwrap();
+        let (column, rest) = rest.split_once("\">").unwrap();
+        let (text, _) = rest.split_once("</td>").unwrap();
+        out.insert(
+            (place.to_string(), column.to_string()),
+            text.replace("&nbsp;", "\u{a0}"),
+        );
+    }
+    out
+}
+
+/// A `region-comparison` row is hidden under suppression below `below` when its handled or
+/// cleared count is from 1 to `below` − 1.
+fn small(row: &BTreeMap<String, String>, below: Option<i64>) -> bool {
+    let Some(b) = below else { return false };
+    ["handled", "cleared"].iter().any(|c| {
+        let n: i64 = row[*c].parse().unwrap();
+        n > 0 && n < b
+    })
+}
+
+/// Checks the charts and the verdict table of a report of 2020 made from data of every region
+/// against `gryning table region-comparison`; returns how many points and cells it checked.
+fn drawn_equals_comparison(data: &Path, out: &Path, below: Option<i64>) -> (usize, usize) {
+    let page = out.join("rapport-2020.html");
+    let html = std::fs::read_to_string(&page).unwrap();
+    self_contained(&html);
+    let dom = String::from_utf8(browse(&page, &["--dump-dom"]).stdout).unwrap();
+    assert!(
+        dom.contains("Uppgifterna gäller 7 polisregioner")
+            && dom.contains("Polisregion Stockholm (heldragna linjer) mot medianen"),
+        "the page says what the charts compare"
+    );
+    let groups = comparison_rows(data, "group");
+    let codes = comparison_rows(data, "code");
+    let text = |v: &String| v.clone();
+    let rate = |v: &String| v.parse::<f64>().ok();
+    let mut points = 0;
+    let mut hidden = 0;
+    let series = drawn_series(&dom);
+    for (key, drawn) in &series {
+        let parts: Vec<&str> = key.split('|').collect();
+        let [group, who, gender] = parts[..] else {
+            panic!("series {key:?}")
+        };
+        for (year, value) in drawn {
+            let cell: Vec<&BTreeMap<String, String>> = groups
+                .iter()
+                .filter(|r| {
+                    text(&r["period"]) == *year
+                        && text(&r["group"]) == group
+                        && text(&r["victim_gender"]) == gender
+                })
+                .collect();
+            let expected = if who == "median" {
+                cell.first().and_then(|r| rate(&r["median_percent"]))
+            } else {
+                let row = cell.iter().find(|r| text(&r["region"]) == who);
+                if row.is_some_and(|r| small(r, below)) {
+                    hidden += 1;
+                    None
+                } else {
+                    row.and_then(|r| rate(&r["percent"]))
+                }
+            };
+            assert_eq!(
+                *value, expected,
+                "{key} {year}: drawn {value:?}, region-comparison {expected:?}"
+            );
+            points += usize::from(value.is_some());
+        }
+    }
+    assert!(
+        series.iter().any(|(k, _)| k.contains("|median|"))
+            && series
+                .iter()
+                .any(|(k, _)| k.contains("|Polisregion Stockholm|")),
+        "the charts draw Stockholm and the median: {series:?}"
+    );
+    // The verdicts of 2020, all victims, per code.
+    let cells = verdict_cells(&dom);
+    let mut checked = 0;
+    for row in codes
+        .iter()
+        .filter(|r| text(&r["period"]) == "2020" && text(&r["victim_gender"]) == "ALL")
+    {
+        let place = format!("2020|{}|ALL|Polisregion Stockholm", text(&row["code"]));
+        let median = cells
+            .get(&(place.clone(), "median_percent".into()))
+            .unwrap_or_else(|| panic!("the verdict table has no row {place}"));
+        let expected_median = on_page("median_percent", &row["median_percent"]);
+        assert_eq!(median, &expected_median, "{place}: median");
+        assert_eq!(
+            cells[&(place.clone(), "regions_in_median".into())],
+            row["regions_in_median"],
+            "{place}: regions in the median"
+        );
+        checked += 2;
+        if text(&row["region"]) != "Polisregion Stockholm" {
+            continue;
+        }
+        let (rate, verdict) = if small(row, below) {
+            ("..".to_string(), "..")
+        } else {
+            (
+                on_page("percent", &row["percent"]),
+                match row["verdict"].as_str() {
+                    "above" => "över medianen",
+                    "in line" => "i linje med medianen",
+                    "below" => "under medianen",
+                    "" => "–",
+                    other => panic!("verdict {other:?}"),
+                },
+            )
+        };
+        assert_eq!(cells[&(place.clone(), "percent".into())], rate, "{place}");
+        assert_eq!(
+            cells[&(place.clone(), "verdict".into())],
+            verdict,
+            "{place}"
+        );
+        checked += 2;
+    }
+    if below.is_some() {
+        assert!(hidden > 0, "suppression hides some of Stockholm's rates");
+    }
+    (points, checked)
+}
+
+#[test]
+fn with_every_region_the_charts_set_stockholm_against_the_median_of_region_comparison() {
+    let dir = std::env::temp_dir().join(format!("gryning-report-regions-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data = dir.join("data");
+    // The seven police regions' 2019–2020 case flow (Stockholm's as published).
+    ok(gryning(&data, &["demo", "--regions", "all"], &[]));
+    for (name, below) in [("all", None), ("suppressed", Some(20))] {
+        let out = dir.join(name);
+        let mut args = vec![
+            "report".to_string(),
+            "--year".into(),
+            "2020".into(),
+            "--out".into(),
+            out.display().to_string(),
+        ];
+        if let Some(n) = below {
+            args.extend(["--suppress-below".into(), n.to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ok(gryning(&data, &args, &[]));
+        let (points, cells) = drawn_equals_comparison(&data, &out, below);
+        assert!(points > 20, "{points} points drawn");
+        assert!(cells > 40, "{cells} verdict cells");
+        eprintln!(
+            "{name}: {points} chart points and {cells} verdict cells equal region-comparison"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

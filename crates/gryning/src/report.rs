@@ -12,7 +12,8 @@ use gryning_projections::publication::ReadError;
 use gryning_projections::{
     read_publication, stored_table, By, PeriodKind, PublishedPeriod, TableName,
 };
-use gryning_report::{Figures, Provenance, Report, Source, SourcedTable};
+use gryning_projections::{Cell, RegionComparisonRow, Table, Verdict};
+use gryning_report::{Comparison, Figures, Provenance, Report, Source, SourcedTable};
 use gryning_service_common::context::Access;
 use gryning_service_common::publish::PublishError;
 use gryning_service_common::Settings;
@@ -44,6 +45,92 @@ pub(crate) fn kinds() -> Vec<(TableName, By, PeriodKind)> {
     out
 }
 
+/// The `region-comparison` tables the report draws: by group per year (the charts), by code
+/// per year and per quarter (the verdicts of the report's period).
+const COMPARED: [(By, PeriodKind); 3] = [
+    (By::Group, PeriodKind::Year),
+    (By::Code, PeriodKind::Year),
+    (By::Code, PeriodKind::Quarter),
+];
+
+/// The typed rows of a `region-comparison` table as a server sends it.
+fn comparison_rows(table: &Table) -> anyhow::Result<Vec<RegionComparisonRow>> {
+    let column = |name: &str| {
+        table
+            .columns
+            .iter()
+            .position(|c| *c == name)
+            .with_context(|| format!("the server's region-comparison table has no column {name}"))
+    };
+    let key = match column("code") {
+        Ok(j) => j,
+        Err(_) => column("group")?,
+    };
+    let (period, gender, region, handled, cleared, percent, median, regions, verdict) = (
+        column("period")?,
+        column("victim_gender")?,
+        column("region")?,
+        column("handled")?,
+        column("cleared")?,
+        column("percent")?,
+        column("median_percent")?,
+        column("regions_in_median")?,
+        column("verdict")?,
+    );
+    let text = |c: &Cell| match c {
+        Cell::Text(t) => Ok(t.clone()),
+        other => bail!("the server's region-comparison table holds {other:?} where a text belongs"),
+    };
+    let int = |c: &Cell| match c {
+        Cell::Int(n) => Ok(*n),
+        other => {
+            bail!("the server's region-comparison table holds {other:?} where a count belongs")
+        }
+    };
+    let float = |c: &Cell| match c {
+        Cell::Float(x) => Ok(Some(*x)),
+        Cell::Int(n) => Ok(Some(*n as f64)),
+        Cell::Null => Ok(None),
+        other => bail!("the server's region-comparison table holds {other:?} where a rate belongs"),
+    };
+    table
+        .rows
+        .iter()
+        .map(|r| {
+            let victim_gender = match text(&r[gender])?.as_str() {
+                "ALL" => "ALL",
+                "FEMALE" => "FEMALE",
+                "MALE" => "MALE",
+                "UNKNOWN" => "UNKNOWN",
+                other => {
+                    bail!("the server's region-comparison table names victim gender {other:?}")
+                }
+            };
+            let verdict = match &r[verdict] {
+                Cell::Null => None,
+                c => Some(match text(c)?.as_str() {
+                    "above" => Verdict::Above,
+                    "in line" => Verdict::InLine,
+                    "below" => Verdict::Below,
+                    other => bail!("the server's region-comparison table holds verdict {other:?}"),
+                }),
+            };
+            Ok(RegionComparisonRow {
+                period: text(&r[period])?,
+                key: text(&r[key])?,
+                victim_gender,
+                region: text(&r[region])?,
+                handled: int(&r[handled])?,
+                cleared: int(&r[cleared])?,
+                percent: float(&r[percent])?.unwrap_or(0.0),
+                median_percent: float(&r[median])?,
+                regions_in_median: usize::try_from(int(&r[regions])?)?,
+                verdict,
+            })
+        })
+        .collect()
+}
+
 /// The catalogue's groups with their codes' four-digit texts.
 pub(crate) fn groups(catalogue: &Catalogue) -> Vec<(String, Vec<String>)> {
     catalogue
@@ -73,6 +160,8 @@ pub(crate) struct Gathered {
     pub figures: Figures,
     pub catalogue: Option<(String, String)>,
     pub published_at: Option<String>,
+    /// The regions against their median, at the same position (live figures only).
+    pub comparison: Option<Comparison>,
 }
 
 impl Reader<'_> {
@@ -112,7 +201,13 @@ impl Reader<'_> {
                         table: projections.table(name, by, period, catalogue),
                     })
                     .collect();
+                let mut comparison = Comparison::default();
+                for (by, period) in COMPARED {
+                    let rows = projections.region_comparison(by, period, catalogue, None)?;
+                    comparison.tables.push((by, period, rows));
+                }
                 Ok(Gathered {
+                    comparison: Some(comparison),
                     figures: Figures {
                         source: Source::Live,
                         position: projections.position(),
@@ -150,7 +245,24 @@ impl Reader<'_> {
                         table: f.table,
                     });
                 }
+                let mut comparison = Comparison::default();
+                for (by, period) in COMPARED {
+                    let f = remote::fetch(
+                        server,
+                        TableName::RegionComparison.name(),
+                        by.name(),
+                        period.name(),
+                        position,
+                        None,
+                    )
+                    .await
+                    .map_err(|(_, e)| e)?;
+                    comparison
+                        .tables
+                        .push((by, period, comparison_rows(&f.table)?));
+                }
                 Ok(Gathered {
+                    comparison: Some(comparison),
                     figures: Figures {
                         source: Source::Live,
                         position: position.unwrap_or(0),
@@ -206,6 +318,7 @@ impl Reader<'_> {
                     },
                     catalogue: Some((p.catalogue_version, p.catalogue_sha256)),
                     published_at: Some(p.published_at),
+                    comparison: None,
                 }
             }
             Reader::Remote(server) => {
@@ -261,6 +374,7 @@ impl Reader<'_> {
                     },
                     catalogue: Some((p.catalogue_version, p.catalogue_sha256)),
                     published_at: Some(p.published_at),
+                    comparison: None,
                 }
             }
         };
@@ -432,6 +546,7 @@ pub(crate) async fn report(
         code_texts,
         groups: groups(catalogue),
         suppress_below: options.suppress_below,
+        comparison: current.comparison.take(),
     };
     let written = gryning_report::write(&report, &options.out)?;
     println!("wrote {}", written.html.display());

@@ -14,8 +14,16 @@ use gryning_projections::{By, Cell, PeriodKind, TableName};
 
 use crate::labels;
 use crate::suppress::{is_suppressed, SourcedTable};
-use crate::svg::{bar, escape, LineChart, Series};
-use crate::{number, Figures, Report};
+use crate::svg::{bar, escape, LineChart, Look, Series};
+use crate::{number, Figures, Report, Verdict};
+
+/// What the clearance charts set the rates against.
+enum Against {
+    /// Nothing: the clearance tables' rates, labelled with this name.
+    Nothing(String),
+    /// The median of the regions, against this region's rates.
+    Median(&'static str),
+}
 
 const STYLE: &str = r#"
 @page { size: A4; margin: 16mm 14mm 18mm 14mm; }
@@ -434,41 +442,17 @@ impl<'r> Page<'r> {
         if sources.is_empty() {
             return;
         }
+        let years: Vec<String> = sources.iter().map(|s| s.2.clone()).collect();
+        let against = self.comparison_note();
         for (group, _) in &report.groups {
-            let mut series = Vec::new();
-            for gender in ["ALL", "FEMALE", "MALE"] {
-                let values: Vec<Option<f64>> = sources
-                    .iter()
-                    .map(|(f, label, _)| {
-                        let t = f.get(TableName::Clearance, By::Group, period)?;
-                        let j = t.table.columns.iter().position(|c| *c == "percent")?;
-                        t.table
-                            .rows
-                            .iter()
-                            .find(|r| {
-                                text_of(&r[0]) == label
-                                    && text_of(&r[1]) == group
-                                    && text_of(&r[2]) == gender
-                            })
-                            .and_then(|r| number(&r[j]))
-                    })
-                    .collect();
-                if values.iter().any(Option::is_some) {
-                    series.push(Series {
-                        label: format!(
-                            "{}, {}",
-                            "Polisregion Stockholm",
-                            labels::gender(gender).to_lowercase()
-                        ),
-                        values,
-                    });
-                }
-            }
+            let series = match &against {
+                Against::Median(region) => self.median_series(group, region, &years),
+                Against::Nothing(label) => Self::table_series(&sources, group, label),
+            };
             if series.is_empty() {
                 continue;
             }
             let n = self.figure_no();
-            let years: Vec<String> = sources.iter().map(|s| s.2.clone()).collect();
             let desc = series
                 .iter()
                 .map(|s| {
@@ -484,23 +468,223 @@ impl<'r> Page<'r> {
                 })
                 .collect::<Vec<_>>()
                 .join(". ");
-            let chart = LineChart {
-                title: format!(
-                    "Figur {n}. Personuppklaringsprocent, {group}, per år och brottsoffrets kön"
+            let (title, what) = match &against {
+                Against::Median(region) => (
+                    format!(
+                        "Figur {n}. {group}: {} mot medianen av regionerna",
+                        region.strip_prefix("Polisregion ").unwrap_or(region)
+                    ),
+                    format!(
+                        "Heldragna linjer: {}; streckade linjer: medianen av polisregionernas procent; en färg och markör per brottsoffrets kön.",
+                        escape(region)
+                    ),
                 ),
+                Against::Nothing(_) => (
+                    format!(
+                        "Figur {n}. Personuppklaringsprocent, {group}, per år och brottsoffrets kön"
+                    ),
+                    String::new(),
+                ),
+            };
+            let chart = LineChart {
+                title,
                 desc: format!("Linjediagram. {desc}."),
                 x_label: "År".into(),
                 y_label: "Personuppklaringsprocent".into(),
-                x: years,
+                x: years.clone(),
                 series,
             };
             let _ = write!(
                 self.out,
-                "<figure>{}<figcaption>Figur {n}. Andel personuppklarade av handlagda brott, {}. Ett värde saknas där inga brott handlades eller där det döljs.</figcaption></figure>",
+                "<figure>{}<figcaption>Figur {n}. Andel personuppklarade av handlagda brott, {}.{}{} Ett värde saknas där inga brott handlades eller där det döljs.</figcaption></figure>",
                 chart.render(&format!("figur-{n}")),
-                escape(group)
+                escape(group),
+                if what.is_empty() { "" } else { " " },
+                what
             );
         }
+        if let Against::Median(region) = against {
+            self.verdicts(region);
+        }
+    }
+
+    /// The series of one group's chart from the clearance tables: one per victim gender.
+    fn table_series(
+        sources: &[(&Figures, String, String)],
+        group: &str,
+        region: &str,
+    ) -> Vec<Series> {
+        let mut series = Vec::new();
+        for gender in ["ALL", "FEMALE", "MALE"] {
+            let values: Vec<Option<f64>> = sources
+                .iter()
+                .map(|(f, label, _)| {
+                    let t = f.get(TableName::Clearance, By::Group, PeriodKind::Year)?;
+                    let j = t.table.columns.iter().position(|c| *c == "percent")?;
+                    t.table
+                        .rows
+                        .iter()
+                        .find(|r| {
+                            text_of(&r[0]) == label
+                                && text_of(&r[1]) == group
+                                && text_of(&r[2]) == gender
+                        })
+                        .and_then(|r| number(&r[j]))
+                })
+                .collect();
+            if values.iter().any(Option::is_some) {
+                series.push(Series {
+                    label: format!("{region}, {}", labels::gender(gender).to_lowercase()),
+                    values,
+                    look: None,
+                    key: format!("{group}|clearance|{gender}"),
+                });
+            }
+        }
+        series
+    }
+
+    /// The series of one group's chart against the median: per victim gender the region's rate
+    /// (solid) and the median of the regions (dashed, same colour and marker), from
+    /// `region-comparison`.
+    fn median_series(&self, group: &str, region: &str, years: &[String]) -> Vec<Series> {
+        let report = self.report;
+        let Some(comparison) = &report.comparison else {
+            return Vec::new();
+        };
+        let short = region.strip_prefix("Polisregion ").unwrap_or(region);
+        let mut series = Vec::new();
+        for (style, gender) in ["ALL", "FEMALE", "MALE"].into_iter().enumerate() {
+            let found: Vec<_> = years
+                .iter()
+                .map(|y| comparison.find(By::Group, PeriodKind::Year, (y, group, gender), region))
+                .collect();
+            let own: Vec<Option<f64>> = found
+                .iter()
+                .map(|(row, _)| {
+                    row.filter(|r| crate::rate_shown(r, report.suppress_below))
+                        .map(|r| r.percent)
+                })
+                .collect();
+            let median: Vec<Option<f64>> = found.iter().map(|(_, m)| *m).collect();
+            if own.iter().chain(&median).all(Option::is_none) {
+                continue;
+            }
+            let words = labels::gender(gender).to_lowercase();
+            series.push(Series {
+                label: format!("{short}, {words}"),
+                values: own,
+                look: Some(Look {
+                    style,
+                    dashed: false,
+                }),
+                key: format!("{group}|{region}|{gender}"),
+            });
+            series.push(Series {
+                label: format!("Median, {words}"),
+                values: median,
+                look: Some(Look {
+                    style,
+                    dashed: true,
+                }),
+                key: format!("{group}|median|{gender}"),
+            });
+        }
+        series
+    }
+
+    /// Says what the charts set the rates against, and returns it.
+    fn comparison_note(&mut self) -> Against {
+        let report = self.report;
+        let Some(comparison) = &report.comparison else {
+            self.out.push_str("<p class=\"note\">Publiceringarna gäller alla regioner tillsammans och håller ingen jämförelse av regionerna: ingen median av regionerna kan ritas, diagrammen visar de publicerade siffrorna.</p>");
+            return Against::Nothing(crate::COMPARED_REGION.to_string());
+        };
+        let regions = comparison.regions();
+        match regions.as_slice() {
+            [] | [_] => {
+                let name = regions.first().copied().unwrap_or(crate::COMPARED_REGION);
+                let _ = write!(
+                    self.out,
+                    "<p class=\"note\">Uppgifterna gäller en enda polisregion ({}): ingen median av regionerna kan ritas, diagrammen visar regionens personuppklaringsprocent.</p>",
+                    escape(name)
+                );
+                Against::Nothing(name.to_string())
+            }
+            many if !many.contains(&crate::COMPARED_REGION) => {
+                let _ = write!(
+                    self.out,
+                    "<p class=\"note\">Uppgifterna gäller {} polisregioner men inte {}: diagrammen visar alla regioner tillsammans, utan jämförelse med medianen.</p>",
+                    many.len(),
+                    crate::COMPARED_REGION
+                );
+                Against::Nothing("Alla regioner".to_string())
+            }
+            many => {
+                let hidden = match report.suppress_below {
+                    Some(n) => format!(" Regionens procent och bedömning döljs där dess handlagda eller personuppklarade brott är från 1 till {}; medianen visas, eftersom den är en procent som inte pekar ut någon region eller något antal.", n - 1),
+                    None => String::new(),
+                };
+                let _ = write!(
+                    self.out,
+                    "<p class=\"note\">Uppgifterna gäller {} polisregioner. Diagrammen ställer {} (heldragna linjer) mot medianen av polisregionernas personuppklaringsprocent (streckade linjer), som tabellen region-comparison räknar den: medianen tas över de regioner som handlagt minst 10 brott, när minst 3 regioner gör det, och en region bedöms ligga över eller under medianen när den skiljer sig med mer än 2 procentenheter. Tabellerna under diagrammen gäller alla regioner tillsammans.{hidden}</p>",
+                    many.len(),
+                    crate::COMPARED_REGION
+                );
+                Against::Median(crate::COMPARED_REGION)
+            }
+        }
+    }
+
+    /// The region's verdicts per crime code for the report's period, all victims.
+    fn verdicts(&mut self, region: &str) {
+        let report = self.report;
+        let Some(comparison) = &report.comparison else {
+            return;
+        };
+        let ((_, label), _) = report.periods();
+        let period = report.period();
+        let n = self.table_no();
+        let words = self.period_words(&label);
+        let _ = write!(
+            self.out,
+            "<table><caption>Tabell {n}. {} mot medianen av polisregionerna: personuppklaringsprocent per brottskod, alla brottsoffer, {}</caption><thead><tr><th>Brottskod</th><th class=\"n\">{}, procent</th><th class=\"n\">Medianen, procent</th><th class=\"n\">Regioner</th><th>Bedömning</th></tr></thead><tbody>",
+            escape(region),
+            escape(&words),
+            escape(region.strip_prefix("Polisregion ").unwrap_or(region))
+        );
+        for (code, text) in &report.code_texts {
+            let cell = comparison
+                .rows(By::Code, period)
+                .iter()
+                .find(|r| r.period == label && r.key == *code && r.victim_gender == "ALL");
+            let Some(any) = cell else { continue };
+            let (own, median) = comparison.find(By::Code, period, (&label, code, "ALL"), region);
+            let shown = own.filter(|r| crate::rate_shown(r, report.suppress_below));
+            let hidden = own.is_some() && shown.is_none();
+            let place = escape(&format!("{label}|{code}|ALL|{region}"));
+            let rate = match (shown, hidden) {
+                (Some(r), _) => swedish(r.percent, 1),
+                (None, true) => "..".into(),
+                (None, false) => "–".into(),
+            };
+            let verdict = match (shown.and_then(|r| r.verdict), hidden) {
+                (_, true) => "..",
+                (Some(Verdict::Above), _) => "över medianen",
+                (Some(Verdict::InLine), _) => "i linje med medianen",
+                (Some(Verdict::Below), _) => "under medianen",
+                (None, _) => "–",
+            };
+            let _ = write!(
+                self.out,
+                "<tr><td>{} {}</td><td class=\"n\" data-comparison=\"{place}\" data-column=\"percent\">{rate}</td><td class=\"n\" data-comparison=\"{place}\" data-column=\"median_percent\">{}</td><td class=\"n\" data-comparison=\"{place}\" data-column=\"regions_in_median\">{}</td><td data-comparison=\"{place}\" data-column=\"verdict\">{verdict}</td></tr>",
+                escape(code),
+                escape(text),
+                median.map_or("–".into(), |m| swedish(m, 1)),
+                any.regions_in_median
+            );
+        }
+        self.out.push_str("</tbody></table><p class=\"note\">Regioner: hur många polisregioner som handlagt minst 10 brott och ingår i medianen. Bedömningen saknas (–) där regionen handlagt färre än 10 brott eller färre än 3 regioner gjort det.</p>");
     }
 
     /// The chain per crime code: reported → in a case → referred → decided → person-cleared,

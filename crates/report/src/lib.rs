@@ -22,7 +22,69 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use gryning_projections::{By, Cell, PeriodKind, TableName};
+pub use gryning_projections::{RegionComparisonRow, Verdict};
 pub use suppress::{suppress, Source, SourcedTable, Suppressed};
+
+/// The region the report sets against the median of the regions: the report is Stockholm
+/// county's.
+pub const COMPARED_REGION: &str = "Polisregion Stockholm";
+
+/// The `region-comparison` rows of the live tables at the report's position (publications
+/// hold none): by group per year for the charts, by code per year and per quarter for the
+/// verdicts.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Comparison {
+    pub tables: Vec<(By, PeriodKind, Vec<RegionComparisonRow>)>,
+}
+
+impl Comparison {
+    /// The rows by `by` per `period` (empty when not gathered).
+    pub fn rows(&self, by: By, period: PeriodKind) -> &[RegionComparisonRow] {
+        self.tables
+            .iter()
+            .find(|(b, p, _)| *b == by && *p == period)
+            .map_or(&[], |(_, _, rows)| rows.as_slice())
+    }
+
+    /// The regions that handled a crime, in the rows' order.
+    pub fn regions(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for (_, _, rows) in &self.tables {
+            for r in rows {
+                if !out.contains(&r.region.as_str()) {
+                    out.push(&r.region);
+                }
+            }
+        }
+        out
+    }
+
+    /// The row of `region` for (`period`, `key`, `gender`), and the median of that cell (which
+    /// every region's row carries, so it is known even where `region` handled nothing).
+    pub fn find(
+        &self,
+        by: By,
+        period: PeriodKind,
+        (label, key, gender): (&str, &str, &str),
+        region: &str,
+    ) -> (Option<&RegionComparisonRow>, Option<f64>) {
+        let mut cell = self
+            .rows(by, period)
+            .iter()
+            .filter(|r| r.period == label && r.key == key && r.victim_gender == gender)
+            .peekable();
+        let median = cell.peek().and_then(|r| r.median_percent);
+        (cell.find(|r| r.region == region), median)
+    }
+}
+
+/// Whether a region's rate (and verdict) may be shown under suppression below `below`: not
+/// when its handled or cleared count is from 1 to `below` − 1 (a rate over a hidden count is
+/// hidden, as in the tables).
+pub fn rate_shown(row: &RegionComparisonRow, below: Option<u32>) -> bool {
+    let small = |n: i64| below.is_some_and(|b| n > 0 && n < i64::from(b));
+    !small(row.handled) && !small(row.cleared)
+}
 
 /// The tables of one source: the live tables at one position, or one publication.
 #[derive(Clone, Debug, PartialEq)]
@@ -62,6 +124,8 @@ pub struct Report {
     pub provenance: Provenance,
     /// The threshold of small-cell suppression, when on.
     pub suppress_below: Option<u32>,
+    /// The regions against their median; `None` with a publication's figures.
+    pub comparison: Option<Comparison>,
 }
 
 /// Where the figures come from, as the report states it.

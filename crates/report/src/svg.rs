@@ -27,7 +27,24 @@ enum Marker {
 pub struct Series {
     pub label: String,
     pub values: Vec<Option<f64>>,
+    /// How it is drawn; `None`: by its place among the chart's series.
+    pub look: Option<Look>,
+    /// Written as the series' `data-series`, with its values unrounded in `data-points`
+    /// (`2019=14.5;2020=` for a missing value), so a reader program can check what is drawn.
+    pub key: String,
 }
+
+/// A series' colour and marker (a place in the chart's styles) and whether its line is dashed,
+/// so that related series (a region and the median of the regions for one victim gender) share
+/// a colour and marker and differ by the dash.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Look {
+    pub style: usize,
+    pub dashed: bool,
+}
+
+/// The dash of a series drawn with [`Look::dashed`].
+const DASHED: &str = "7 4";
 
 /// A line chart: x positions (years) with their labels, any number of series (the region's
 /// rate and the median of the regions are two series like any others).
@@ -194,7 +211,28 @@ impl LineChart {
             escape(&self.y_label)
         );
         for (k, series) in self.series.iter().enumerate() {
-            let (colour, dash, m) = STYLES[k % STYLES.len()];
+            let (colour, dash, m) = match series.look {
+                None => STYLES[k % STYLES.len()],
+                Some(look) => {
+                    let (colour, _, m) = STYLES[look.style % STYLES.len()];
+                    (colour, if look.dashed { DASHED } else { "" }, m)
+                }
+            };
+            let points: Vec<String> = self
+                .x
+                .iter()
+                .zip(&series.values)
+                .map(|(x, v)| match v {
+                    Some(v) => format!("{x}={v}"),
+                    None => format!("{x}="),
+                })
+                .collect();
+            let _ = write!(
+                out,
+                r#"<g class="series" data-series="{}" data-points="{}">"#,
+                escape(&series.key),
+                escape(&points.join(";"))
+            );
             let dash_attr = if dash.is_empty() {
                 String::new()
             } else {
@@ -246,6 +284,7 @@ impl LineChart {
                 ly + 4.0,
                 escape(&series.label)
             );
+            out.push_str("</g>");
         }
         out.push_str("</svg>");
         out
@@ -289,10 +328,23 @@ mod tests {
                 Series {
                     label: "Kvinnor".into(),
                     values: vec![Some(14.0), Some(12.5)],
+                    look: None,
+                    key: "k".into(),
                 },
                 Series {
                     label: "Män".into(),
                     values: vec![None, Some(7.0)],
+                    look: None,
+                    key: "m".into(),
+                },
+                Series {
+                    label: "Medianen".into(),
+                    values: vec![Some(10.25), None],
+                    look: Some(Look {
+                        style: 0,
+                        dashed: true,
+                    }),
+                    key: "median".into(),
                 },
             ],
         };
@@ -305,6 +357,12 @@ mod tests {
             svg.contains("stroke-dasharray=\"8 4\""),
             "the second series is dashed"
         );
+        assert!(
+            svg.contains("stroke=\"#1f3b73\" stroke-width=\"2.5\" stroke-dasharray=\"7 4\""),
+            "a series with a look takes its style's colour and the dash"
+        );
+        assert!(svg.contains(r#"data-series="median" data-points="2019=10.25;2020=""#));
+        assert!(svg.contains(r#"data-series="k" data-points="2019=14;2020=12.5""#));
         assert_eq!(step(14.0), 5.0);
         assert_eq!(step(64.0), 20.0);
     }

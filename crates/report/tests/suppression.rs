@@ -645,6 +645,7 @@ fn report(tables: Vec<SourcedTable>, below: u32) -> Report {
         groups: groups(),
         provenance: Provenance::default(),
         suppress_below: Some(below),
+        comparison: None,
     }
 }
 
