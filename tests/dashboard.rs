@@ -385,8 +385,20 @@ async fn an_analyst_signs_in_and_sees_a_referral_arrive_without_a_reload() {
         number(&page, "case-flow", "2020|4024", "referred").await,
         Some(referred + 1)
     );
-    // The publication of 2020-Q4 no longer matches live in the referral's cells… of Q1, which
-    // it does not hold; it lists the cells that differ, or says live gives the same figures.
+    // The funnel of the code and the backlog are drawn from progress; the publication of
+    // 2020-Q4 is listed with the cells that differ from live (the new case's year-to-date ones).
+    assert_eq!(
+        eval(
+            &page,
+            "document.querySelectorAll('svg[data-funnel=\"4024\"] rect').length"
+        )
+        .await,
+        serde_json::json!(5)
+    );
+    assert!(
+        number(&page, "backlog", "all", "all").await.is_some(),
+        "the backlog's total"
+    );
     until(
         &page,
         "the publications",
@@ -399,7 +411,7 @@ async fn an_analyst_signs_in_and_sees_a_referral_arrive_without_a_reload() {
     eval(&page, "window.scrollTo(0, 0)").await;
     let png = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/img/dashboard.png");
     std::fs::create_dir_all(png.parent().unwrap()).unwrap();
-    page.save_screenshot(ScreenshotParams::builder().build(), &png)
+    page.save_screenshot(ScreenshotParams::builder().build(), png.as_path())
         .await
         .expect("a screenshot");
 

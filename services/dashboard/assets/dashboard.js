@@ -146,12 +146,23 @@ function renderBacklog() {
   t.firstChild.append(head);
   const body = el("tbody");
   const sum = vs => (vs.every(v => typeof v === "number") ? vs.reduce((a, b) => a + b, 0) : "..");
-  for (const k of [...byKey.keys()].sort()) {
+  const rows = [...byKey.keys()].map(k => {
+    const vs = periods.map(p => (byKey.get(k).has(p) ? byKey.get(k).get(p) : 0));
+    return { k, vs, all: sum(vs) };
+  });
+  // The largest backlog first; a hidden total (suppression) last.
+  rows.sort((a, b) => (typeof b.all === "number" ? b.all : -1) - (typeof a.all === "number" ? a.all : -1) || (a.k < b.k ? -1 : 1));
+  const totals = periods.map((_, i) => sum(rows.map(r => r.vs[i])));
+  const total = el("tr", { class: "total-row" });
+  total.append(el("th", {}, "all"));
+  totals.forEach((v, i) => total.append(el("td", { class: "n", "data-table": "backlog", "data-row": "all|" + periods[i], "data-column": "open" }, shown(v))));
+  total.append(el("td", { class: "n", "data-table": "backlog", "data-row": "all", "data-column": "all" }, shown(sum(totals))));
+  body.append(total);
+  for (const { k, vs, all } of rows) {
     const tr = el("tr");
     tr.append(el("th", {}, k));
-    const vs = periods.map(p => (byKey.get(k).has(p) ? byKey.get(k).get(p) : 0));
     vs.forEach((v, i) => tr.append(el("td", { class: "n", "data-table": "backlog", "data-row": k + "|" + periods[i], "data-column": "open" }, shown(v))));
-    tr.append(el("td", { class: "n total", "data-table": "backlog", "data-row": k, "data-column": "all" }, shown(sum(vs))));
+    tr.append(el("td", { class: "n total", "data-table": "backlog", "data-row": k, "data-column": "all" }, shown(all)));
     body.append(tr);
   }
   t.append(body);

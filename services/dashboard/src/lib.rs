@@ -355,7 +355,7 @@ async fn publications(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Respo
     if s.sessions.principal(&headers).is_none() {
         return unauthorized();
     }
-    match publications::latest_against_live(&s.ctx, &s.live, s.suppress_below).await {
+    match publications::latest_against_live(&s.ctx, Arc::clone(&s.live), s.suppress_below).await {
         Ok(body) => json_response(StatusCode::OK, &body),
         Err(problem) => json_response(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -8,6 +8,7 @@
 //! tables, and a change between two hidden values is left out.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use gryning_domain::{Catalogue, PublishedCell, Quarter};
 use gryning_projections::diff::changed_cells;
@@ -179,9 +180,10 @@ fn compare(
 }
 
 /// Every quarter's latest publication, newest quarter first, with its changes against live.
+/// The comparisons (and their suppression) run on a blocking thread.
 pub async fn latest_against_live(
     ctx: &Context,
-    live: &LiveProjections,
+    live: Arc<LiveProjections>,
     suppress_below: Option<u32>,
 ) -> Result<Value, String> {
     let latest: Vec<(Quarter, u32)> = live.read(|p| {
@@ -192,21 +194,32 @@ pub async fn latest_against_live(
         }
         by_quarter.into_iter().rev().collect()
     });
-    let mut out = Vec::new();
+    let mut read = Vec::new();
     for (quarter, revision) in latest {
         let (recorded_at, publication) =
             read_publication(ctx.store.as_ref(), quarter, Some(revision))
                 .await
                 .map_err(|e| format!("the publication of {quarter}: {e}"))?;
-        out.push(compare(
-            quarter,
-            &publication,
-            recorded_at,
-            live,
-            &ctx.catalogue,
-            suppress_below,
-        ));
+        read.push((quarter, recorded_at, publication));
     }
-    let position = live.read(|p| p.position());
-    Ok(json!({"position": position, "publications": out}))
+    let catalogue = Arc::clone(&ctx.catalogue);
+    tokio::task::spawn_blocking(move || {
+        let out: Vec<Value> = read
+            .iter()
+            .map(|(quarter, recorded_at, publication)| {
+                compare(
+                    *quarter,
+                    publication,
+                    *recorded_at,
+                    &live,
+                    &catalogue,
+                    suppress_below,
+                )
+            })
+            .collect();
+        let position = live.read(|p| p.position());
+        json!({"position": position, "publications": out})
+    })
+    .await
+    .map_err(|e| format!("comparing the publications with live failed: {e}"))
 }
