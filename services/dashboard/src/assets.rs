@@ -39,6 +39,8 @@ mod tests {
     #[test]
     fn the_pages_load_nothing_from_elsewhere() {
         for text in [DASHBOARD_HTML, DASHBOARD_JS, STYLE_CSS, SIGN_IN_HTML] {
+            // SVG's namespace is a name, not an address anything is loaded from.
+            let text = text.replace("\"http://www.w3.org/2000/svg\"", "");
             for outside in ["http://", "https://", "//cdn", "@import", "url("] {
                 assert!(!text.contains(outside), "{outside} in an asset");
             }
