@@ -23,6 +23,8 @@ pub struct Server {
     pub tokens: HashMap<String, String>,
     /// Port of `GET /metrics`, when the server was started with metrics on.
     pub metrics_port: Option<u16>,
+    /// Port of the web dashboard, when the server was started with one.
+    pub dashboard_port: Option<u16>,
     pub log: PathBuf,
 }
 
@@ -58,6 +60,7 @@ impl Server {
         });
         let mut tokens = HashMap::new();
         let mut metrics_port = None;
+        let mut dashboard_port = None;
         let started = std::time::Instant::now();
         loop {
             let left = DEADLINE.saturating_sub(started.elapsed());
@@ -80,6 +83,9 @@ impl Server {
             } else if let Some(url) = line.strip_prefix("metrics on ") {
                 let port = url.rsplit(':').next().unwrap();
                 metrics_port = Some(port.trim_end_matches("/metrics").parse().unwrap());
+            } else if let Some(url) = line.strip_prefix("dashboard on ") {
+                let port = url.trim_end_matches('/').rsplit(':').next().unwrap();
+                dashboard_port = Some(port.parse().unwrap());
             } else if let Some(addr) = line.strip_prefix("listening on ") {
                 let addr = addr.trim_end_matches(" (tls)");
                 let port = addr.rsplit(':').next().unwrap().parse().unwrap();
@@ -88,6 +94,7 @@ impl Server {
                     port,
                     tokens,
                     metrics_port,
+                    dashboard_port,
                     log: log.to_path_buf(),
                 };
             }

@@ -187,6 +187,13 @@ enum Command {
         /// Serve Prometheus metrics (GET /metrics) on this address (or GRYNING_METRICS_LISTEN); off when unset.
         #[arg(long, value_name = "ADDR")]
         metrics_listen: Option<std::net::SocketAddr>,
+        /// Serve the analysts' web dashboard on this address (or GRYNING_DASHBOARD_LISTEN); off when unset.
+        #[arg(long, value_name = "ADDR")]
+        dashboard_listen: Option<std::net::SocketAddr>,
+        /// Small-cell suppression on the dashboard, as for `gryning table --suppress-below`
+        /// (or GRYNING_DASHBOARD_SUPPRESS_BELOW); 0 or unset hides nothing.
+        #[arg(long, value_name = "N")]
+        dashboard_suppress_below: Option<u64>,
     },
     /// Create the credentials file (token hashes only, mode 0600) with one token per role, or
     /// add, rotate, revoke and list principals; running servers take changes within seconds.
@@ -342,10 +349,14 @@ impl Cli {
         if let Command::Up {
             listen,
             metrics_listen,
+            dashboard_listen,
+            dashboard_suppress_below,
         } = &self.command
         {
             options.listen = *listen;
             options.metrics_listen = *metrics_listen;
+            options.dashboard_listen = *dashboard_listen;
+            options.dashboard_suppress_below = *dashboard_suppress_below;
         }
         Ok(Settings::load(&Settings::process_env(), &options)?)
     }

@@ -21,29 +21,7 @@ use gryning_store::EventStore;
 
 use crate::{publication, remote, Format};
 
-/// Every (table, by, period) of a source, as a publication holds them (care once per period).
-pub(crate) fn kinds() -> Vec<(TableName, By, PeriodKind)> {
-    let mut out = Vec::new();
-    // The report's tables (social-services and the comparison of the regions are not in it).
-    for name in [
-        TableName::CaseFlow,
-        TableName::Clearance,
-        TableName::Care,
-        TableName::Progress,
-    ] {
-        let bys: &[By] = if name == TableName::Care {
-            &[By::Code]
-        } else {
-            &By::ALL
-        };
-        for &by in bys {
-            for period in PeriodKind::ALL {
-                out.push((name, by, period));
-            }
-        }
-    }
-    out
-}
+pub(crate) use gryning_report::{groups, kinds};
 
 /// The `region-comparison` tables the report draws: by group per year (the charts), by code
 /// per year and per quarter (the verdicts of the report's period).
@@ -131,19 +109,6 @@ fn comparison_rows(table: &Table) -> anyhow::Result<Vec<RegionComparisonRow>> {
         .collect()
 }
 
-/// The catalogue's groups with their codes' four-digit texts.
-pub(crate) fn groups(catalogue: &Catalogue) -> Vec<(String, Vec<String>)> {
-    catalogue
-        .groups()
-        .iter()
-        .map(|g| {
-            (
-                g.name.clone(),
-                g.codes.iter().map(|c| c.to_string()).collect(),
-            )
-        })
-        .collect()
-}
 
 /// Where the tables are read: the data directory's store, or a server.
 pub(crate) enum Reader<'a> {

@@ -4,6 +4,9 @@
 //! (`publish_after_days`; off with `publish_automatically = false`). One process owns the store, so the embedded SQLite store, which must not
 //! be opened by two processes, is safe here.
 //!
+//! With `dashboard_listen` set, the analysts' web dashboard (`gryning-dashboard`) is served
+//! on that address too, on the same runtime and over the same live projections.
+//!
 //! [`application`] is the composition alone (no settings, no store choice), so the benchmarks
 //! in `examples/` serve exactly what `gryning up` serves.
 
@@ -20,6 +23,13 @@ pub(crate) async fn application(ctx: Arc<Context>) -> Result<Application, StartE
         let publisher =
             gryning_service_common::publish::run_automatic(Arc::clone(&ctx), Arc::clone(&live));
         ctx.spawn_background(tokio::spawn(publisher));
+    }
+    if let Some(addr) = ctx.settings.dashboard_listen {
+        let dashboard =
+            gryning_dashboard::Dashboard::bind(addr, Arc::clone(&ctx), Arc::clone(&live)).await?;
+        // Printed before the gRPC address, which `announce` prints last for scripts to wait on.
+        println!("dashboard on http://{}:{}/", addr.ip(), dashboard.port());
+        ctx.spawn_background(tokio::spawn(dashboard.serve()));
     }
     let mut routes = RoutesBuilder::default();
     routes

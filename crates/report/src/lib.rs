@@ -86,6 +86,45 @@ pub fn rate_shown(row: &RegionComparisonRow, below: Option<u32>) -> bool {
     !small(row.handled) && !small(row.cleared)
 }
 
+/// Every (table, by, period) of one source's family, as a publication holds them (care once per
+/// period): the report's tables, and the family small-cell suppression works across.
+pub fn kinds() -> Vec<(TableName, By, PeriodKind)> {
+    let mut out = Vec::new();
+    // The report's tables (social-services and the comparison of the regions are not in it).
+    for name in [
+        TableName::CaseFlow,
+        TableName::Clearance,
+        TableName::Care,
+        TableName::Progress,
+    ] {
+        let bys: &[By] = if name == TableName::Care {
+            &[By::Code]
+        } else {
+            &By::ALL
+        };
+        for &by in bys {
+            for period in PeriodKind::ALL {
+                out.push((name, by, period));
+            }
+        }
+    }
+    out
+}
+
+/// The catalogue's groups with their codes' four-digit texts, as [`suppress`] takes them.
+pub fn groups(catalogue: &gryning_domain::Catalogue) -> Vec<(String, Vec<String>)> {
+    catalogue
+        .groups()
+        .iter()
+        .map(|g| {
+            (
+                g.name.clone(),
+                g.codes.iter().map(|c| c.to_string()).collect(),
+            )
+        })
+        .collect()
+}
+
 /// The tables of one source: the live tables at one position, or one publication.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Figures {

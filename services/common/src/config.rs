@@ -112,6 +112,13 @@ pub struct Settings {
     /// Address of the Prometheus `GET /metrics` endpoint; `None` serves no metrics.
     #[serde(deserialize_with = "optional_address")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Address of the analysts' web dashboard (`gryning up` only); `None` serves none.
+    #[serde(deserialize_with = "optional_address")]
+    pub dashboard_listen: Option<SocketAddr>,
+    /// Small-cell suppression on the dashboard: counts from 1 to this minus 1 are hidden (and
+    /// the counts that would give them away); 0 hides nothing.
+    #[serde(deserialize_with = "count")]
+    pub dashboard_suppress_below: u64,
     /// Server certificate chain (PEM); with `tls_key`, gRPC is served over TLS only.
     pub tls_cert: Option<PathBuf>,
     /// The certificate's private key (PEM).
@@ -184,6 +191,8 @@ impl Default for Settings {
             credentials: None,
             log: "info".to_string(),
             metrics_listen: None,
+            dashboard_listen: None,
+            dashboard_suppress_below: 0,
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
@@ -220,6 +229,10 @@ pub struct Options {
     pub listen: Option<SocketAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dashboard_listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dashboard_suppress_below: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -355,6 +368,7 @@ impl Settings {
         for (key, value) in [
             ("rate_limit_per_second", self.rate_limit_per_second),
             ("rate_limit_burst", self.rate_limit_burst),
+            ("dashboard_suppress_below", self.dashboard_suppress_below),
         ] {
             if value > u64::from(u32::MAX) {
                 return Err(Error::Limit {
@@ -667,7 +681,7 @@ mod tests {
         );
         assert!(e.contains("did you mean nats_replicas?"), "{e}");
         assert!(
-            e.contains("valid keys are catalog, credentials, data_dir,"),
+            e.contains("valid keys are catalog, credentials, dashboard_listen, dashboard_suppress_below, data_dir,"),
             "{e}"
         );
         let (_dir, env) = with_file("colour = 1\n", &[]);
@@ -826,6 +840,44 @@ mod tests {
     }
 
     #[test]
+    fn dashboard_settings_come_from_the_file_the_environment_and_the_options() {
+        let s = load(&env(&[])).unwrap();
+        assert_eq!((s.dashboard_listen, s.dashboard_suppress_below), (None, 0));
+        let s = load(&env(&[
+            ("GRYNING_DASHBOARD_LISTEN", "127.0.0.1:8080"),
+            ("GRYNING_DASHBOARD_SUPPRESS_BELOW", "5"),
+        ]))
+        .unwrap();
+        assert_eq!(s.dashboard_listen, Some("127.0.0.1:8080".parse().unwrap()));
+        assert_eq!(s.dashboard_suppress_below, 5);
+        let (_dir, file) = with_file(
+            "dashboard_listen = \"0.0.0.0:8081\"\ndashboard_suppress_below = 3\n",
+            &[],
+        );
+        let options = Options {
+            dashboard_listen: Some("127.0.0.1:0".parse().unwrap()),
+            ..Options::default()
+        };
+        let s = Settings::load(&file, &options).unwrap();
+        assert_eq!(s.dashboard_listen, Some("127.0.0.1:0".parse().unwrap()));
+        assert_eq!(s.dashboard_suppress_below, 3);
+        let e = load(&env(&[("GRYNING_DASHBOARD_LISTEN", "8080")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("environment variable GRYNING_DASHBOARD_LISTEN: must be an address"),
+            "{e}"
+        );
+        let e = load(&env(&[("GRYNING_DASHBOARD_SUPPRESS_BELOW", "5000000000")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("setting dashboard_suppress_below: must be at most"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn limits_are_whole_numbers_within_their_ranges() {
         let s = load(&env(&[])).unwrap();
         assert_eq!(
@@ -884,16 +936,18 @@ mod tests {
         let options = Options {
             listen: Some("127.0.0.1:1".parse().unwrap()),
             metrics_listen: Some("127.0.0.1:2".parse().unwrap()),
+            dashboard_listen: Some("127.0.0.1:3".parse().unwrap()),
+            dashboard_suppress_below: Some(5),
             data_dir: Some("d".into()),
             store: Some("s".into()),
             catalog: Some("c".into()),
         };
         let dict = dict_of(&options).unwrap();
-        assert_eq!(dict.len(), 5);
+        assert_eq!(dict.len(), 7);
         for key in dict.keys() {
             assert!(keys().contains(key), "{key}");
         }
-        assert_eq!(keys().len(), 24, "{:?}", keys());
+        assert_eq!(keys().len(), 26, "{:?}", keys());
     }
 
     /// Every `GRYNING_` name in the repository's code, scripts and docs is a setting's variable,

@@ -125,7 +125,7 @@ fn row(cells: &[Cell]) -> pb::Row {
 }
 
 /// A row's identity: its leading text cells.
-fn key(cells: &[Cell]) -> Vec<Cell> {
+pub fn key(cells: &[Cell]) -> Vec<Cell> {
     cells
         .iter()
         .take_while(|c| matches!(c, Cell::Text(_)))
@@ -142,21 +142,31 @@ fn keyed(table: &Table) -> BTreeMap<String, &Vec<Cell>> {
         .collect()
 }
 
-/// The rows of `now` that are new or differ from `before`, and the keys of rows gone.
-fn diff(before: &Table, now: &Table) -> (Vec<pb::Row>, Vec<pb::Row>) {
+/// The rows of `now` that are new or differ from `before`, and the keys of rows gone: what
+/// `Watch` sends after a batch (and the dashboard's live updates too).
+pub fn changed_rows<'a>(before: &Table, now: &'a Table) -> (Vec<&'a Vec<Cell>>, Vec<Vec<Cell>>) {
     let old = keyed(before);
     let new = keyed(now);
     let changed = new
         .iter()
         .filter(|(k, r)| old.get(*k) != Some(r))
-        .map(|(_, r)| row(r))
+        .map(|(_, r)| *r)
         .collect();
     let removed = old
         .iter()
         .filter(|(k, _)| !new.contains_key(*k))
-        .map(|(_, r)| row(&key(r)))
+        .map(|(_, r)| key(r))
         .collect();
     (changed, removed)
+}
+
+/// [`changed_rows`] as protobuf rows.
+fn diff(before: &Table, now: &Table) -> (Vec<pb::Row>, Vec<pb::Row>) {
+    let (changed, removed) = changed_rows(before, now);
+    (
+        changed.into_iter().map(|r| row(r)).collect(),
+        removed.iter().map(|k| row(k)).collect(),
+    )
 }
 
 /// The reply's summary of a publication.
