@@ -8,7 +8,8 @@
 # `gryning` binary (default target/release); SNAPSHOT_EVERY the projections' snapshot interval
 # (default 1000000, the setting's default). Each call is timed three times through a running
 # `gryning up` (the CLI as the client, so process start is in every figure alike), then the
-# offline calls and, as a second baseline, a full replay of the projections (`rebuild`).
+# offline calls and, as a second baseline, a full replay of the projections (`rebuild`). The
+# as-of answers are checked: by position and by time they must be the same table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scale=${1:-8}
@@ -20,8 +21,17 @@ export GRYNING_SNAPSHOT_EVERY=$every
 
 nproc; uptime
 "$bin/gryning" generate --scale "$scale" --output "$work/events.ndjson"
-"$bin/gryning" --data-dir "$work/data" import "$work/events.ndjson"
+# Imported in two halves a second apart, so that the time between them is an as-of time that
+# holds half the log (every event is recorded at import time).
 head=$(wc -l <"$work/events.ndjson")
+half=$((head / 2))
+head -n "$half" "$work/events.ndjson" >"$work/first.ndjson"
+tail -n +"$((half + 1))" "$work/events.ndjson" >"$work/second.ndjson"
+"$bin/gryning" --data-dir "$work/data" import "$work/first.ndjson"
+sleep 1
+between=$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)
+sleep 1
+"$bin/gryning" --data-dir "$work/data" import "$work/second.ndjson"
 echo "events stored: $head, snapshot every $every"
 # Wall-clock and CPU time of the client process (the server's CPU is in the wall clock only).
 time3() {
@@ -54,21 +64,25 @@ echo "== the same table live (baseline): Insight.GetTable case-flow by code, yea
 time3 "table live" "$bin/gryning" table case-flow "${server[@]}" --token "$analyst"
 echo "== publish 2020-Q4 through the server (Insight.Publish, from the live projections)"
 time3 "publish server" "$bin/gryning" publish --quarter 2020-Q4 --note bench "${server[@]}" --token "$admin"
-half=$((head / 2))
 echo "== as of position $half (half the log) through the server"
 time3 "as-of position" "$bin/gryning" table case-flow --as-of "$half" "${server[@]}" --token "$analyst"
-echo "== as of a date, 2020-06-30, through the server"
-time3 "as-of date" "$bin/gryning" table case-flow --as-of 2020-06-30 "${server[@]}" --token "$analyst"
+echo "== as of the time between the two imports ($between: the same half) through the server"
+time3 "as-of time" "$bin/gryning" table case-flow --as-of "$between" "${server[@]}" --token "$analyst"
 echo "== explain one cell live: clearance 2020, Brott i nära relation, percent"
 time3 "explain live" "$bin/gryning" explain "${cell[@]}" "${server[@]}" --token "$auditor"
 echo "== the same cell as published for 2020-Q4 (year to date)"
 time3 "explain published" "$bin/gryning" explain clearance --period 2020-Q1..Q4 \
   --group "Brott i nära relation" --measure percent --published 2020-Q4@1 "${server[@]}" --token "$auditor"
+"$bin/gryning" table case-flow --as-of "$half" "${server[@]}" --token "$analyst" --format csv >"$work/a"
+"$bin/gryning" table case-flow --as-of "$between" "${server[@]}" --token "$analyst" --format csv >"$work/b"
+cmp -s "$work/a" "$work/b" || { echo "error: as of position $half and as of $between differ" >&2; exit 1; }
+echo "as of position $half and as of $between: the same $(wc -l <"$work/a") lines"
 kill "$up_pid"
 wait "$up_pid" || true
 echo "== offline: the table, as of half the log, the diff of 2020-Q4@1 against live, explain"
 time3 "table offline" "$bin/gryning" --data-dir "$work/data" table case-flow
 time3 "as-of position offline" "$bin/gryning" --data-dir "$work/data" table case-flow --as-of "$half"
+time3 "as-of time offline" "$bin/gryning" --data-dir "$work/data" table case-flow --as-of "$between"
 time3 "diff offline" "$bin/gryning" --data-dir "$work/data" diff --published 2020-Q4@1 --against live
 time3 "explain offline" "$bin/gryning" --data-dir "$work/data" explain "${cell[@]}"
 echo "== second baseline: replay every projection from the store (gryning rebuild)"
