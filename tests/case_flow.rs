@@ -12,20 +12,9 @@ mod up;
 use gryning_proto::pb;
 use harness::next_matching;
 use tonic::Code;
-use up::{as_role, await_change, id, int, read_log, reason, up, value, watch, Clients, ROLES};
-
-fn open_case(case: &str) -> pb::OpenCaseRequest {
-    pb::OpenCaseRequest {
-        event_id: id(),
-        occurred_on: "2020-03-02".into(),
-        case_id: case.into(),
-        case_opened: Some(pb::CaseOpened {
-            lead_crime_code: "4024".into(),
-            police_region: "Stockholm".into(),
-            local_police_area: "Farsta".into(),
-        }),
-    }
-}
+use up::{
+    as_role, await_change, id, int, open_case, read_log, reason, up, value, watch, Clients, ROLES,
+};
 
 fn report_crime(case: &str, crime: &str, code: &str) -> pb::ReportCrimeRequest {
     pb::ReportCrimeRequest {

@@ -6,6 +6,8 @@
 //! endpoint answers 401, and that suppression is honoured. Chromium must be installed
 //! (scripts/test.sh does it): the test fails, saying how, when it is not.
 
+#[path = "support/chromium.rs"]
+mod chromium;
 #[path = "support/harness.rs"]
 mod harness;
 #[path = "support/up.rs"]
@@ -22,22 +24,9 @@ use gryning_proto::pb;
 use harness::Server;
 use up::id;
 
-/// Debian's Chromium.
-const CHROMIUM: &str = "/usr/bin/chromium";
-
 /// How long the page may take to show a change. Generous so that a loaded CI machine does not
 /// fail the test; the time it took is printed (and it is no assertion of speed).
 const CHANGE_TIMEOUT: Duration = Duration::from_secs(10);
-
-fn chromium() -> &'static str {
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} is missing: the dashboard's browser test needs Debian's Chromium; install it \
-         with `apt-get install -y chromium` (as root), or run `bash scripts/test.sh`, which \
-         installs it when missing"
-    );
-    CHROMIUM
-}
 
 /// A data directory with the Stockholm 2019–2020 case flow (`gryning demo`) and 2020-Q4
 /// published, so the page has figures and a publication to compare with live.
@@ -186,7 +175,7 @@ async fn number(page: &Page, table: &str, row: &str, column: &str) -> Option<i64
 
 async fn browser(profile: &Path) -> (Browser, tokio::task::JoinHandle<()>) {
     let config = BrowserConfig::builder()
-        .chrome_executable(chromium())
+        .chrome_executable(chromium::path("the dashboard's browser test"))
         .new_headless_mode()
         .no_sandbox()
         .window_size(1400, 1000)
@@ -223,19 +212,6 @@ async fn submit_token(page: &Page, token: &str) {
         .click()
         .await
         .unwrap();
-}
-
-fn case_opened(case: &str) -> pb::OpenCaseRequest {
-    pb::OpenCaseRequest {
-        event_id: id(),
-        occurred_on: "2020-03-02".into(),
-        case_id: case.into(),
-        case_opened: Some(pb::CaseOpened {
-            lead_crime_code: "4024".into(),
-            police_region: "Stockholm".into(),
-            local_police_area: "Farsta".into(),
-        }),
-    }
 }
 
 fn crime_reported(case: &str) -> pb::ReportCrimeRequest {
@@ -331,7 +307,7 @@ async fn an_analyst_signs_in_and_sees_a_referral_arrive_without_a_reload() {
 
     let mut police = up::as_role(&server, &server.tokens, "police").await;
     let case = id();
-    police.police.open_case(case_opened(&case)).await.unwrap();
+    police.police.open_case(up::open_case(&case)).await.unwrap();
     police
         .police
         .report_crime(crime_reported(&case))
@@ -588,7 +564,7 @@ async fn the_dashboard_honours_suppression() {
     let mut police = up::as_role(&server, &server.tokens, "police").await;
     for _ in 0..3 {
         let case = id();
-        police.police.open_case(case_opened(&case)).await.unwrap();
+        police.police.open_case(up::open_case(&case)).await.unwrap();
         police
             .police
             .report_crime(crime_reported(&case))

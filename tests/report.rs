@@ -4,6 +4,8 @@
 //! publication, and through a running server. Chromium must be installed (scripts/test.sh does
 //! it): the test fails, saying how, when it is not.
 
+#[path = "support/chromium.rs"]
+mod chromium;
 #[path = "support/harness.rs"]
 mod harness;
 #[path = "support/up.rs"]
@@ -12,9 +14,6 @@ mod up;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-/// Debian's Chromium.
-const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// The report's tables: (file key, `gryning table` arguments).
 const TABLES: [(&str, &[&str]); 14] = [
@@ -114,22 +113,12 @@ fn master() -> &'static Path {
     })
 }
 
-fn chromium() -> &'static str {
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} is missing: the report's browser tests need Debian's Chromium; install it \
-         with `apt-get install -y chromium` (as root), or run `bash scripts/test.sh`, which \
-         installs it when missing"
-    );
-    CHROMIUM
-}
-
 /// Chromium headless on `page` with a fresh profile and no way out to the network: every host
 /// resolves to nothing and every request goes to a proxy that does not exist.
 fn browse(page: &Path, extra: &[&str]) -> Output {
     let profile = page.with_extension("chromium-profile");
     let _ = std::fs::remove_dir_all(&profile);
-    let out = Command::new(chromium())
+    let out = Command::new(chromium::path("the report's browser tests"))
         .args([
             "--headless",
             "--no-sandbox",

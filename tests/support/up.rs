@@ -89,6 +89,20 @@ pub async fn as_role(server: &Server, tokens: &HashMap<String, String>, role: &s
     clients(server, Some(&tokens[role])).await
 }
 
+/// A police `OpenCase` of `case` (4024, Polisregion Stockholm, Farsta, 2020-03-02).
+pub fn open_case(case: &str) -> pb::OpenCaseRequest {
+    pb::OpenCaseRequest {
+        event_id: id(),
+        occurred_on: "2020-03-02".into(),
+        case_id: case.into(),
+        case_opened: Some(pb::CaseOpened {
+            lead_crime_code: "4024".into(),
+            police_region: "Stockholm".into(),
+            local_police_area: "Farsta".into(),
+        }),
+    }
+}
+
 pub fn id() -> String {
     uuid::Uuid::new_v4().to_string()
 }

@@ -109,7 +109,6 @@ fn comparison_rows(table: &Table) -> anyhow::Result<Vec<RegionComparisonRow>> {
         .collect()
 }
 
-
 /// Where the tables are read: the data directory's store, or a server.
 pub(crate) enum Reader<'a> {
     Offline {

@@ -138,6 +138,7 @@ mod tests {
         let id = sessions.open(Principal {
             name: "analyst".into(),
             role: Role::Analyst,
+            scope: Default::default(),
         });
         assert_eq!(id.len(), 64);
         let found = sessions.principal(&with_cookie(&format!("theme=dark; {COOKIE}={id}")));
