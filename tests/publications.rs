@@ -519,6 +519,27 @@ fn a_publication_never_changes(store: &[&str], dir: &Path) {
         run(store, &["diff", "--published", "2020-Q4@7"], &[]),
         &["no revision 7"],
     );
+    // A malformed quarter names the flag it came in.
+    refused(
+        run(
+            store,
+            &["table", "case-flow", "--published", "2020-Q5"],
+            &[],
+        ),
+        &["--published", "2020-Q5", "1 to 4"],
+    );
+    refused(
+        run(
+            store,
+            &["diff", "--published", "2020-Q4", "--against", "2020Q4@2"],
+            &[],
+        ),
+        &["--against", "2020Q4", "YYYY-QN"],
+    );
+    refused(
+        run(store, &["diff", "--published", "2020-Q4@x"], &[]),
+        &["--published", "revision \"x\"", "whole number"],
+    );
     assert_eq!(publications(store).len(), 2);
 }
 

@@ -86,7 +86,7 @@ impl ExplainArgs {
         let Some(text) = &self.published else {
             return Ok(None);
         };
-        let (quarter, at) = crate::publication::parse_published(text)?;
+        let (quarter, at) = crate::publication::parse_published("--published", text)?;
         Ok(Some((
             quarter.to_string(),
             self.revision.or(at).unwrap_or(0),

@@ -673,7 +673,7 @@ async fn suppressed_table(
     let published = match published {
         None => None,
         Some(text) => {
-            let (quarter, at) = publication::parse_published(text)?;
+            let (quarter, at) = publication::parse_published("--published", text)?;
             Some((quarter, revision.or(at)))
         }
     };
@@ -791,7 +791,7 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<std::process::ExitC
                 let published = match &published {
                     None => None,
                     Some(text) => {
-                        let (quarter, at) = publication::parse_published(text)?;
+                        let (quarter, at) = publication::parse_published("--published", text)?;
                         Some((quarter.to_string(), revision.or(at).unwrap_or(0)))
                     }
                 };

@@ -37,17 +37,18 @@ pub(crate) fn print(table: &Table, format: Format) -> anyhow::Result<()> {
 }
 
 /// `2020-Q4` or `2020-Q4@2`: a quarter and maybe a revision.
-pub(crate) fn parse_published(text: &str) -> anyhow::Result<(Quarter, Option<u32>)> {
+pub(crate) fn parse_published(flag: &str, text: &str) -> anyhow::Result<(Quarter, Option<u32>)> {
     let (quarter, revision) = match text.split_once('@') {
         None => (text, None),
         Some((q, n)) => match n.parse::<u32>() {
             Ok(n) if n > 0 => (q, Some(n)),
             _ => bail!(
-                "revision {n:?} of {text:?}: a revision is a whole number from 1, as in 2020-Q4@2"
+                "{flag}: revision {n:?} of {text:?}: a revision is a whole number from 1, as in 2020-Q4@2"
             ),
         },
     };
-    Ok((publish::parse_quarter(quarter)?, revision))
+    let quarter = Quarter::parse(quarter).map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
+    Ok((quarter, revision))
 }
 
 /// `gryning publish --quarter Q [--note TEXT]`.
@@ -174,7 +175,7 @@ pub(crate) async fn table(
     revision: Option<u32>,
     format: Format,
 ) -> anyhow::Result<()> {
-    let (quarter, at) = parse_published(published)?;
+    let (quarter, at) = parse_published("--published", published)?;
     let revision = revision.or(at);
     let (_, publication) = read_publication(store, quarter, revision)
         .await
@@ -198,7 +199,7 @@ pub(crate) async fn diff(
     against: &str,
     format: Format,
 ) -> anyhow::Result<()> {
-    let (quarter, at) = parse_published(published)?;
+    let (quarter, at) = parse_published("--published", published)?;
     let (_, base) = read_publication(store, quarter, revision.or(at))
         .await
         .map_err(PublishError::from)?;
@@ -207,7 +208,7 @@ pub(crate) async fn diff(
         let (counts, state) = count_changes(store, &base, head, catalogue).await?;
         (counts, state.publish_tables(quarter, catalogue))
     } else {
-        let (other_quarter, other_revision) = parse_published(against)?;
+        let (other_quarter, other_revision) = parse_published("--against", against)?;
         if other_quarter != quarter {
             bail!("--against {against}: compare a publication with live or with another revision of the same quarter ({quarter}@N)");
         }

@@ -442,7 +442,7 @@ pub(crate) async fn report(
     let published = match &options.published {
         None => None,
         Some(text) => {
-            let (q, revision) = publication::parse_published(text)?;
+            let (q, revision) = publication::parse_published("--published", text)?;
             if q.year() != year {
                 bail!("--published {q} is not in --year {year}: a report of {year} reads a publication of {year} (its year-to-date tables), as in {year}-Q4");
             }
