@@ -767,6 +767,25 @@ async fn a_restart_does_not_publish_again_and_bad_requests_record_nothing() {
         (e.code(), up::reason(&e).as_str()),
         (tonic::Code::NotFound, "no-publication")
     );
+    // A table no publication holds is not answered with empty rows.
+    let e = admin
+        .insight
+        .get_table(pb::GetTableRequest {
+            name: "region-comparison".into(),
+            ..table("2020-Q4", 0)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.code(), up::reason(&e).as_str()),
+        (tonic::Code::NotFound, "table-not-published")
+    );
+    assert!(
+        e.message().contains("holds no region-comparison table")
+            && e.message().contains("county-wide"),
+        "{}",
+        e.message()
+    );
     let e = admin
         .insight
         .publish(pb::PublishRequest {

@@ -9,8 +9,8 @@ use anyhow::bail;
 use gryning_domain::{Catalogue, Quarter};
 use gryning_projections::diff::{changed_cells, changes_table, count_changes};
 use gryning_projections::{
-    read_publication, stored_table, By, Cell, PeriodKind, PublicationEntry, PublishedPeriod, Table,
-    TableName,
+    read_publication, stored_table_or_why, By, Cell, PeriodKind, PublicationEntry, PublishedPeriod,
+    Table, TableName,
 };
 use gryning_proto::pb;
 use gryning_recording::Recorder;
@@ -180,13 +180,8 @@ pub(crate) async fn table(
     let (_, publication) = read_publication(store, quarter, revision)
         .await
         .map_err(PublishError::from)?;
-    let Some(table) = stored_table(&publication, name, by, PublishedPeriod::of(period)) else {
-        bail!(
-            "the publication of {quarter} revision {} holds no {} table",
-            publication.revision,
-            name.name()
-        )
-    };
+    let table = stored_table_or_why(&publication, name, by, PublishedPeriod::of(period))
+        .map_err(PublishError::from)?;
     print(&table, format)
 }
 

@@ -37,7 +37,9 @@ pub use asof::{AsOf, Snapshots};
 pub use checkpoint::{load_checkpoint, Checkpoint, Origin, FORMAT_VERSION};
 pub use comparison::{RegionComparisonRow, Verdict};
 pub use error::Error;
-pub use publication::{read_publication, stored_table, PublicationEntry, PublishedPeriod};
+pub use publication::{
+    read_publication, stored_table, stored_table_or_why, PublicationEntry, PublishedPeriod,
+};
 pub use resume::{origin_of, resume, Discarded, Resumed};
 pub use runner::{catch_up, BATCH_SIZE};
 pub use state::{MemoryUse, Projections};

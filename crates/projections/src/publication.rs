@@ -320,6 +320,27 @@ pub fn stored_table(
     })
 }
 
+/// The stored table of `publication` for (`name`, `by`, `period`), or why it holds none: a
+/// comparison of the regions (publications are county-wide), or a table added to gryning after
+/// the publication was recorded.
+pub fn stored_table_or_why(
+    publication: &Publication,
+    name: TableName,
+    by: By,
+    period: PublishedPeriod,
+) -> Result<Table, ReadError> {
+    stored_table(publication, name, by, period).ok_or(ReadError::NoTable {
+        quarter: publication.quarter,
+        revision: publication.revision,
+        table: name.name(),
+        why: if name == TableName::RegionComparison {
+            "publications are county-wide and hold no comparison of the regions"
+        } else {
+            "it was recorded before gryning published that table; read the table live, or publish the quarter again for a revision that holds it"
+        },
+    })
+}
+
 /// Why a publication could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -332,6 +353,13 @@ pub enum ReadError {
         quarter: Quarter,
         revision: u32,
         latest: u32,
+    },
+    #[error("the publication of {quarter} revision {revision} holds no {table} table: {why}")]
+    NoTable {
+        quarter: Quarter,
+        revision: u32,
+        table: &'static str,
+        why: &'static str,
     },
     #[error(transparent)]
     Projections(#[from] Error),

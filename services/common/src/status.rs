@@ -276,6 +276,7 @@ impl ServiceError {
                     P::NotEnded { .. } => (Code::FailedPrecondition, "quarter-not-ended"),
                     P::Read(R::NoPublication { .. }) => (Code::NotFound, "no-publication"),
                     P::Read(R::NoRevision { .. }) => (Code::NotFound, "no-such-revision"),
+                    P::Read(R::NoTable { .. }) => (Code::NotFound, "table-not-published"),
                     P::Read(R::Projections(gryning_projections::Error::Store(_))) => {
                         (Code::Unavailable, "store-unavailable")
                     }

@@ -209,17 +209,13 @@ impl InsightService {
             gryning_projections::read_publication(self.ctx.store.as_ref(), quarter, Some(revision))
                 .await
                 .map_err(PublishError::from)?;
-        let table = gryning_projections::stored_table(
+        let table = gryning_projections::stored_table_or_why(
             &publication,
             q.name,
             q.by,
             PublishedPeriod::of(q.period),
         )
-        .unwrap_or_else(|| Table {
-            name: q.name.name().to_string(),
-            columns: Vec::new(),
-            rows: Vec::new(),
-        });
+        .map_err(PublishError::from)?;
         let entry = PublicationEntry::of(position, &publication);
         Ok(reply(&table, publication.position, Some(summary(&entry))))
     }
