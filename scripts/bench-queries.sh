@@ -51,7 +51,8 @@ GRYNING_PUBLISH_AUTOMATICALLY=false "$bin/gryning" up --listen 127.0.0.1:0 --dat
 up_pid=$!
 until grep -q "^listening on" "$work/up.out" 2>/dev/null; do sleep 0.2; done
 port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$work/up.out")
-token() { awk -v r="role=$1" '$1 == "token" && $2 == r {print $NF}' "$work/up.out"; }
+# A first start on a standard output that is not a terminal writes its tokens to a private file.
+token() { awk -v r="role=$1" '$1 == "token" && $2 == r {print $NF}' "$(sed -n 's/^tokens in //p' "$work/up.out")"; }
 analyst=$(token analyst)
 auditor=$(token auditor)
 admin=$(token admin)

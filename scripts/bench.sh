@@ -49,7 +49,8 @@ echo "== gryning import --server: the CLI streaming NDJSON through a separate gr
 up_pid=$!
 until grep -q "^listening on" "$work/up.out"; do sleep 0.2; done
 port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$work/up.out")
-token=$(awk '/^token role=admin/ {print $NF}' "$work/up.out")
+# A first start on a standard output that is not a terminal writes its tokens to a private file.
+token=$(awk '/^token role=admin/ {print $NF}' "$(sed -n 's/^tokens in //p' "$work/up.out")")
 "$bin/gryning" import "$work/remote.ndjson" --server "http://127.0.0.1:$port" --token "$token"
 echo "-- the same file again: every event a duplicate"
 "$bin/gryning" import "$work/remote.ndjson" --server "http://127.0.0.1:$port" --token "$token"

@@ -196,6 +196,19 @@ async fn added_rotated_and_revoked_tokens_take_effect_on_a_running_server() {
     let server = up::up_with(dir.path(), &[]);
     let file = dir.path().join("data/credentials.toml");
     assert_eq!(mode(&file), 0o600, "gryning up creates a private file");
+    // Its standard output is not a terminal: the first start's tokens are in a private file
+    // beside the credentials file (harness::read_tokens checks its mode), never in the log.
+    let written = harness::read_tokens(&dir.path().join("data/credentials.toml.tokens"));
+    assert_eq!(
+        written, server.tokens,
+        "the file holds the tokens the server announced"
+    );
+    assert_eq!(written.len(), 6, "one token per role: {written:?}");
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    for token in written.values() {
+        assert!(!log.contains(token.as_str()), "a token in the log: {log}");
+    }
+    assert_eq!(probe(&server, &written["analyst"]).await, Code::Ok);
 
     // Without a terminal or --token-out nothing changes.
     let out = gryning_with(

@@ -75,11 +75,12 @@ impl Server {
                     );
                 }
             };
-            if let Some(rest) = line.strip_prefix("token role=") {
-                let mut parts = rest.split_whitespace();
-                let role = parts.next().unwrap().to_string();
-                let token = parts.last().unwrap().to_string();
-                tokens.insert(role, token);
+            if line.starts_with("token role=") {
+                panic!("{program} printed a token on standard output, which is not a terminal here: {line}");
+            } else if let Some(path) = line.strip_prefix("tokens in ") {
+                // A first start on a standard output that is not a terminal: the tokens are
+                // in a private file beside the credentials file.
+                tokens = read_tokens(Path::new(path));
             } else if let Some(url) = line.strip_prefix("metrics on ") {
                 let port = url.rsplit(':').next().unwrap();
                 metrics_port = Some(port.trim_end_matches("/metrics").parse().unwrap());
@@ -246,4 +247,29 @@ pub fn await_value<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The `token role=R principal=P TOKEN` lines of a first start's tokens file, by role. The file
+/// must be private to its owner.
+pub fn read_tokens(path: &Path) -> HashMap<String, String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode,
+        0o600,
+        "{} must be private to its owner",
+        path.display()
+    );
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let rest = line
+                .strip_prefix("token role=")
+                .unwrap_or_else(|| panic!("{line}"));
+            let mut parts = rest.split_whitespace();
+            let role = parts.next().unwrap().to_string();
+            (role, parts.last().unwrap().to_string())
+        })
+        .collect()
 }

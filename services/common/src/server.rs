@@ -173,19 +173,39 @@ impl Application {
         &self.ctx
     }
 
-    /// Prints, on standard output, the tokens issued on this start (the only time they are
-    /// shown), the metrics address and, last, the address the server listens on; scripts and
-    /// tests read these lines.
+    /// Shows the tokens issued on this start (the only time they are shown), then prints, on
+    /// standard output, the metrics address and, last, the address the server listens on;
+    /// scripts and tests read these lines. The tokens go to standard output only when it is a
+    /// terminal; otherwise (a service manager or a container runtime keeps standard output as a
+    /// log) into a file of mode 0600 beside the credentials file, whose path is printed.
     pub fn announce(&self) {
         let mut out = std::io::stdout().lock();
-        for t in &self.ctx.issued {
-            let _ = writeln!(
-                out,
-                "token role={} principal={} {}",
-                t.principal.role.name(),
-                t.principal.name,
-                t.token
-            );
+        if !self.ctx.issued.is_empty() {
+            let text = issued_lines(&self.ctx.issued);
+            if std::io::IsTerminal::is_terminal(&out) {
+                let _ = out.write_all(text.as_bytes());
+                eprintln!(
+                    "keep the tokens above: they are shown once and only their hashes are stored"
+                );
+            } else {
+                let path = tokens_path(&self.ctx.settings.credentials_path());
+                match write_private(&path, &text) {
+                    Ok(()) => {
+                        let _ = writeln!(out, "tokens in {}", path.display());
+                        eprintln!(
+                            "standard output is not a terminal, so the tokens issued on this first start were written to {} (mode 0600) and not shown: keep them somewhere safe, then delete the file",
+                            path.display()
+                        );
+                    }
+                    Err(e) => {
+                        tracing::error!(path = %path.display(), error = %e, "could not write the issued tokens");
+                        eprintln!(
+                            "could not write the tokens issued on this first start to {}: {e}; they are lost: issue new ones with gryning credentials rotate --principal NAME --token-out FILE",
+                            path.display()
+                        );
+                    }
+                }
+            }
         }
         if let (Some(port), Some(addr)) = (self.metrics_port(), self.ctx.settings.metrics_listen) {
             let _ = writeln!(out, "metrics on http://{}:{port}/metrics", addr.ip());
@@ -443,4 +463,45 @@ async fn watch_credentials(
             }
         }
     }
+}
+
+/// One `token role=R principal=P TOKEN` line per issued token.
+fn issued_lines(issued: &[crate::credentials::IssuedToken]) -> String {
+    issued
+        .iter()
+        .map(|t| {
+            format!(
+                "token role={} principal={} {}\n",
+                t.principal.role.name(),
+                t.principal.name,
+                t.token
+            )
+        })
+        .collect()
+}
+
+/// Where a first start writes its tokens when standard output is not a terminal: beside the
+/// credentials file, its name with `.tokens` added.
+pub fn tokens_path(credentials: &std::path::Path) -> std::path::PathBuf {
+    let mut name = credentials.file_name().unwrap_or_default().to_os_string();
+    name.push(".tokens");
+    credentials.with_file_name(name)
+}
+
+/// Writes `text` to a new file at `path`, readable and writable by the owner only. Whatever
+/// was there (a file of an earlier first start, a link) is removed first, so the new file is
+/// never one another user opened or pointed elsewhere.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
 }
