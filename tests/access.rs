@@ -147,6 +147,21 @@ fn out_of_scope<T: std::fmt::Debug>(result: Result<T, tonic::Status>, scope: &st
         "the refusal names the scope {scope:?}: {}",
         status.message()
     );
+    // …and nothing of where the other case or client belongs.
+    let (_, rest) = status.message().split_once(" may not record in ").unwrap();
+    assert!(
+        rest.ends_with(")") && rest.contains(": it lies outside that scope (event_id"),
+        "{}",
+        status.message()
+    );
+    for place in [
+        "Polisregion",
+        "local police area",
+        "municipality",
+        "started",
+    ] {
+        assert!(!rest.contains(place), "{place:?} in {}", status.message());
+    }
 }
 
 #[test]

@@ -293,9 +293,10 @@ pub enum Error {
         event_type: &'static str,
         event_id: String,
     },
-    /// A scoped principal recording outside its scope. `what` names the stream and where it
-    /// belongs (`case 7d0c… of Polisregion Stockholm, local police area Farsta`).
-    #[error("principal {principal} (role {role}) is bound to {scope} and may not record in {what} (event_id {event_id:?})")]
+    /// A scoped principal recording outside its scope. `what` names the stream only: where
+    /// another scope's case or client belongs is not the caller's to learn, so the message
+    /// names the caller's own scope and nothing of the other.
+    #[error("principal {principal} (role {role}) is bound to {scope} and may not record in {what}: it lies outside that scope (event_id {event_id:?})")]
     OutOfScope {
         principal: String,
         role: &'static str,
@@ -421,7 +422,7 @@ pub enum Place {
 }
 
 /// Whether `principal` may record an event landing in `place` (always, for an unscoped
-/// principal); the refusal names the scope and the place.
+/// principal); the refusal names the principal's scope and the stream, not the place.
 pub fn check_scope(
     principal: &Principal,
     place: &Place,
@@ -437,25 +438,11 @@ pub fn check_scope(
     if allowed {
         return Ok(());
     }
-    let what = match place {
-        Place::Case { region, area } if area.is_empty() => format!("{stream} of {region}"),
-        Place::Case { region, area } => {
-            format!("{stream} of {region}, local police area {area}")
-        }
-        Place::Client { scope } if scope.is_empty() => {
-            format!("{stream}, started by an unscoped principal")
-        }
-        Place::Client { scope } => format!(
-            "{stream}, started under {}",
-            scope.replacen(':', " ", 1).replacen('-', " ", 1)
-        ),
-        Place::New => stream.to_string(),
-    };
     Err(Error::OutOfScope {
         principal: principal.name.clone(),
         role: principal.role.name(),
         scope: principal.scope.describe(),
-        what,
+        what: stream.to_string(),
         event_id: event_id.to_string(),
     })
 }
@@ -569,7 +556,7 @@ mod tests {
         assert_eq!(e.reason(), "out-of-scope");
         assert_eq!(
             e.to_string(),
-            "principal p (role police) is bound to police region Polisregion Stockholm (local police areas Farsta) and may not record in case-x of Polisregion Syd, local police area Malmö (event_id \"e1\")"
+            "principal p (role police) is bound to police region Polisregion Stockholm (local police areas Farsta) and may not record in case-x: it lies outside that scope (event_id \"e1\")"
         );
         assert_eq!(Error::UnknownToken.principal(), "unknown");
     }

@@ -430,7 +430,7 @@ mod tests {
                 principal: "p".into(),
                 role: "police",
                 scope: "police region Polisregion Syd".into(),
-                what: "case-x of Polisregion Stockholm".into(),
+                what: "case-x".into(),
                 event_id: "e".into(),
             }
             .into(),
