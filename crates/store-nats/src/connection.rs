@@ -207,7 +207,7 @@ impl Connection {
             (_, None) if self.tls.is_some() && looks_like_plain_server(error) => format!(
                 "the server did not answer TLS, and gryning requires it because nats_tls_ca, nats_tls_cert or nats_tls_key is set: give the server a tls {{ }} block, or use a server that has one ({error})"
             ),
-            (_, None) => format!("{error}"),
+            (_, None) => error.to_string(),
         }
     }
 
@@ -282,7 +282,7 @@ fn rustls_error(error: &async_nats::ConnectError) -> Option<rustls::Error> {
 /// A server without TLS answers a TLS client hello by closing the connection or with a
 /// protocol error rather than with a handshake.
 fn looks_like_plain_server(error: &async_nats::ConnectError) -> bool {
-    let text = format!("{error}").to_ascii_lowercase();
+    let text = error.to_string().to_ascii_lowercase();
     [
         "unknown protocol",
         "broken pipe",
