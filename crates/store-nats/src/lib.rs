@@ -73,7 +73,12 @@
 //! decided again. With other writers active, requests on different streams of one call may
 //! therefore get positions out of request order.
 //!
-//! **Modules.** `index` holds the id index and its sync, `read` the direct-get reads and the
+//! **Connections.** [`Connection`] carries TLS (a CA file, optionally a client certificate and
+//! key; TLS is then required) and one way of authenticating (user and password, token, NKey
+//! seed, `.creds` file); `connection` turns the client library's connect errors into messages
+//! that name the setting to change, and never shows a secret.
+//!
+//! **Modules.** `connection` the TLS and credentials of a connection, `index` holds the id index and its sync, `read` the direct-get reads and the
 //! decoding of stored messages, `layout` the decisions and the messages a round lays out,
 //! `publish` the append loop and the atomic batches of a round, `tail` the ordered
 //! consumer that follows the tail; this file keeps the public type, connecting and the
@@ -102,6 +107,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+mod connection;
 mod index;
 mod layout;
 mod publish;
@@ -110,6 +116,7 @@ pub mod subject;
 mod tail;
 pub mod testkit;
 
+pub use connection::{Auth, Connection, Secret, Tls};
 use index::Index;
 
 /// The header holding the version an event got in its stream.
@@ -127,9 +134,10 @@ const DEFAULT_BATCH_LIMIT: usize = 1000;
 /// Messages asked for per direct-get batch request.
 const READ_CHUNK: usize = 4096;
 
-/// Whether a store location names this backend.
+/// Whether a store location names this backend: `nats://HOST:PORT`, or `tls://HOST:PORT` for a
+/// server that must be spoken to over TLS.
 pub fn is_nats_url(location: &str) -> bool {
-    location.starts_with("nats://")
+    location.starts_with("nats://") || location.starts_with("tls://")
 }
 
 /// Where and how the store keeps its events.
@@ -153,6 +161,8 @@ pub struct Options {
     /// (`jetstream { limits { batch { max_msgs } } }`, 1000 unless configured), asked at
     /// connect; a larger value is lowered to the server's.
     pub max_batch: Option<usize>,
+    /// TLS and authentication of the connection (none by default).
+    pub connection: Connection,
 }
 
 impl Default for Options {
@@ -165,6 +175,7 @@ impl Default for Options {
             retry_for: Duration::from_secs(60),
             max_in_flight: 4096,
             max_batch: None,
+            connection: Connection::default(),
         }
     }
 }
@@ -229,8 +240,12 @@ impl Drop for Inner {
 }
 
 impl NatsStore {
-    /// Connects to `url` (`nats://host:port`, several comma-separated), checks the server,
-    /// creates the JetStream stream if it does not exist, and builds the index from the log.
+    /// Connects to `url` (`nats://host:port`, several comma-separated) with the TLS and
+    /// credentials of [`Options::connection`], checks the server, creates the JetStream stream
+    /// if it does not exist, and builds the index from the log. A refused connection (wrong
+    /// credentials, a client certificate missing or refused, an untrusted server certificate,
+    /// TLS on one side only) is a [`NatsError::Connect`] saying what was wrong and which
+    /// setting to change.
     pub async fn connect(url: &str, options: Options) -> Result<NatsStore, NatsError> {
         let connect_error = |reason: String| NatsError::Connect {
             url: url.to_owned(),
@@ -241,12 +256,15 @@ impl NatsStore {
             .map(|a| a.trim().parse::<async_nats::ServerAddr>())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| connect_error(e.to_string()))?;
-        let client = async_nats::ConnectOptions::new()
+        let client = options
+            .connection
+            .options()
+            .map_err(&connect_error)?
             .connection_timeout(options.request_timeout)
             .request_timeout(Some(options.request_timeout))
             .connect(addrs)
             .await
-            .map_err(|e| connect_error(e.to_string()))?;
+            .map_err(|e| connect_error(options.connection.explain(&e)))?;
         let version = client.server_info().version;
         if !at_least(&version, (2, 14)) {
             return Err(NatsError::ServerTooOld {

@@ -57,6 +57,30 @@ impl Server {
         Server::start_with(dir, "solo", port, sync_always, jetstream, "")
     }
 
+    /// A standalone server (`sync_interval: always`) with more top-level configuration, such
+    /// as a `tls { … }` block, an `authorization { … }` block or an operator and its accounts.
+    pub fn standalone_configured(dir: &Path, config: &str) -> Server {
+        let port = free_port();
+        Server::start_with(dir, "solo", port, true, "", config)
+    }
+
+    /// A server running `config` as it is (it must listen on 127.0.0.1:`port`), its log
+    /// beside the config in `dir`.
+    pub fn from_config(dir: &Path, port: u16, config: &str) -> Server {
+        std::fs::create_dir_all(dir).expect("server dir");
+        let path = dir.join("nats.conf");
+        std::fs::write(&path, config).expect("write the server config");
+        let mut server = Server {
+            name: "configured".to_owned(),
+            port,
+            store_dir: dir.join("jetstream"),
+            config: path,
+            child: None,
+        };
+        server.spawn();
+        server
+    }
+
     /// Three cluster members on loopback, each storing under its own directory in `dir`.
     pub fn cluster(dir: &Path) -> Vec<Server> {
         Server::cluster_with(dir, "")

@@ -1,7 +1,12 @@
 //! Runs the `gryning_store::conformance` suite against `NatsStore`, each case on a nats-server
-//! of its own (standalone, `sync_interval: always`, temporary storage).
+//! of its own (standalone, `sync_interval: always`, temporary storage): once in plain text
+//! without authentication, and once (`over_mutual_tls`) over TLS with a client certificate
+//! and a user and password, as a deployment following `deploy/nats/` connects.
 
 use gryning_store_nats::testkit as support;
+
+#[path = "support/secure.rs"]
+mod secure;
 
 use std::sync::Arc;
 
@@ -20,6 +25,45 @@ async fn fresh() -> ((tempfile::TempDir, Server), Arc<dyn EventStore>) {
 }
 
 gryning_store::conformance_tests!(fresh: fresh());
+
+/// The suite again, each case on a server that requires TLS with a client certificate from
+/// its CA and a user with a password.
+mod over_mutual_tls {
+    use super::*;
+    use gryning_store_nats::{Auth, Connection, Secret, Tls};
+
+    async fn fresh_tls() -> ((tempfile::TempDir, Server), Arc<dyn EventStore>) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pki = secure::pki(&dir.path().join("pki"));
+        let server = Server::standalone_configured(
+            &dir.path().join("nats"),
+            &format!(
+                "{}{}",
+                secure::tls_block(&pki, true),
+                secure::user_block("gryning", "conformance-password")
+            ),
+        );
+        let options = Options {
+            connection: Connection {
+                tls: Some(Tls {
+                    ca: Some(pki.ca.clone()),
+                    client: Some((pki.client_cert.clone(), pki.client_key.clone())),
+                }),
+                auth: Auth::UserPassword {
+                    user: "gryning".into(),
+                    password: Secret::new("conformance-password"),
+                },
+            },
+            ..Options::default()
+        };
+        let store = NatsStore::connect(&server.url(), options)
+            .await
+            .expect("connect the store over mutual TLS");
+        ((dir, server), Arc::new(store))
+    }
+
+    gryning_store::conformance_tests!(fresh: fresh_tls());
+}
 
 /// Restart: each open after the first restarts the server on the same storage directory, so
 /// the events must come back from JetStream's files, not from any process's memory.

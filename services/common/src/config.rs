@@ -90,6 +90,65 @@ pub enum Error {
         key: &'static str,
         problem: &'static str,
     },
+    #[error("setting {key}: {problem}")]
+    Nats {
+        key: &'static str,
+        problem: &'static str,
+    },
+}
+
+/// The text of a secret setting (`nats_password`, `nats_token`): `Debug` shows `<redacted>`, and
+/// a value of the wrong type is refused without echoing it.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct SecretText(String);
+
+impl SecretText {
+    pub fn new(text: impl Into<String>) -> SecretText {
+        SecretText(text.into())
+    }
+
+    /// The secret itself, for the one place that hands it to the NATS client.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<SecretText, D::Error> {
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = SecretText;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("text")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SecretText, E> {
+                Ok(SecretText(v.to_owned()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<SecretText, E> {
+                Err(not_text())
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<SecretText, E> {
+                Err(not_text())
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<SecretText, E> {
+                Err(not_text())
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<SecretText, E> {
+                Err(not_text())
+            }
+        }
+        fn not_text<E: serde::de::Error>() -> E {
+            E::custom("must be text in quotes (the value is not shown)")
+        }
+        d.deserialize_any(Text)
+    }
 }
 
 /// Everything a server needs to start.
@@ -128,6 +187,27 @@ pub struct Settings {
     /// Replicas of the JetStream stream when gryning creates it (`nats://` stores only), 1 to 5.
     #[serde(deserialize_with = "replicas")]
     pub nats_replicas: usize,
+    /// CA certificate (PEM) the NATS servers' certificates must chain to; setting it (or
+    /// `nats_tls_cert`) makes every NATS connection TLS, refused rather than sent in plain text.
+    pub nats_tls_ca: Option<PathBuf>,
+    /// Client certificate chain (PEM) for NATS servers that verify clients; with `nats_tls_key`.
+    pub nats_tls_cert: Option<PathBuf>,
+    /// The NATS client certificate's private key (PEM); refused when group or others may read it.
+    pub nats_tls_key: Option<PathBuf>,
+    /// NATS user name, with `nats_password` or `nats_password_file`.
+    pub nats_user: Option<String>,
+    /// NATS password (better: `nats_password_file`, so it need not sit in the settings).
+    pub nats_password: Option<SecretText>,
+    /// File holding the NATS password (trailing line breaks ignored); mode 0600.
+    pub nats_password_file: Option<PathBuf>,
+    /// NATS authorization token (better: `nats_token_file`).
+    pub nats_token: Option<SecretText>,
+    /// File holding the NATS token (trailing line breaks ignored); mode 0600.
+    pub nats_token_file: Option<PathBuf>,
+    /// File holding an NKey user seed (`SU…`); mode 0600.
+    pub nats_nkey_seed_file: Option<PathBuf>,
+    /// A NATS `.creds` file (user JWT and seed, for servers with JWT accounts); mode 0600.
+    pub nats_creds_file: Option<PathBuf>,
     /// `gryning up` publishes each quarter automatically once it has ended by this many days
     /// (Europe/Stockholm calendar).
     #[serde(deserialize_with = "days")]
@@ -197,6 +277,16 @@ impl Default for Settings {
             tls_key: None,
             tls_client_ca: None,
             nats_replicas: 1,
+            nats_tls_ca: None,
+            nats_tls_cert: None,
+            nats_tls_key: None,
+            nats_user: None,
+            nats_password: None,
+            nats_password_file: None,
+            nats_token: None,
+            nats_token_file: None,
+            nats_nkey_seed_file: None,
+            nats_creds_file: None,
             publish_after_days: 15,
             publish_automatically: true,
             test_clock: None,
@@ -331,6 +421,7 @@ impl Settings {
         });
         let settings: Settings = figment.extract().map_err(value_error)?;
         settings.check_tls()?;
+        settings.check_nats()?;
         settings.check_limits()?;
         Ok(settings)
     }
@@ -393,6 +484,68 @@ impl Settings {
         };
         match problem {
             Some((key, problem)) => Err(Error::Tls { key, problem }),
+            None => Ok(()),
+        }
+    }
+
+    /// The NATS settings must make one connection: a client certificate with its key, a user
+    /// with one password, and at most one way of authenticating.
+    pub fn check_nats(&self) -> Result<(), Error> {
+        let password = self.nats_password.is_some() || self.nats_password_file.is_some();
+        let token = self.nats_token.is_some() || self.nats_token_file.is_some();
+        let problem = if self.nats_tls_cert.is_some() && self.nats_tls_key.is_none() {
+            Some((
+                "nats_tls_key",
+                "nats_tls_cert is set, so nats_tls_key must be too",
+            ))
+        } else if self.nats_tls_key.is_some() && self.nats_tls_cert.is_none() {
+            Some((
+                "nats_tls_cert",
+                "nats_tls_key is set, so nats_tls_cert must be too",
+            ))
+        } else if self.nats_password.is_some() && self.nats_password_file.is_some() {
+            Some((
+                "nats_password_file",
+                "nats_password is set too; set one of them (the file keeps the password out of the settings)",
+            ))
+        } else if self.nats_token.is_some() && self.nats_token_file.is_some() {
+            Some((
+                "nats_token_file",
+                "nats_token is set too; set one of them (the file keeps the token out of the settings)",
+            ))
+        } else if self.nats_user.is_some() && !password {
+            Some((
+                "nats_password_file",
+                "nats_user is set, so a password must be too (nats_password_file or nats_password)",
+            ))
+        } else if password && self.nats_user.is_none() {
+            Some((
+                "nats_user",
+                "a NATS password is set, so nats_user must be too",
+            ))
+        } else {
+            let ways = [
+                ("nats_user", self.nats_user.is_some()),
+                (
+                    if self.nats_token.is_some() {
+                        "nats_token"
+                    } else {
+                        "nats_token_file"
+                    },
+                    token,
+                ),
+                ("nats_nkey_seed_file", self.nats_nkey_seed_file.is_some()),
+                ("nats_creds_file", self.nats_creds_file.is_some()),
+            ];
+            ways.iter().filter(|(_, set)| *set).nth(1).map(|(key, _)| {
+                (
+                    *key,
+                    "another way of authenticating to NATS is set too; set one: nats_user with a password, nats_token (or nats_token_file), nats_nkey_seed_file or nats_creds_file",
+                )
+            })
+        };
+        match problem {
+            Some((key, problem)) => Err(Error::Nats { key, problem }),
             None => Ok(()),
         }
     }
@@ -932,6 +1085,86 @@ mod tests {
     }
 
     #[test]
+    fn nats_connection_settings_come_from_the_file_and_the_environment() {
+        let (_dir, file) = with_file(
+            "nats_tls_ca = \"/etc/g/ca.pem\"\nnats_tls_cert = \"/etc/g/c.pem\"\nnats_tls_key = \"/etc/g/c.key\"\nnats_user = \"gryning\"\nnats_password_file = \"/etc/g/pw\"\n",
+            &[("GRYNING_NATS_USER", "other")],
+        );
+        let s = load(&file).unwrap();
+        assert_eq!(s.nats_tls_ca, Some(PathBuf::from("/etc/g/ca.pem")));
+        assert_eq!(s.nats_tls_key, Some(PathBuf::from("/etc/g/c.key")));
+        assert_eq!(s.nats_user.as_deref(), Some("other"));
+        assert_eq!(s.nats_password_file, Some(PathBuf::from("/etc/g/pw")));
+        let s = load(&env(&[("GRYNING_NATS_TOKEN", "tok-secret-1")])).unwrap();
+        assert_eq!(
+            s.nats_token.as_ref().map(SecretText::expose),
+            Some("tok-secret-1")
+        );
+        assert!(
+            !format!("{s:?}").contains("tok-secret-1"),
+            "Debug shows the token"
+        );
+        let s = load(&env(&[("GRYNING_NATS_CREDS_FILE", "/c.creds")])).unwrap();
+        assert_eq!(s.nats_creds_file, Some(PathBuf::from("/c.creds")));
+        // A secret of the wrong type is refused without echoing it.
+        let (_dir, file) = with_file("nats_user = \"g\"\nnats_password = 918273645\n", &[]);
+        let e = load(&file).unwrap_err().to_string();
+        assert!(
+            e.contains("key nats_password: must be text in quotes"),
+            "{e}"
+        );
+        assert!(!e.contains("918273645"), "{e}");
+    }
+
+    #[test]
+    fn nats_settings_must_make_one_connection() {
+        for (pairs, expected) in [
+            (
+                &[("GRYNING_NATS_TLS_CERT", "/c.pem")][..],
+                "setting nats_tls_key: nats_tls_cert is set, so nats_tls_key must be too",
+            ),
+            (
+                &[("GRYNING_NATS_TLS_KEY", "/c.key")][..],
+                "setting nats_tls_cert: nats_tls_key is set, so nats_tls_cert must be too",
+            ),
+            (
+                &[("GRYNING_NATS_USER", "g")][..],
+                "setting nats_password_file: nats_user is set, so a password must be too",
+            ),
+            (
+                &[("GRYNING_NATS_PASSWORD_FILE", "/pw")][..],
+                "setting nats_user: a NATS password is set, so nats_user must be too",
+            ),
+            (
+                &[
+                    ("GRYNING_NATS_USER", "g"),
+                    ("GRYNING_NATS_PASSWORD", "p"),
+                    ("GRYNING_NATS_PASSWORD_FILE", "/pw"),
+                ][..],
+                "setting nats_password_file: nats_password is set too",
+            ),
+            (
+                &[
+                    ("GRYNING_NATS_TOKEN", "t"),
+                    ("GRYNING_NATS_TOKEN_FILE", "/t"),
+                ][..],
+                "setting nats_token_file: nats_token is set too",
+            ),
+            (
+                &[
+                    ("GRYNING_NATS_TOKEN_FILE", "/t"),
+                    ("GRYNING_NATS_CREDS_FILE", "/c.creds"),
+                ][..],
+                "setting nats_creds_file: another way of authenticating to NATS is set too",
+            ),
+        ] {
+            let e = load(&env(pairs)).unwrap_err().to_string();
+            assert!(e.starts_with(expected), "{pairs:?}: {e}");
+        }
+        assert!(load(&env(&[("GRYNING_NATS_TLS_CA", "/ca.pem")])).is_ok());
+    }
+
+    #[test]
     fn every_option_is_a_setting() {
         let options = Options {
             listen: Some("127.0.0.1:1".parse().unwrap()),
@@ -947,7 +1180,7 @@ mod tests {
         for key in dict.keys() {
             assert!(keys().contains(key), "{key}");
         }
-        assert_eq!(keys().len(), 26, "{:?}", keys());
+        assert_eq!(keys().len(), 36, "{:?}", keys());
     }
 
     /// Every `GRYNING_` name in the repository's code, scripts and docs is a setting's variable,

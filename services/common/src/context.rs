@@ -35,6 +35,13 @@ pub enum StartError {
         url: String,
         source: gryning_store_nats::NatsError,
     },
+    /// A file a NATS setting names cannot be used (unreadable, or readable by others).
+    #[error("setting {setting}: {path}: {problem}", path = .path.display())]
+    NatsFile {
+        setting: &'static str,
+        path: PathBuf,
+        problem: String,
+    },
     #[error("catalogue file {path}: {message}")]
     Catalogue { path: PathBuf, message: String },
     #[error(transparent)]
@@ -86,7 +93,7 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<dyn EventStore>, Star
             &settings.data_dir,
         )?)),
         Some(url) if gryning_store_nats::is_nats_url(url) => {
-            let store = gryning_store_nats::NatsStore::connect(url, nats_options(settings))
+            let store = gryning_store_nats::NatsStore::connect(url, nats_options(settings)?)
                 .await
                 .map_err(|source| StartError::Nats {
                     url: url.to_string(),
@@ -101,12 +108,85 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<dyn EventStore>, Star
     }
 }
 
-/// The NATS store's options from the settings.
-pub fn nats_options(settings: &Settings) -> gryning_store_nats::Options {
-    gryning_store_nats::Options {
+/// The NATS store's options from the settings: replicas, TLS and credentials. Secret files
+/// (password, token, seed, `.creds`, client key) are refused when group or others may read or
+/// write them, as the credentials file is.
+pub fn nats_options(settings: &Settings) -> Result<gryning_store_nats::Options, StartError> {
+    Ok(gryning_store_nats::Options {
         replicas: settings.nats_replicas,
+        connection: nats_connection(settings)?,
         ..Default::default()
+    })
+}
+
+fn nats_connection(settings: &Settings) -> Result<gryning_store_nats::Connection, StartError> {
+    use gryning_store_nats::{Auth, Connection, Secret, Tls};
+    let tls = match (
+        &settings.nats_tls_ca,
+        &settings.nats_tls_cert,
+        &settings.nats_tls_key,
+    ) {
+        (None, None, _) => None,
+        (ca, cert, key) => {
+            if let Some(key) = key {
+                secret_file("nats_tls_key", key)?;
+            }
+            Some(Tls {
+                ca: ca.clone(),
+                client: cert.clone().zip(key.clone()),
+            })
+        }
+    };
+    let text = |setting: &'static str, path: &Path| -> Result<Secret, StartError> {
+        Ok(Secret::new(
+            secret_file(setting, path)?.trim_end_matches(['\r', '\n']),
+        ))
+    };
+    let auth = if let Some(user) = &settings.nats_user {
+        let password = match (&settings.nats_password, &settings.nats_password_file) {
+            (_, Some(path)) => text("nats_password_file", path)?,
+            (Some(password), None) => Secret::new(password.expose()),
+            (None, None) => Secret::new(""),
+        };
+        Auth::UserPassword {
+            user: user.clone(),
+            password,
+        }
+    } else if let Some(path) = &settings.nats_token_file {
+        Auth::Token(text("nats_token_file", path)?)
+    } else if let Some(token) = &settings.nats_token {
+        Auth::Token(Secret::new(token.expose()))
+    } else if let Some(path) = &settings.nats_nkey_seed_file {
+        Auth::NKey {
+            seed: text("nats_nkey_seed_file", path)?,
+            path: path.clone(),
+        }
+    } else if let Some(path) = &settings.nats_creds_file {
+        Auth::Creds {
+            creds: Secret::new(secret_file("nats_creds_file", path)?),
+            path: path.clone(),
+        }
+    } else {
+        Auth::None
+    };
+    Ok(Connection { tls, auth })
+}
+
+/// The text of a file of secrets, refused when group or others may read or write it.
+fn secret_file(setting: &'static str, path: &Path) -> Result<String, StartError> {
+    let problem = |problem: String| StartError::NatsFile {
+        setting,
+        path: path.to_path_buf(),
+        problem,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| problem(format!("cannot read it: {e}")))?;
+    if let Some(mode) = crate::credentials::shared_mode(&meta) {
+        return Err(problem(format!(
+            "may be read or written by group or others (mode {mode:04o}); it holds a secret and must be private to the user the servers run as: run `chmod 600 {}`",
+            path.display()
+        )));
     }
+    std::fs::read_to_string(path).map_err(|e| problem(format!("cannot read it: {e}")))
 }
 
 /// Whether a store opened by [`open_store_to_read`] may be written (and its data directory's
@@ -474,8 +554,61 @@ mod tests {
         )]
         .into();
         let settings = Settings::load(&env, &crate::Options::default()).unwrap();
-        assert_eq!(nats_options(&settings).replicas, 3);
-        assert_eq!(nats_options(&Settings::default()).replicas, 1);
+        assert_eq!(nats_options(&settings).unwrap().replicas, 3);
+        assert_eq!(nats_options(&Settings::default()).unwrap().replicas, 1);
+    }
+
+    #[test]
+    fn nats_secret_files_are_read_private_and_refused_shared() {
+        use gryning_store_nats::{Auth, Secret};
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let password = dir.path().join("password");
+        std::fs::write(&password, "pass word\r\n").unwrap();
+        std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let settings = Settings {
+            nats_user: Some("gryning".into()),
+            nats_password_file: Some(password.clone()),
+            nats_tls_ca: Some("/ca.pem".into()),
+            ..Settings::default()
+        };
+        let connection = nats_options(&settings).unwrap().connection;
+        assert_eq!(
+            connection.auth,
+            Auth::UserPassword {
+                user: "gryning".into(),
+                password: Secret::new("pass word"),
+            }
+        );
+        let tls = connection.tls.unwrap();
+        assert_eq!(tls.ca, Some(PathBuf::from("/ca.pem")));
+        assert_eq!(tls.client, None);
+
+        std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let e = nats_options(&settings).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "setting nats_password_file: {0}: may be read or written by group or others (mode 0640); it holds a secret and must be private to the user the servers run as: run `chmod 600 {0}`",
+                password.display()
+            )
+        );
+        let key = dir.path().join("client.key");
+        std::fs::write(&key, "key").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o604)).unwrap();
+        let settings = Settings {
+            nats_tls_cert: Some("/c.pem".into()),
+            nats_tls_key: Some(key.clone()),
+            ..Settings::default()
+        };
+        let e = nats_options(&settings).unwrap_err().to_string();
+        assert!(e.starts_with("setting nats_tls_key:"), "{e}");
+        let settings = Settings {
+            nats_creds_file: Some(dir.path().join("missing.creds")),
+            ..Settings::default()
+        };
+        let e = nats_options(&settings).unwrap_err().to_string();
+        assert!(e.contains("missing.creds: cannot read it"), "{e}");
     }
 
     #[test]

@@ -173,16 +173,23 @@ pub fn journal_path(path: &Path) -> PathBuf {
     path.with_file_name(format!("{stem}.changes.ndjson"))
 }
 
+/// The rule every file of secrets gryning reads is held to (this credentials file, and the
+/// NATS password, token, seed, `.creds` and client key files): group and others may neither
+/// read nor write it. The file's mode when it breaks the rule.
+pub fn shared_mode(meta: &std::fs::Metadata) -> Option<u32> {
+    let mode = meta.permissions().mode() & 0o7777;
+    (mode & 0o077 != 0).then_some(mode)
+}
+
 /// Refuses a file group or others may read or write.
 fn check_mode(path: &Path, meta: &std::fs::Metadata) -> Result<(), CredentialsError> {
-    let mode = meta.permissions().mode() & 0o7777;
-    if mode & 0o077 != 0 {
-        return Err(CredentialsError::Mode {
+    match shared_mode(meta) {
+        Some(mode) => Err(CredentialsError::Mode {
             path: path.to_path_buf(),
             mode,
-        });
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 fn io_error(path: &Path) -> impl Fn(std::io::Error) -> CredentialsError + '_ {
