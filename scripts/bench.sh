@@ -2,6 +2,8 @@
 # Reproduces the figures of BENCHMARKS.md in one run, so every figure and its baseline are
 # measured on the same machine under the same load. Usage: bash scripts/bench.sh [SCALE]
 # (SCALE copies of the 2019–2020 dataset for import and rebuild; default 10, about 1.28M events).
+# First `gryning bench` (BENCH_SCALE, default 8; its JSON to BENCH_OUT, default
+# target/bench-results.json), then the examples for the rows it does not cover.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scale=${1:-10}
@@ -15,6 +17,9 @@ trap 'rm -rf "$work"' EXIT
 
 echo "== machine"
 nproc; uptime
+
+echo "== gryning bench: one table answered (vs DuckDB), store open, rebuild (vs the scan floor), import (vs the SQLite ceiling and plain layout), Watch lag, memory per live crime"
+"$bin/gryning" bench --scale "${BENCH_SCALE:-8}" --repeat 3 --out "${BENCH_OUT:-target/bench-results.json}"
 
 echo "== store appends: plain SQLite layout (baseline) vs the embedded store, 1M events, 200k streams"
 "$bin/examples/append_bench" --events 1000000 --streams 200000
@@ -58,9 +63,6 @@ kill "$up_pid"; wait "$up_pid" || true
 
 echo "== publish, as-of, diff and explain at scale 8 (about 1M events) against the same table live"
 bash scripts/bench-queries.sh 8 "$bin"
-
-echo "== Watch lag under a steady 5,000 referrals/s (baseline: the referrals' own ack latency)"
-"$bin/examples/watch_lag_bench" 10
 
 echo "== NATS JetStream backend vs raw JetStream publishes (one per message, atomic batches), one server and R3, sync_interval always and default"
 "$bin/examples/nats_bench" 100000

@@ -14,7 +14,7 @@ use gryning_recording::{Outcome, Recorder, Submission};
 
 /// Events handed to the recorder at once: large enough to share fsyncs, small enough to keep
 /// the pipeline full.
-const BATCH: usize = 8192;
+pub(crate) const BATCH: usize = 8192;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Summary {

@@ -2,6 +2,7 @@
 //! recording (import), projections (table, rebuild), the catalogue and the synthetic generator.
 
 mod audit;
+mod bench;
 mod catalog;
 mod credentials;
 mod demo;
@@ -224,6 +225,12 @@ enum Command {
     },
     /// Replay every projection from the first stored event and write a fresh checkpoint.
     Rebuild,
+    /// Run the benchmarks on generated data, each figure beside its baseline measured in the
+    /// same run, and write them as JSON (BENCHMARKS.md describes the file) with a summary.
+    Bench(bench::BenchArgs),
+    /// The rebuild's scan floor for `gryning bench`: open the store and read every payload.
+    #[command(hide = true)]
+    BenchScan,
     /// Record the Stockholm 2019–2020 case flow and compare the tables with the published report.
     Demo {
         #[arg(long, default_value_t = gryning_synth::DEFAULT_SEED)]
@@ -376,7 +383,8 @@ impl Cli {
             | Command::Publications { remote, .. }
             | Command::Audit { remote, .. }
             | Command::Report { remote, .. } => offline && remote.server.is_none(),
-            Command::Rebuild | Command::Diff { .. } => offline,
+            Command::Rebuild | Command::Diff { .. } | Command::BenchScan => offline,
+            Command::Bench(_) => false,
             Command::Credentials { .. } | Command::Catalog { .. } | Command::Generate { .. } => {
                 true
             }
@@ -1044,6 +1052,14 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<std::process::ExitC
                 "rebuilt every projection from {n} events in {secs:.2} s ({:.0} events/s); checkpoint at position {n}",
                 n as f64 / secs.max(1e-9)
             );
+            Ok(ok)
+        }
+        Command::Bench(args) => {
+            bench::run(args).await?;
+            Ok(ok)
+        }
+        Command::BenchScan => {
+            bench::scan_floor(&settings).await?;
             Ok(ok)
         }
         Command::Up { .. } => {

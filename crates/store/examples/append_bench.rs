@@ -6,6 +6,8 @@
 //!
 //! Measures (a) a "plain" baseline: a table with UNIQUE(stream, version), 1,000 rows per
 //! transaction, WAL with synchronous=NORMAL (no fsync per commit: not durable per commit);
+//! (a') the append-only ceiling: the same rows into the store's table with no index, `--batch`
+//! rows per transaction, synchronous=FULL (both from `gryning_store::baseline`);
 //! (b) the same events through `SqliteStore::append_batch` (synchronous=FULL, durable);
 //! (c) many concurrent single-event appenders, which only group commit makes fast;
 //! then a full `read_all` scan and, in a fresh process, the time and memory to reopen the store.
@@ -16,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use gryning_store::baseline::{Layout, Row, Writer};
 use gryning_store::sqlite::SqliteStore;
 use gryning_store::{AppendRequest, EventStore, ExpectedVersion, NewEvent};
 use uuid::Uuid;
@@ -144,48 +147,35 @@ fn temp_dir(base: &Option<PathBuf>, name: &str) -> tempfile::TempDir {
     .expect("temp dir")
 }
 
-/// (a) The baseline: secondary unique index, 1,000 rows per transaction, no fsync per commit.
-fn plain(dir: &Path, events: &[Generated]) -> Duration {
-    let conn = rusqlite::Connection::open(dir.join("plain.sqlite3")).unwrap();
-    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-    conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
-    conn.execute_batch(
-        "CREATE TABLE events (
-            position INTEGER PRIMARY KEY,
-            stream   TEXT    NOT NULL,
-            version  INTEGER NOT NULL,
-            event_id BLOB    NOT NULL,
-            payload  BLOB    NOT NULL,
-            metadata BLOB    NOT NULL,
-            UNIQUE (stream, version)
-        )",
-    )
-    .unwrap();
-    let started = Instant::now();
-    for chunk in events.chunks(1000) {
-        conn.execute_batch("BEGIN").unwrap();
-        {
-            let mut insert = conn
-                .prepare_cached(
-                    "INSERT INTO events (stream, version, event_id, payload, metadata)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .unwrap();
-            for g in chunk {
-                insert
-                    .execute((
-                        &g.stream,
-                        g.version as i64,
-                        g.event.event_id.as_bytes().as_slice(),
-                        &g.event.payload,
-                        &g.event.metadata,
-                    ))
-                    .unwrap();
-            }
-        }
-        conn.execute_batch("COMMIT").unwrap();
+/// The same events written straight into SQLite (`gryning_store::baseline`), `batch` rows per
+/// transaction: (a) the plain layout with `synchronous`, or (a') the append-only ceiling.
+fn baseline(
+    dir: &Path,
+    events: &[Generated],
+    layout: Layout,
+    batch: usize,
+    synchronous: &str,
+) -> Duration {
+    let mut writer = Writer::create(&dir.join("baseline.sqlite3"), layout, synchronous).unwrap();
+    let mut position = 0;
+    for chunk in events.chunks(batch) {
+        let rows: Vec<Row> = chunk
+            .iter()
+            .map(|g| {
+                position += 1;
+                Row {
+                    position,
+                    stream: &g.stream,
+                    version: g.version,
+                    event_id: g.event.event_id.as_bytes(),
+                    payload: &g.event.payload,
+                    metadata: &g.event.metadata,
+                }
+            })
+            .collect();
+        writer.write(&rows).unwrap();
     }
-    started.elapsed()
+    writer.totals().1
 }
 
 /// (b) Through the store, `batch` one-event requests per `append_batch`, expected version Exact.
@@ -284,12 +274,28 @@ fn main() {
 
     let events = generate(args.events, args.streams, 42);
     let dir_a = temp_dir(&args.dir, "bench-plain-");
-    let plain_took = plain(dir_a.path(), &events);
+    let plain_took = baseline(dir_a.path(), &events, Layout::Plain, 1000, "NORMAL");
     let plain_rate = rate(args.events, plain_took);
     println!(
         "(a) plain layout, UNIQUE(stream, version), 1000/txn, synchronous=NORMAL: {:>9.0} events/s ({:.2} s)",
         plain_rate,
         plain_took.as_secs_f64()
+    );
+    drop(dir_a);
+    let dir_a = temp_dir(&args.dir, "bench-ceiling-");
+    let ceiling_took = baseline(
+        dir_a.path(),
+        &events,
+        Layout::AppendOnly,
+        args.batch,
+        "FULL",
+    );
+    let ceiling_rate = rate(args.events, ceiling_took);
+    println!(
+        "(a') append-only ceiling, no index, {}/txn, synchronous=FULL:       {:>9.0} events/s ({:.2} s)",
+        args.batch,
+        ceiling_rate,
+        ceiling_took.as_secs_f64()
     );
     drop(dir_a);
 
@@ -298,11 +304,12 @@ fn main() {
     let store_took = runtime.block_on(store_batches(&store, events, args.batch));
     let store_rate = rate(args.events, store_took);
     println!(
-        "(b) SqliteStore::append_batch, {} per batch, synchronous=FULL:        {:>9.0} events/s ({:.2} s), {:.2}x the plain layout",
+        "(b) SqliteStore::append_batch, {} per batch, synchronous=FULL:        {:>9.0} events/s ({:.2} s), {:.2}x the plain layout, {:.2}x the ceiling",
         args.batch,
         store_rate,
         store_took.as_secs_f64(),
-        store_rate / plain_rate
+        store_rate / plain_rate,
+        store_rate / ceiling_rate
     );
 
     let (count, scan_took) = runtime.block_on(scan(&store));

@@ -8,6 +8,7 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
+pub mod baseline;
 pub mod conformance;
 pub mod sqlite;
 mod subscription;
