@@ -161,10 +161,18 @@ impl Up {
                     let port = addr.rsplit(':').next().unwrap_or_default();
                     return Ok((format!("http://127.0.0.1:{port}"), started.elapsed()));
                 }
-                let words: Vec<&str> = line.split_whitespace().collect();
-                if let ["token", role, .., token] = words.as_slice() {
-                    if let Some(role) = role.strip_prefix("role=") {
-                        tokens.insert(role.to_string(), token.to_string());
+                // A first start on a standard output that is not a terminal writes its
+                // tokens to a private file and prints where.
+                if let Some(path) = line.strip_prefix("tokens in ") {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("the tokens file {path}"))?;
+                    for line in text.lines() {
+                        let words: Vec<&str> = line.split_whitespace().collect();
+                        if let ["token", role, .., token] = words.as_slice() {
+                            if let Some(role) = role.strip_prefix("role=") {
+                                tokens.insert(role.to_string(), token.to_string());
+                            }
+                        }
                     }
                 }
             }
