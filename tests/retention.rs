@@ -219,7 +219,10 @@ async fn retain_erases_old_closed_streams_and_keeps_every_table() {
         .find(|s| s.starts_with("case-"))
         .unwrap()
         .clone();
-    let erased_client = doomed.iter().find(|s| s.starts_with("client-")).cloned();
+    assert!(
+        doomed.iter().any(|s| s.starts_with("client-")),
+        "ended client records go too"
+    );
     let kept_case = kept
         .iter()
         .find(|s| s.starts_with("case-"))
@@ -420,7 +423,7 @@ async fn retain_erases_old_closed_streams_and_keeps_every_table() {
         &dir.path().join("up.log"),
     );
     let mut admin = up::as_role(&server, &server.tokens, "admin").await;
-    let log = up::read_log(&mut admin, 100_000).await;
+    let log = up::read_log(&mut admin, 10_000).await;
     assert!(log.len() > 100);
     for recorded in &log {
         assert!(
@@ -465,9 +468,6 @@ async fn retain_erases_old_closed_streams_and_keeps_every_table() {
             status.message().contains("erased by retention on"),
             "{status:?}"
         );
-    }
-    if let Some(client) = erased_client {
-        let _ = client;
     }
     server.stop();
 }

@@ -267,7 +267,6 @@ pub(crate) async fn run(
         record_position,
     )
     .await?;
-    let identity = store.identity();
     drop(store);
 
     let metadata = gryning_proto::encode_metadata(OFFLINE_PRINCIPAL, "admin", &erasure.erased_at);
@@ -289,7 +288,6 @@ pub(crate) async fn run(
     )?;
     debug_assert_eq!(done.position, record_position);
     drop(lock);
-    let _ = identity;
     println!(
         "erased {} streams ({} events) whose last event is before {cutoff}; recorded at position {} in stream {RETENTION_STREAM}: {}; {} is now {} bytes",
         done.streams,
