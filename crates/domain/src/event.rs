@@ -51,14 +51,19 @@ pub enum Subject {
     Client(Uuid),
     /// The publications of one quarter (`TablesPublished`), revision 1, 2, … in stream order.
     Publication(Quarter),
+    /// The runs of `gryning retain` (`StreamsErased`), in stream `retention`.
+    Retention,
 }
+
+/// The stream that holds the runs of `gryning retain`.
+pub const RETENTION_STREAM: &str = "retention";
 
 impl Subject {
     /// The case's or the client's UUID; the nil UUID for a publication, which has none.
     pub fn id(self) -> Uuid {
         match self {
             Subject::Case(id) | Subject::Client(id) => id,
-            Subject::Publication(_) => Uuid::nil(),
+            Subject::Publication(_) | Subject::Retention => Uuid::nil(),
         }
     }
 
@@ -71,6 +76,9 @@ impl Subject {
     pub fn parse_stream_name(name: &str) -> Option<Subject> {
         if let Some(id) = name.strip_prefix("case-") {
             return Uuid::try_parse(id).ok().map(Subject::Case);
+        }
+        if name == RETENTION_STREAM {
+            return Some(Subject::Retention);
         }
         if let Some(quarter) = name.strip_prefix("publication-") {
             return Quarter::parse(quarter).ok().map(Subject::Publication);
@@ -87,6 +95,7 @@ impl fmt::Display for Subject {
             Subject::Case(id) => write!(f, "case-{id}"),
             Subject::Client(id) => write!(f, "client-{id}"),
             Subject::Publication(quarter) => write!(f, "publication-{quarter}"),
+            Subject::Retention => f.write_str(RETENTION_STREAM),
         }
     }
 }
@@ -200,6 +209,120 @@ pub enum Body {
     /// A quarter's tables as computed and recorded once, never changed (boxed: it is large and
     /// rare).
     TablesPublished(Box<Publication>),
+    /// A run of `gryning retain`: what the erased streams had added to the tables, as counts
+    /// (boxed: large and rare).
+    StreamsErased(Box<Erasure>),
+}
+
+/// A run of `gryning retain` (`StreamsErased` in the proto): who erased how many streams, and
+/// their contribution to every table, as counts only: no stream or event id, no date finer than
+/// a quarter (lead times as day counts, as the tables keep them).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Erasure {
+    /// 1, 2, …: the event's version in stream `retention`.
+    pub run: u32,
+    /// RFC 3339 with the Europe/Stockholm offset.
+    pub erased_at: String,
+    pub principal: String,
+    /// The limit as given (`5y`, `18m`, `400d`).
+    pub older_than: String,
+    /// Streams whose last event is dated (and recorded) before this date were erased.
+    pub cutoff: Option<Date>,
+    pub cases: u64,
+    pub clients: u64,
+    pub events: u64,
+    /// The erased events' first and last quarter.
+    pub span: Option<(Quarter, Quarter)>,
+    pub cases_opened: Vec<ErasedCases>,
+    pub referrals: Vec<ErasedReferrals>,
+    pub crimes: Vec<ErasedCrimes>,
+    pub care: Vec<ErasedCare>,
+    pub contract_care: Vec<ErasedContractCare>,
+    pub notifications: Vec<ErasedNotifications>,
+    pub support: Vec<ErasedSupport>,
+}
+
+impl Erasure {
+    /// Crimes of every shape together.
+    pub fn crime_count(&self) -> u64 {
+        self.crimes.iter().map(|c| c.count).sum()
+    }
+}
+
+/// Cases opened in a quarter, by region and final lead code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErasedCases {
+    pub quarter: Quarter,
+    pub police_region: String,
+    pub lead_crime_code: CrimeCode,
+    pub count: u64,
+}
+
+/// Distinct cases referred in a quarter; `first_in_year`: their first referral of that year.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErasedReferrals {
+    pub quarter: Quarter,
+    pub police_region: String,
+    pub lead_crime_code: CrimeCode,
+    pub first_in_year: bool,
+    pub count: u64,
+}
+
+/// A crime's final outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CrimeOutcome {
+    Undecided,
+    Closed,
+    NotCleared,
+    Cleared,
+}
+
+/// Crimes of one shape (see the proto's `ErasedCrimes`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErasedCrimes {
+    pub reported_quarter: Quarter,
+    pub police_region: String,
+    pub crime_code: CrimeCode,
+    pub victim_gender: Gender,
+    pub outcome: CrimeOutcome,
+    /// `None` when undecided.
+    pub decided_quarter: Option<Quarter>,
+    pub days_to_referral: Option<i32>,
+    pub days_to_decision: Option<i32>,
+    pub count: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErasedCare {
+    pub quarter: Quarter,
+    pub proposed: u64,
+    pub started: u64,
+    pub completed: u64,
+    pub discontinued: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErasedContractCare {
+    pub quarter: Quarter,
+    pub police_region: String,
+    pub count: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErasedNotifications {
+    pub quarter: Quarter,
+    pub local_police_area: String,
+    pub days_from_opening: i32,
+    pub count: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErasedSupport {
+    pub quarter: Quarter,
+    pub kind: SupportKind,
+    pub gender: Gender,
+    pub age_group: AgeGroup,
+    pub count: u64,
 }
 
 /// A publication: every table of the contract for one quarter, as computed at `position`.
@@ -266,7 +389,10 @@ macro_rules! event_types {
     (@client case) => { false };
     (@client client) => { true };
     (@client publication) => { false };
+    (@client retention) => { false };
     (@publication publication) => { true };
+    (@retention retention) => { true };
+    (@retention $other:ident) => { false };
     (@publication $other:ident) => { false };
     ($($variant:ident: $subject:ident),* $(,)?) => {
         /// The type of an event: which [`Body`] it has, without its fields.
@@ -302,6 +428,13 @@ macro_rules! event_types {
                 }
             }
 
+            /// True for the types whose subject is stream `retention`.
+            pub const fn is_retention(self) -> bool {
+                match self {
+                    $(EventType::$variant => event_types!(@retention $subject)),*
+                }
+            }
+
             pub fn parse(name: &str) -> Option<EventType> {
                 EventType::ALL.into_iter().find(|t| t.name() == name)
             }
@@ -325,6 +458,7 @@ event_types! {
     TreatmentProgrammeEnded: client,
     SupportGranted: client,
     TablesPublished: publication,
+    StreamsErased: retention,
 }
 
 impl fmt::Display for EventType {
@@ -349,6 +483,7 @@ impl Body {
             Body::TreatmentProgrammeEnded { .. } => EventType::TreatmentProgrammeEnded,
             Body::SupportGranted { .. } => EventType::SupportGranted,
             Body::TablesPublished(_) => EventType::TablesPublished,
+            Body::StreamsErased(_) => EventType::StreamsErased,
         }
     }
 
@@ -365,6 +500,11 @@ impl Body {
     /// True for a publication (`TablesPublished`): not case data.
     pub fn is_publication(&self) -> bool {
         self.event_type().is_publication()
+    }
+
+    /// True for a run of `gryning retain` (`StreamsErased`): counts, not case data.
+    pub fn is_retention(&self) -> bool {
+        self.event_type().is_retention()
     }
 }
 

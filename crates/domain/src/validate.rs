@@ -22,6 +22,13 @@ pub fn check_fields(event: &Event, catalogue: &Catalogue, today: Date) -> Result
         ));
     }
     match (event.subject, &event.body) {
+        (_, Body::StreamsErased(_)) | (Subject::Retention, _) => {
+            return Err(Error::invalid(
+                "streams_erased",
+                event.body.type_name(),
+                "StreamsErased (stream retention) is recorded only by gryning retain, in the transaction that erases the streams; it is never accepted from a client",
+            ))
+        }
         (Subject::Publication(quarter), Body::TablesPublished(p)) => {
             return check_publication(quarter, p, event.occurred_on)
         }

@@ -238,6 +238,12 @@ pub(crate) fn render(reply: &pb::ExplainReply, format: Format) -> String {
                     "value": cell_json(&reply.published_value),
                 })
             });
+            // Per set, what streams erased by retention add (a count; no events to list).
+            let erased: serde_json::Map<String, serde_json::Value> = reply
+                .sets
+                .iter()
+                .map(|set| (set.name.clone(), set.erased.into()))
+                .collect();
             let out = serde_json::json!({
                 "table": reply.table,
                 "row": reply.row,
@@ -246,6 +252,7 @@ pub(crate) fn render(reply: &pb::ExplainReply, format: Format) -> String {
                 "position": reply.position,
                 "published": published,
                 "sets": sets,
+                "erased": erased,
             });
             format!("{out:#}\n")
         }
@@ -261,7 +268,19 @@ pub(crate) fn render(reply: &pb::ExplainReply, format: Format) -> String {
             let sizes: Vec<String> = reply
                 .sets
                 .iter()
-                .map(|s| format!("{} {}", s.name, s.events.len()))
+                .map(|s| {
+                    if s.erased > 0 {
+                        format!(
+                            "{} {} ({} listed, {} from erased streams)",
+                            s.name,
+                            s.events.len() as u64 + s.erased,
+                            s.events.len(),
+                            s.erased
+                        )
+                    } else {
+                        format!("{} {}", s.name, s.events.len())
+                    }
+                })
                 .collect();
             out.push_str(&format!("events: {}\n", sizes.join(", ")));
             if let Some(p) = &reply.publication {

@@ -11,6 +11,7 @@ mod import;
 mod publication;
 mod remote;
 mod report;
+mod retain;
 mod up;
 
 use std::io::{BufReader, IsTerminal, Write};
@@ -123,6 +124,18 @@ enum Command {
         /// With --server, the token is an analyst's or an admin's.
         #[command(flatten)]
         remote: remote::ServerArgs,
+    },
+    /// Erase the event-level data of closed cases and ended client records whose last event is
+    /// older than the limit, keeping every table: their contribution is recorded first as a
+    /// StreamsErased aggregate (counts only). Admin, offline on the data directory's embedded
+    /// store.
+    Retain {
+        /// The age limit: years, months or days, e.g. 5y, 18m, 400d.
+        #[arg(long, value_name = "AGE")]
+        older_than: String,
+        /// Only say how many streams and events would go and the aggregate's totals.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Compute every table for an ended quarter and record it as the quarter's next revision,
     /// never changed afterwards.
@@ -383,7 +396,10 @@ impl Cli {
             | Command::Publications { remote, .. }
             | Command::Audit { remote, .. }
             | Command::Report { remote, .. } => offline && remote.server.is_none(),
-            Command::Rebuild | Command::Diff { .. } | Command::BenchScan => offline,
+            Command::Rebuild
+            | Command::Diff { .. }
+            | Command::BenchScan
+            | Command::Retain { .. } => offline,
             Command::Bench(_) => false,
             Command::Credentials { .. } | Command::Catalog { .. } | Command::Generate { .. } => {
                 true
@@ -1060,6 +1076,13 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<std::process::ExitC
         }
         Command::BenchScan => {
             bench::scan_floor(&settings).await?;
+            Ok(ok)
+        }
+        Command::Retain {
+            older_than,
+            dry_run,
+        } => {
+            retain::run(&settings, &older_than, dry_run).await?;
             Ok(ok)
         }
         Command::Up { .. } => {

@@ -27,6 +27,9 @@ use crate::{resume, Error, Projections, Resumed, BATCH_SIZE};
 /// The directory, under the data directory, that holds the snapshots.
 pub const SNAPSHOT_DIR: &str = "snapshots";
 
+/// In the snapshot directory: the position below which the snapshots are retention's.
+pub const KEPT_BELOW_FILE: &str = "kept-below";
+
 /// Where in the log an as-of query stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AsOf {
@@ -107,6 +110,30 @@ impl Snapshots {
         }
     }
 
+    /// The position of the latest retention record: the snapshots below it are the ones
+    /// retention changed, kept as they are (0 when retention never ran).
+    pub fn kept_below(&self) -> Position {
+        fs::read_to_string(self.dir.join(KEPT_BELOW_FILE))
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Records that the snapshots below `position` are retention's, never to be replaced.
+    pub fn keep_below(&self, position: Position) -> Result<(), Error> {
+        let path = self.dir.join(KEPT_BELOW_FILE);
+        fs::create_dir_all(&self.dir).map_err(|source| Error::Io {
+            path: self.dir.clone(),
+            source,
+        })?;
+        fs::write(&path, format!("{position}\n")).map_err(|source| Error::Io { path, source })
+    }
+
+    /// The directory of the snapshots.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Every snapshot file, by position, lowest first (files with other names are ignored).
     pub fn list(&self) -> Vec<(Position, PathBuf)> {
         let Ok(entries) = fs::read_dir(&self.dir) else {
@@ -133,6 +160,11 @@ impl Snapshots {
             let path = path.to_path_buf();
             move |source| Error::Io { path, source }
         };
+        // Below a retention's record the snapshots retention changed are kept: a replay of
+        // the log there no longer sees the erased events, so it cannot take their place.
+        if position < self.kept_below() {
+            return Ok(());
+        }
         fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
         let name = self.dir.join(format!("{position:020}.ckpt"));
         let tmp = self.dir.join(format!("{position:020}.ckpt.tmp"));
@@ -191,7 +223,12 @@ pub async fn as_of(
             continue;
         }
         match resume(&path, store).await? {
-            Resumed::From(p) if p.position() == position => {
+            // A snapshot that retention changed holds the erased streams' contribution up to
+            // its own position: it may start a query that ends before the erasure's record,
+            // never one that would fold the record in again.
+            Resumed::From(p)
+                if p.position() == position && before_erasure(store, &p, at).await? =>
+            {
                 start = Some(p);
                 break;
             }
@@ -212,6 +249,17 @@ pub async fn as_of(
         started_from,
         replayed,
         skipped,
+    })
+}
+
+/// Whether a query `at` ends before the erasure record a snapshot stands before, if any.
+async fn before_erasure(store: &dyn EventStore, p: &Projections, at: AsOf) -> Result<bool, Error> {
+    let Some(record) = p.valid_below() else {
+        return Ok(true);
+    };
+    Ok(match at {
+        AsOf::Position(target) => target < record,
+        AsOf::Before(limit) => time_at(store, record).await?.is_some_and(|t| t >= limit),
     })
 }
 

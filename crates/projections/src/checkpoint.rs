@@ -11,7 +11,10 @@
 //! referral counts per region, the care counts, (since version 3) the index of publications,
 //! and (since version 4) the contract-care proposals per quarter and region, then the
 //! social-services state: the local police areas, each case's area, the notification counts
-//! per (quarter, area) and the support counts per (quarter, kind, gender, age group).
+//! per (quarter, area) and the support counts per (quarter, kind, gender, age group), and
+//! (since version 5) what retention's aggregates hold beside the counts: the erased crime
+//! shapes, the erased referral quarters, and the totals of cases, counted units, streams and
+//! events they stand for.
 //! The id indexes are not stored: they are rebuilt from the vectors on load.
 
 use std::collections::BTreeMap;
@@ -34,7 +37,7 @@ use crate::Error;
 const MAGIC: &[u8; 8] = b"GRYNPROJ";
 /// The checkpoint format this build writes and reads. A checkpoint of another version is
 /// refused with [`Error::FormatVersion`]; the caller rebuilds from the event log.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 
 /// Where a checkpoint's state was taken: the store, and the event at the checkpoint's position,
 /// which tells the same store restored to an older copy (or otherwise rewritten) from the one
@@ -309,6 +312,31 @@ pub(crate) fn encode(p: &Projections, origin: &Origin) -> Vec<u8> {
         w.u8(age);
         w.i64(n);
     }
+    w.len(p.erased.crimes.len());
+    for (shape, &n) in &p.erased.crimes {
+        w.i32(shape.reported);
+        w.u16(shape.region);
+        w.u16(shape.code);
+        w.u8(shape.gender);
+        w.u8(shape.decision);
+        w.i32(shape.decided);
+        w.i32(shape.to_referral);
+        w.i32(shape.to_decision);
+        w.i64(n);
+    }
+    w.len(p.erased.referrals.len());
+    for (&(quarter, region, lead, first), &n) in &p.erased.referrals {
+        w.i32(quarter);
+        w.u16(region);
+        w.u16(lead);
+        w.u8(u8::from(first));
+        w.i64(n);
+    }
+    w.i64(p.erased.cases);
+    w.u64(p.erased.units);
+    w.u64(p.erased.streams);
+    w.u64(p.erased.events);
+    w.u64(p.erased.valid_below);
     w.0
 }
 
@@ -447,6 +475,31 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Checkpoint, Fail> {
         Ok(((r.i32()?, r.u8()?, r.u8()?, r.u8()?), r.i64()?))
     })?;
     p.support = support.into_iter().collect();
+    let crimes = r.items(30, |r| {
+        Ok((
+            crate::erasure::CrimeShape {
+                reported: r.i32()?,
+                region: r.u16()?,
+                code: r.u16()?,
+                gender: r.u8()?,
+                decision: r.u8()?,
+                decided: r.i32()?,
+                to_referral: r.i32()?,
+                to_decision: r.i32()?,
+            },
+            r.i64()?,
+        ))
+    })?;
+    p.erased.crimes = crimes.into_iter().collect();
+    let referrals = r.items(17, |r| {
+        Ok(((r.i32()?, r.u16()?, r.u16()?, r.u8()? != 0), r.i64()?))
+    })?;
+    p.erased.referrals = referrals.into_iter().collect();
+    p.erased.cases = r.i64()?;
+    p.erased.units = r.u64()?;
+    p.erased.streams = r.u64()?;
+    p.erased.events = r.u64()?;
+    p.erased.valid_below = r.u64()?;
     if !r.bytes.is_empty() {
         return Err(format!(
             "{} unexpected bytes after the state",
@@ -463,7 +516,11 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Checkpoint, Fail> {
         return Err("a local police area is listed twice".into());
     }
     finish(&mut p)?;
-    if (p.position == 0) != origin.event_id.is_none() {
+    // A state past position 0 records the id of the event at its position, unless retention
+    // erased that event (a snapshot it changed: then the position is a gap of the log).
+    if (p.position == 0 && origin.event_id.is_some())
+        || (p.position != 0 && origin.event_id.is_none() && p.erased.valid_below == 0)
+    {
         return Err(format!(
             "position {} does not fit the recorded event id {:?}",
             p.position, origin.event_id
@@ -731,10 +788,57 @@ fn check_state(p: &Projections) -> Result<(), Fail> {
         }
         add(&mut s.to_decision, hist(&t.to_decision)?)?;
     }
+    // Retention's aggregates stand for crimes, cases and referrals of their own.
+    let mut erased_referrals = 0i64;
+    for (&(quarter, region, lead, first), &n) in &p.erased.referrals {
+        if !calendar.quarters.contains(&quarter) || !code_ok(lead) || !region_ok(region) {
+            return Err(format!(
+                "an erased referral count is kept for quarter number {quarter}, region {region}, code {lead}"
+            ));
+        }
+        add(&mut erased_referrals, n)?;
+        totals.referral_years += if first { n } else { 0 };
+    }
+    let mut erased_crimes = 0i64;
+    for (shape, &n) in &p.erased.crimes {
+        if !calendar.quarters.contains(&shape.reported)
+            || !code_ok(shape.code)
+            || !region_ok(shape.region)
+            || shape.gender > 2
+            || shape.decision > 3
+            || (shape.decision == UNDECIDED) != (shape.decided == NO_DAY)
+            || (shape.decided != NO_DAY && !calendar.quarters.contains(&shape.decided))
+            || (shape.to_referral != NO_DAY && i64::from(shape.to_referral).abs() > lead)
+            || (shape.to_decision != NO_DAY && i64::from(shape.to_decision).abs() > lead)
+        {
+            return Err("an erased crime count is out of range".into());
+        }
+        add(&mut erased_crimes, n)?;
+        let decided = shape.decision != UNDECIDED;
+        totals.referred += n * i64::from(shape.to_referral != NO_DAY);
+        totals.decided += n * i64::from(decided);
+        totals.cleared += n * i64::from(shape.decision == CLEARED);
+        totals.prosecuted += n * i64::from(shape.to_decision != NO_DAY);
+    }
+    if p.erased.cases < 0 {
+        return Err("the erased case count is negative".into());
+    }
     for (what, counted, expected) in [
-        ("crimes reported", s.reported, p.crimes.len() as i64),
-        ("cases opened", s.cases, p.cases.len() as i64),
-        ("case referrals", s.referred_cases, p.referrals.len() as i64),
+        (
+            "crimes reported",
+            s.reported,
+            p.crimes.len() as i64 + erased_crimes,
+        ),
+        (
+            "cases opened",
+            s.cases,
+            p.cases.len() as i64 + p.erased.cases,
+        ),
+        (
+            "case referrals",
+            s.referred_cases,
+            p.referrals.len() as i64 + erased_referrals,
+        ),
         ("crimes decided", s.handled, totals.decided),
         ("crimes cleared", s.cleared, totals.cleared),
         ("crimes referred", s.cohort_referred, totals.referred),
@@ -778,6 +882,7 @@ fn check_state(p: &Projections) -> Result<(), Fail> {
             events = events.saturating_add(v);
         }
     }
+    let events = events.saturating_sub(p.erased.units);
     if events > p.position || p.position > i64::MAX as u64 {
         return Err(format!(
             "the state counts {events} events up to position {}",

@@ -518,6 +518,11 @@ pub struct Explained {
 pub struct ExplainedSet {
     pub name: &'static str,
     pub events: Vec<Explained>,
+    /// What streams erased by retention add to the set: known only as a count, from the
+    /// `StreamsErased` aggregates (no ids, no dates finer than a quarter).
+    pub erased: u64,
+    /// For a median: the values (days) the erased streams add, each with how many times.
+    pub erased_days: Vec<(i32, u64)>,
 }
 
 /// What makes up one cell.
@@ -569,6 +574,8 @@ pub struct Log {
     programmes: HashMap<Uuid, Vec<(Source, Option<Date>)>>,
     notifications: Vec<(Source, Uuid)>,
     support: Vec<(Source, SupportKind, Gender, AgeGroup)>,
+    /// Every retention run applied: what the erased streams had added, as counts.
+    erasures: Vec<gryning_domain::Erasure>,
 }
 
 impl Log {
@@ -592,8 +599,12 @@ impl Log {
             event_type: event.body.event_type(),
         };
         let id = event.subject.id();
+        if let Body::StreamsErased(e) = &event.body {
+            self.erasures.push((**e).clone());
+            return;
+        }
         match event.subject {
-            Subject::Publication(_) => return,
+            Subject::Publication(_) | Subject::Retention => return,
             Subject::Case(_) | Subject::Client(_) => {}
         }
         let is_case = matches!(event.subject, Subject::Case(_));
@@ -696,7 +707,10 @@ impl Log {
             } => self.support.push((source, *kind, *gender, *age_group)),
             // A case event under a client subject cannot be stored; a publication is no case
             // data.
-            Body::CaseOpened { .. } | Body::CrimeReported { .. } | Body::TablesPublished(_) => {}
+            Body::CaseOpened { .. }
+            | Body::CrimeReported { .. }
+            | Body::TablesPublished(_)
+            | Body::StreamsErased(_) => {}
         }
     }
 
@@ -758,6 +772,8 @@ impl Log {
             sets.push(ExplainedSet {
                 name: cell.measure,
                 events,
+                erased: 0,
+                erased_days: Vec::new(),
             })
         };
         match (cell.table, cell.measure) {
@@ -802,10 +818,14 @@ impl Log {
                         sets.push(ExplainedSet {
                             name: "cleared",
                             events: list(true),
+                            erased: 0,
+                            erased_days: Vec::new(),
                         });
                         sets.push(ExplainedSet {
                             name: "handled",
                             events: list(false),
+                            erased: 0,
+                            erased_days: Vec::new(),
                         });
                     }
                 }
@@ -892,8 +912,10 @@ impl Log {
             },
             (TableName::CaseFlow, _) | (TableName::RegionComparison, _) => one(Vec::new()),
         }
+        self.add_erased(cell, &mut sets);
+        let size = |set: &ExplainedSet| set.events.len() + set.erased as usize;
         let value = if cell.measure == "percent" {
-            let (cleared, handled) = (sets[0].events.len(), sets[1].events.len());
+            let (cleared, handled) = (size(&sets[0]), size(&sets[1]));
             if handled == 0 {
                 Cell::Null
             } else {
@@ -901,19 +923,168 @@ impl Log {
             }
         } else if cell.measure.starts_with("median_") {
             let mut days: Vec<i32> = sets[0].events.iter().filter_map(|e| e.days).collect();
+            for &(d, n) in &sets[0].erased_days {
+                days.extend(std::iter::repeat_n(d, n as usize));
+            }
             days.sort_unstable();
             match days.len() {
                 0 => Cell::Null,
                 n => Cell::Float((f64::from(days[(n - 1) / 2]) + f64::from(days[n / 2])) / 2.0),
             }
         } else {
-            Cell::Int(sets[0].events.len() as i64)
+            Cell::Int(size(&sets[0]) as i64)
         };
         Explanation {
             cell: cell.clone(),
             value,
             position: self.position,
             sets,
+        }
+    }
+}
+
+impl Log {
+    /// Adds to each set what the retention aggregates hold for the cell, by the same rules
+    /// as the events: periods are whole quarters, which is as fine as the aggregates go.
+    fn add_erased(&self, cell: &CellRef, sets: &mut [ExplainedSet]) {
+        use gryning_domain::CrimeOutcome;
+        if self.erasures.is_empty() {
+            return;
+        }
+        let p = &cell.period;
+        let holds = |q: gryning_domain::Quarter| {
+            (p.first..=p.last).contains(&(q.year() * 4 + i32::from(q.number()) - 1))
+        };
+        let codes = |code: CrimeCode| cell.codes.as_ref().is_some_and(|c| c.holds(code));
+        let region = |r: &str| cell.region.as_ref().is_none_or(|want| want == r);
+        let crimes = || {
+            self.erasures.iter().flat_map(|e| &e.crimes).filter(|c| {
+                holds(c.reported_quarter) && codes(c.crime_code) && region(&c.police_region)
+            })
+        };
+        let handled = || {
+            self.erasures.iter().flat_map(|e| &e.crimes).filter(|c| {
+                c.decided_quarter.is_some_and(holds)
+                    && codes(c.crime_code)
+                    && cell.gender.is_none_or(|g| g == c.victim_gender)
+                    && region(&c.police_region)
+            })
+        };
+        let sum = |it: &mut dyn Iterator<Item = u64>| it.sum::<u64>();
+        let care = || self.erasures.iter().flat_map(|e| &e.care);
+        for set in sets.iter_mut() {
+            let mut days: Vec<(i32, u64)> = Vec::new();
+            let n = match (cell.table, set.name) {
+                (TableName::CaseFlow, "reported")
+                | (TableName::Progress, "reported" | "in_case") => {
+                    sum(&mut crimes().map(|c| c.count))
+                }
+                (TableName::CaseFlow, "cases") => sum(&mut self
+                    .erasures
+                    .iter()
+                    .flat_map(|e| &e.cases_opened)
+                    .filter(|c| {
+                        holds(c.quarter) && codes(c.lead_crime_code) && region(&c.police_region)
+                    })
+                    .map(|c| c.count)),
+                // A case counts once per period: in a quarter every referral node is the
+                // case's only one there; over a year (or a year to date) its first of the year.
+                (TableName::CaseFlow, "referred") => sum(&mut self
+                    .erasures
+                    .iter()
+                    .flat_map(|e| &e.referrals)
+                    .filter(|r| {
+                        holds(r.quarter)
+                            && (p.first == p.last || r.first_in_year)
+                            && codes(r.lead_crime_code)
+                            && region(&r.police_region)
+                    })
+                    .map(|r| r.count)),
+                (TableName::Clearance, "handled") => sum(&mut handled().map(|c| c.count)),
+                (TableName::Clearance, "cleared") => sum(&mut handled()
+                    .filter(|c| c.outcome == CrimeOutcome::Cleared)
+                    .map(|c| c.count)),
+                (TableName::Care, "programmes_continuing") => {
+                    let end = |q: gryning_domain::Quarter| {
+                        q.year() * 4 + i32::from(q.number()) - 1 <= p.last
+                    };
+                    let started = sum(&mut care().filter(|c| end(c.quarter)).map(|c| c.started));
+                    let ended = sum(&mut care()
+                        .filter(|c| end(c.quarter))
+                        .map(|c| c.completed + c.discontinued));
+                    started.saturating_sub(ended)
+                }
+                (TableName::Care, measure) if cell.region.is_some() => {
+                    if measure == "proposed" {
+                        sum(&mut self
+                            .erasures
+                            .iter()
+                            .flat_map(|e| &e.contract_care)
+                            .filter(|c| holds(c.quarter) && region(&c.police_region))
+                            .map(|c| c.count))
+                    } else {
+                        0
+                    }
+                }
+                (TableName::Care, measure) => sum(&mut care().filter(|c| holds(c.quarter)).map(
+                    |c| match measure {
+                        "proposed" => c.proposed,
+                        "started" => c.started,
+                        "completed" => c.completed,
+                        "discontinued" => c.discontinued,
+                        _ => 0,
+                    },
+                )),
+                (TableName::Progress, "referred") => sum(&mut crimes()
+                    .filter(|c| c.days_to_referral.is_some())
+                    .map(|c| c.count)),
+                (TableName::Progress, "decided") => sum(&mut crimes()
+                    .filter(|c| c.outcome != CrimeOutcome::Undecided)
+                    .map(|c| c.count)),
+                (TableName::Progress, "cleared") => sum(&mut crimes()
+                    .filter(|c| c.outcome == CrimeOutcome::Cleared)
+                    .map(|c| c.count)),
+                (TableName::Progress, "open") => sum(&mut crimes()
+                    .filter(|c| c.outcome == CrimeOutcome::Undecided)
+                    .map(|c| c.count)),
+                (TableName::Progress, "median_days_to_referral") => {
+                    days.extend(crimes().filter_map(|c| Some((c.days_to_referral?, c.count))));
+                    days.iter().map(|d| d.1).sum()
+                }
+                (TableName::Progress, _) => {
+                    days.extend(crimes().filter_map(|c| Some((c.days_to_decision?, c.count))));
+                    days.iter().map(|d| d.1).sum()
+                }
+                (TableName::SocialServices, _) => match &cell.social {
+                    Some(SocialRow::Notifications { area }) => {
+                        days.extend(
+                            self.erasures
+                                .iter()
+                                .flat_map(|e| &e.notifications)
+                                .filter(|n| holds(n.quarter) && n.local_police_area == *area)
+                                .map(|n| (n.days_from_opening, n.count)),
+                        );
+                        days.iter().map(|d| d.1).sum()
+                    }
+                    Some(SocialRow::Support { kind, gender, age }) => sum(&mut self
+                        .erasures
+                        .iter()
+                        .flat_map(|e| &e.support)
+                        .filter(|s| {
+                            holds(s.quarter)
+                                && s.kind == *kind
+                                && s.gender == *gender
+                                && s.age_group == *age
+                        })
+                        .map(|s| s.count)),
+                    None => 0,
+                },
+                _ => 0,
+            };
+            set.erased = n;
+            if cell.measure.starts_with("median_") {
+                set.erased_days = days;
+            }
         }
     }
 }

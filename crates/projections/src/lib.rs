@@ -20,6 +20,7 @@ pub mod bench;
 mod checkpoint;
 pub mod comparison;
 pub mod diff;
+mod erasure;
 mod error;
 pub mod explain;
 mod index;

@@ -258,6 +258,14 @@ impl Projections {
                     p = node.next;
                 }
             }
+            // Erased cases: each counts once, in the quarter of its first referral of the year.
+            for (&(at, _region, lead, first_in_year), &n) in &self.erased.referrals {
+                if first_in_year && (first..=q).contains(&at) {
+                    for key in keys_of(by, lead, catalogue) {
+                        sums.entry(key).or_default().counts.referred_cases += n;
+                    }
+                }
+            }
             for (key, mut sum) in sums {
                 sum.counts.median_to_referral = median_histogram(&sum.to_referral);
                 sum.counts.median_to_decision = median_histogram(&sum.to_decision);

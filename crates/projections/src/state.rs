@@ -229,6 +229,10 @@ pub struct Projections {
     /// Every publication applied: quarter → revisions (see `publication.rs`).
     #[cfg_attr(feature = "bench", serde(skip))]
     pub(crate) publications: crate::publication::Index,
+    /// What the streams erased by retention had added, as far as a query needs more than the
+    /// counts above (see `erasure.rs`).
+    #[cfg_attr(feature = "bench", serde(skip))]
+    pub(crate) erased: crate::erasure::Erased,
 }
 
 /// How much memory the state holds, from its allocations' capacities.
@@ -242,7 +246,7 @@ pub struct MemoryUse {
     pub case_bytes: usize,
 }
 
-fn bump(hist: &mut BTreeMap<i32, u32>, value: i32, sign: i64) {
+pub(crate) fn bump(hist: &mut BTreeMap<i32, u32>, value: i32, sign: i64) {
     if sign > 0 {
         *hist.entry(value).or_insert(0) += 1;
     } else if let Some(count) = hist.get_mut(&value) {
@@ -316,6 +320,11 @@ impl Projections {
             self.publications.record(position, publication);
             return;
         }
+        if let Body::StreamsErased(erasure) = &event.body {
+            // Its own date is when retention ran; the counts carry their quarters.
+            self.apply_erasure(erasure);
+            return;
+        }
         let day = event.occurred_on.days();
         self.span = Some(match self.span {
             None => (day, day),
@@ -323,7 +332,7 @@ impl Projections {
         });
         let case_id = match event.subject {
             Subject::Case(id) => Some(id),
-            Subject::Client(_) | Subject::Publication(_) => None,
+            Subject::Client(_) | Subject::Publication(_) | Subject::Retention => None,
         };
         match &event.body {
             Body::CaseOpened {
@@ -431,7 +440,7 @@ impl Projections {
                 );
                 *self.support.entry(key).or_default() += 1;
             }
-            Body::TablesPublished(_) => {}
+            Body::TablesPublished(_) | Body::StreamsErased(_) => {}
         }
     }
 
@@ -460,13 +469,13 @@ impl Projections {
             })
     }
 
-    fn tally(&mut self, quarter: i32, region: u16, code: u16) -> &mut Tally {
+    pub(crate) fn tally(&mut self, quarter: i32, region: u16, code: u16) -> &mut Tally {
         self.tallies.entry((quarter, region, code)).or_default()
     }
 
     /// The index of a region's name, adding it on first sight. Past [`MAX_REGIONS`] distinct
     /// names (only hostile data has so many) the rest share the last index.
-    fn intern_region(&mut self, name: &str) -> u16 {
+    pub(crate) fn intern_region(&mut self, name: &str) -> u16 {
         if let Some(&id) = self.region_ids.get(name) {
             return id;
         }
@@ -479,12 +488,25 @@ impl Projections {
         id
     }
 
+    /// The index of a local police area's name, adding it on first sight.
+    pub(crate) fn intern_area(&mut self, area: &str) -> u32 {
+        match self.area_index.get(area) {
+            Some(&i) => i,
+            None => {
+                let i = self.areas.len() as u32;
+                self.areas.push(area.to_string());
+                self.area_index.insert(area.to_string(), i);
+                i
+            }
+        }
+    }
+
     /// The region names of the cases applied, in order of first appearance.
     pub fn regions(&self) -> impl Iterator<Item = &str> + Clone {
         self.regions.iter().map(String::as_str)
     }
 
-    fn care_tally(&mut self, day: i32) -> &mut CareTally {
+    pub(crate) fn care_tally(&mut self, day: i32) -> &mut CareTally {
         self.care.entry(quarter_of_days(day)).or_default()
     }
 
@@ -493,15 +515,7 @@ impl Projections {
             return;
         }
         let region = self.intern_region(region);
-        let area = match self.area_index.get(area) {
-            Some(&i) => i,
-            None => {
-                let i = self.areas.len() as u32;
-                self.areas.push(area.to_string());
-                self.area_index.insert(area.to_string(), i);
-                i
-            }
-        };
+        let area = self.intern_area(area);
         self.case_areas.push(area);
         self.cases.push(Case {
             id,
@@ -707,6 +721,18 @@ impl Projections {
                 Crime { code, ..*crime },
                 1,
                 REPORT | REFERRAL | DECISION,
+            );
+        }
+        for (&key, &n) in &self.erased.crimes {
+            let code = gryning_domain::CrimeCode::from_number(key.code).map_or(key.code, |c| {
+                catalogue
+                    .classify_index(c, usize::from(key.gender))
+                    .number()
+            });
+            crate::erasure::contribute_shape(
+                &mut tallies,
+                crate::erasure::CrimeShape { code, ..key },
+                n,
             );
         }
         (tallies, by_year)

@@ -13,7 +13,7 @@ use prost::Message;
 
 use crate::pb;
 
-fn uuid(field: &str, text: &str) -> Result<Uuid, Error> {
+pub(crate) fn uuid(field: &str, text: &str) -> Result<Uuid, Error> {
     if text.is_empty() {
         return Err(Error::invalid(
             field,
@@ -30,13 +30,17 @@ fn uuid(field: &str, text: &str) -> Result<Uuid, Error> {
     })
 }
 
-fn code(field: &str, text: &str) -> Result<CrimeCode, Error> {
+pub(crate) fn code(field: &str, text: &str) -> Result<CrimeCode, Error> {
     CrimeCode::parse(text)
         .ok_or_else(|| Error::invalid(field, text, "must be a crime code of exactly four digits"))
 }
 
 /// Reads a required enum field: 0 (UNSPECIFIED) and numbers the proto does not define are errors.
-fn required_enum<P, D>(field: &str, raw: i32, map: impl Fn(P) -> Option<D>) -> Result<D, Error>
+pub(crate) fn required_enum<P, D>(
+    field: &str,
+    raw: i32,
+    map: impl Fn(P) -> Option<D>,
+) -> Result<D, Error>
 where
     P: TryFrom<i32> + std::fmt::Debug,
 {
@@ -56,7 +60,7 @@ where
     }
 }
 
-fn gender(field: &str, raw: i32) -> Result<Gender, Error> {
+pub(crate) fn gender(field: &str, raw: i32) -> Result<Gender, Error> {
     required_enum(field, raw, |g: pb::Gender| match g {
         pb::Gender::Unspecified => None,
         pb::Gender::Female => Some(Gender::Female),
@@ -65,7 +69,7 @@ fn gender(field: &str, raw: i32) -> Result<Gender, Error> {
     })
 }
 
-fn age_group(field: &str, raw: i32) -> Result<AgeGroup, Error> {
+pub(crate) fn age_group(field: &str, raw: i32) -> Result<AgeGroup, Error> {
     required_enum(field, raw, |a: pb::AgeGroup| match a {
         pb::AgeGroup::Unspecified => None,
         pb::AgeGroup::Child => Some(AgeGroup::Child),
@@ -90,6 +94,7 @@ pub(crate) enum SubjectView<'a> {
     Case(&'a str),
     Client(&'a str),
     Publication(&'a str),
+    Retention(&'a str),
 }
 
 /// One event body; strings borrowed, enums as their wire numbers.
@@ -97,6 +102,8 @@ pub(crate) enum SubjectView<'a> {
 pub(crate) enum BodyView<'a> {
     /// Rare and nested: the wire reader decodes it with prost, so it is borrowed or owned.
     TablesPublished(Cow<'a, pb::TablesPublished>),
+    /// As rare and nested as a publication.
+    StreamsErased(Cow<'a, pb::StreamsErased>),
     CaseOpened {
         lead_crime_code: &'a str,
         police_region: &'a str,
@@ -148,6 +155,7 @@ fn view(event: &pb::Event) -> View<'_> {
             pb::event::Subject::CaseId(id) => SubjectView::Case(id),
             pb::event::Subject::ClientId(id) => SubjectView::Client(id),
             pb::event::Subject::PublicationQuarter(q) => SubjectView::Publication(q),
+            pb::event::Subject::RetentionStream(r) => SubjectView::Retention(r),
         }),
         body: event.body.as_ref().map(|b| match b {
             B::CaseOpened(b) => BodyView::CaseOpened {
@@ -191,6 +199,7 @@ fn view(event: &pb::Event) -> View<'_> {
                 age_group: b.age_group,
             },
             B::TablesPublished(b) => BodyView::TablesPublished(Cow::Borrowed(b)),
+            B::StreamsErased(b) => BodyView::StreamsErased(Cow::Borrowed(b)),
         }),
     }
 }
@@ -214,6 +223,16 @@ pub(crate) fn from_view(event: View<'_>) -> Result<Event, Error> {
         Some(SubjectView::Client(id)) => Subject::Client(uuid("client_id", id)?),
         Some(SubjectView::Publication(q)) => {
             Subject::Publication(quarter("publication_quarter", q)?)
+        }
+        Some(SubjectView::Retention(r)) => {
+            if r != gryning_domain::RETENTION_STREAM {
+                return Err(Error::invalid(
+                    "retention_stream",
+                    r,
+                    "must be \"retention\", the stream of the runs of gryning retain",
+                ));
+            }
+            Subject::Retention
         }
         None => {
             return Err(Error::invalid(
@@ -334,6 +353,9 @@ pub(crate) fn from_view(event: View<'_>) -> Result<Event, Error> {
             age_group: age_group("support_granted.age_group", a)?,
         },
         Some(BodyView::TablesPublished(p)) => Body::TablesPublished(Box::new(publication(&p)?)),
+        Some(BodyView::StreamsErased(e)) => {
+            Body::StreamsErased(Box::new(crate::erasure::from_pb(&e)?))
+        }
     };
     Ok(Event {
         event_id,
@@ -343,7 +365,7 @@ pub(crate) fn from_view(event: View<'_>) -> Result<Event, Error> {
     })
 }
 
-fn quarter(field: &str, text: &str) -> Result<Quarter, Error> {
+pub(crate) fn quarter(field: &str, text: &str) -> Result<Quarter, Error> {
     Quarter::parse(text).map_err(|e| Error::invalid(field, text, e.to_string()))
 }
 
@@ -440,7 +462,7 @@ pub fn publication_to_pb(p: &Publication) -> pb::TablesPublished {
     }
 }
 
-fn pb_gender(g: Gender) -> i32 {
+pub(crate) fn pb_gender(g: Gender) -> i32 {
     (match g {
         Gender::Female => pb::Gender::Female,
         Gender::Male => pb::Gender::Male,
@@ -448,7 +470,7 @@ fn pb_gender(g: Gender) -> i32 {
     }) as i32
 }
 
-fn pb_age_group(a: AgeGroup) -> i32 {
+pub(crate) fn pb_age_group(a: AgeGroup) -> i32 {
     (match a {
         AgeGroup::Child => pb::AgeGroup::Child,
         AgeGroup::Adult => pb::AgeGroup::Adult,
@@ -548,6 +570,7 @@ pub fn to_pb(event: &Event) -> pb::Event {
             age_group: pb_age_group(*age_group),
         }),
         Body::TablesPublished(p) => B::TablesPublished(publication_to_pb(p)),
+        Body::StreamsErased(e) => B::StreamsErased(crate::erasure::to_pb(e)),
     };
     pb::Event {
         event_id: event.event_id.to_string(),
@@ -556,6 +579,9 @@ pub fn to_pb(event: &Event) -> pb::Event {
             Subject::Case(id) => pb::event::Subject::CaseId(id.to_string()),
             Subject::Client(id) => pb::event::Subject::ClientId(id.to_string()),
             Subject::Publication(q) => pb::event::Subject::PublicationQuarter(q.to_string()),
+            Subject::Retention => {
+                pb::event::Subject::RetentionStream(gryning_domain::RETENTION_STREAM.to_string())
+            }
         }),
         body: Some(body),
     }

@@ -4,6 +4,7 @@
 
 pub mod codec;
 pub mod convert;
+mod erasure;
 pub mod ndjson;
 mod wire;
 
@@ -19,6 +20,7 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/gryning_descriptor.bin"));
 
 pub use convert::{decode_event, encode_event, from_pb, to_pb, DecodeError};
+pub use erasure::erasure_summary;
 pub use wire::WireError;
 
 /// The instant an event was recorded, from its stored metadata (`EventMetadata.recorded_at`):

@@ -39,8 +39,8 @@ pub enum WireError {
 
 /// The field numbers of `gryning.v1.Event` this reader knows: event id, date, the subject
 /// oneof and the body oneof (`proto/gryning/v1/events.proto`).
-pub(crate) const EVENT_FIELDS: [u64; 18] = [
-    1, 2, 3, 4, 5, 10, 11, 12, 13, 14, 15, 16, 17, 18, 30, 31, 32, 40,
+pub(crate) const EVENT_FIELDS: [u64; 20] = [
+    1, 2, 3, 4, 5, 6, 10, 11, 12, 13, 14, 15, 16, 17, 18, 30, 31, 32, 40, 41,
 ];
 
 struct Reader<'a> {
@@ -252,6 +252,7 @@ pub(crate) fn read_event(bytes: &[u8]) -> Result<View<'_>, WireError> {
     let mut view = View::default();
     let mut body: Option<(u64, Fields<'_>)> = None;
     let mut published: Option<pb::TablesPublished> = None;
+    let mut erased: Option<pb::StreamsErased> = None;
     let mut reader = Reader::new(bytes);
     while let Some((number, value)) = reader.field()? {
         // Every field of `Event` is a string or a message: length-delimited.
@@ -279,11 +280,24 @@ pub(crate) fn read_event(bytes: &[u8]) -> Result<View<'_>, WireError> {
             3 => view.subject = Some(SubjectView::Case(text(number, b)?)),
             4 => view.subject = Some(SubjectView::Client(text(number, b)?)),
             5 => view.subject = Some(SubjectView::Publication(text(number, b)?)),
+            6 => view.subject = Some(SubjectView::Retention(text(number, b)?)),
             // A publication is rare and nested; prost reads it (merging a repeated occurrence,
             // skipping unknown fields).
             40 => {
                 body = None;
+                erased = None;
                 prost::Message::merge(published.get_or_insert_with(Default::default), b).map_err(
+                    |e| WireError::Message {
+                        field: number,
+                        message: e.to_string(),
+                    },
+                )?;
+            }
+            // A run of retention, rare and nested like a publication.
+            41 => {
+                body = None;
+                published = None;
+                prost::Message::merge(erased.get_or_insert_with(Default::default), b).map_err(
                     |e| WireError::Message {
                         field: number,
                         message: e.to_string(),
@@ -292,6 +306,7 @@ pub(crate) fn read_event(bytes: &[u8]) -> Result<View<'_>, WireError> {
             }
             10..=18 | 30..=32 => {
                 published = None;
+                erased = None;
                 // The same body again merges into the first; another body replaces it.
                 if body.as_ref().is_none_or(|(current, _)| *current != number) {
                     body = Some((number, Fields::default()));
@@ -302,9 +317,10 @@ pub(crate) fn read_event(bytes: &[u8]) -> Result<View<'_>, WireError> {
             _ => return Err(WireError::UnknownField { field: number }),
         }
     }
-    view.body = match published {
-        Some(p) => Some(BodyView::TablesPublished(std::borrow::Cow::Owned(p))),
-        None => body.map(|(number, f)| body_view(number, f)),
+    view.body = match (published, erased) {
+        (Some(p), _) => Some(BodyView::TablesPublished(std::borrow::Cow::Owned(p))),
+        (None, Some(e)) => Some(BodyView::StreamsErased(std::borrow::Cow::Owned(e))),
+        (None, None) => body.map(|(number, f)| body_view(number, f)),
     };
     Ok(view)
 }

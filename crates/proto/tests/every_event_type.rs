@@ -101,6 +101,86 @@ fn sample(event_type: EventType) -> Body {
                 ],
             }],
         })),
+        EventType::StreamsErased => Body::StreamsErased(Box::new(erasure())),
+    }
+}
+
+/// A retention aggregate with one entry of every kind, and the optional fields both ways.
+fn erasure() -> gryning_domain::Erasure {
+    use gryning_domain::*;
+    let code = CrimeCode::parse("4024").unwrap();
+    Erasure {
+        run: 2,
+        erased_at: "2026-01-01T10:00:00+01:00".into(),
+        principal: "offline".into(),
+        older_than: "5y".into(),
+        cutoff: Date::parse("2021-01-01"),
+        cases: 3,
+        clients: 1,
+        events: 12,
+        span: Some((quarter(), quarter())),
+        cases_opened: vec![ErasedCases {
+            quarter: quarter(),
+            police_region: "Stockholm".into(),
+            lead_crime_code: code,
+            count: 3,
+        }],
+        referrals: vec![ErasedReferrals {
+            quarter: quarter(),
+            police_region: "Stockholm".into(),
+            lead_crime_code: code,
+            first_in_year: true,
+            count: 2,
+        }],
+        crimes: vec![
+            ErasedCrimes {
+                reported_quarter: quarter(),
+                police_region: "Stockholm".into(),
+                crime_code: code,
+                victim_gender: Gender::Female,
+                outcome: CrimeOutcome::Cleared,
+                decided_quarter: Some(quarter()),
+                days_to_referral: Some(0),
+                days_to_decision: Some(31),
+                count: 2,
+            },
+            ErasedCrimes {
+                reported_quarter: quarter(),
+                police_region: "Stockholm".into(),
+                crime_code: code,
+                victim_gender: Gender::Unknown,
+                outcome: CrimeOutcome::Closed,
+                decided_quarter: Some(quarter()),
+                days_to_referral: None,
+                days_to_decision: None,
+                count: 1,
+            },
+        ],
+        care: vec![ErasedCare {
+            quarter: quarter(),
+            proposed: 1,
+            started: 1,
+            completed: 1,
+            discontinued: 0,
+        }],
+        contract_care: vec![ErasedContractCare {
+            quarter: quarter(),
+            police_region: "Stockholm".into(),
+            count: 1,
+        }],
+        notifications: vec![ErasedNotifications {
+            quarter: quarter(),
+            local_police_area: "Farsta".into(),
+            days_from_opening: 4,
+            count: 1,
+        }],
+        support: vec![ErasedSupport {
+            quarter: quarter(),
+            kind: SupportKind::Other,
+            gender: Gender::Male,
+            age_group: AgeGroup::Child,
+            count: 1,
+        }],
     }
 }
 
@@ -119,6 +199,8 @@ fn event(event_type: EventType) -> Event {
             Subject::Client(id)
         } else if event_type.is_publication() {
             Subject::Publication(quarter())
+        } else if event_type.is_retention() {
+            Subject::Retention
         } else {
             Subject::Case(id)
         },

@@ -306,6 +306,7 @@ fn check_from_pb(message: pb::Event) {
                 "{message:?}"
             )
         }
+        pb::event::Subject::RetentionStream(r) => assert_eq!(r, "retention", "{message:?}"),
     }
     let enum_ok = |n: i32, max: i32| (1..=max).contains(&n);
     let ok = match message.body.as_ref().expect("accepted with a body") {

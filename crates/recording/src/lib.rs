@@ -57,6 +57,9 @@ pub enum Rejection {
     /// The event id names another event already stored.
     #[error("field event_id: already stored with other content; an event id names one event only (value \"{event_id}\")")]
     EventIdReused { event_id: Uuid },
+    /// Retention erased this event or its stream: the resend is refused, not stored again.
+    #[error("{what} was erased by retention on {erased_on}; an erased event or stream is not recorded again")]
+    Erased { what: String, erased_on: String },
     /// Other writers kept changing the stream; nothing was stored.
     #[error("stream {stream}: still conflicting with concurrent writers after {MAX_CONFLICT_RETRIES} retries; try again")]
     Conflict { stream: String },
@@ -71,6 +74,7 @@ impl Rejection {
         match self {
             Rejection::Invalid(e) => e.reason(),
             Rejection::EventIdReused { .. } => "event-id-reused",
+            Rejection::Erased { .. } => "erased",
             Rejection::Conflict { .. } => "conflict",
             Rejection::Store(_) => "store-unavailable",
         }
@@ -262,6 +266,17 @@ impl Recorder {
                         event_id: event.event_id,
                     })
                 });
+                continue;
+            }
+            if let Some(erased_on) = self.store.erased_on(event.event_id, &stream) {
+                // Checked before the lifecycle: the stream is empty now, so its rules would
+                // say the case was never opened, which is not what happened.
+                let what = if self.store.erased_on(event.event_id, "").is_some() {
+                    format!("event_id {}", event.event_id)
+                } else {
+                    format!("stream {stream}")
+                };
+                results[index] = Some(Err(Rejection::Erased { what, erased_on }));
                 continue;
             }
             if let Some((earlier, earlier_payload)) = in_round.get(&event.event_id) {

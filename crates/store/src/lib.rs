@@ -105,6 +105,11 @@ pub enum Error {
     /// Some events of a request are stored already and some are not: a request is all or none.
     #[error("stream {stream}: event_id {event_id} is already stored but other events of the same request are not; resend only the new events")]
     PartialDuplicate { event_id: Uuid, stream: String },
+    /// Retention erased this event or its stream: a resend is not recorded again as new.
+    #[error(
+        "{what} was erased by retention on {erased_on}; an erased stream takes no events again"
+    )]
+    Erased { what: String, erased_on: String },
     /// An append request with no events.
     #[error("stream {stream}: an append request needs at least one event")]
     EmptyAppend { stream: String },
@@ -189,6 +194,13 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// A receiver that sees the head position change as appends are acknowledged.
     fn watch_head(&self) -> tokio::sync::watch::Receiver<Position>;
+
+    /// The date (YYYY-MM-DD) retention erased this event, or else this stream, if it did.
+    /// Answered from a keyed hash of the id and the stream name (see `sqlite.rs`, "Retention"),
+    /// never from the erased data; a backend without retention answers `None`.
+    fn erased_on(&self, _event_id: Uuid, _stream: &str) -> Option<String> {
+        None
+    }
 
     /// The store's identity: the same at every open of the same storage, different for any
     /// other store (of either backend).

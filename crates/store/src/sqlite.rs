@@ -24,6 +24,18 @@
 //! [`Error::Locked`] before anything is written. [`SqliteStore::open_read_only`] takes no
 //! lock: it reads through read-only connections, which WAL mode lets run beside the owner's
 //! writer, and never writes.
+//!
+//! **Retention.** [`erase_streams`] deletes whole streams (`gryning retain`): in one
+//! transaction it records the caller's aggregate event, deletes the streams' rows with
+//! `secure_delete` on (freed bytes are zeroed), and notes a keyed hash of each erased event id
+//! and stream name with the erasure's date in table `erased`; then `VACUUM` rewrites the file
+//! and a truncating WAL checkpoint empties the log, so the erased bytes are in neither file.
+//! The hash key is [`RETENTION_KEY_FILE`] (mode 0600) beside the database, not in it: a copy of
+//! the database alone cannot tell whether a given id was erased. With the key, an append of an
+//! erased event id, or of any event to an erased stream, is refused with [`Error::Erased`]
+//! naming the date, so a resend is never recorded again as new. Erasure leaves gaps in the
+//! positions; the count of erased events is kept in `meta` and the index scan checks the gaps
+//! add up to it.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -77,6 +89,16 @@ const META_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS meta (
     value TEXT NOT NULL
 ) WITHOUT ROWID";
 
+/// What retention keeps of erased data: a keyed hash (HMAC-SHA-256 truncated to 16 bytes) of
+/// each erased event id and stream name, and the date it was erased.
+const ERASED_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS erased (
+    hash      BLOB PRIMARY KEY,
+    erased_on TEXT NOT NULL
+) WITHOUT ROWID";
+
+/// The key of retention's hashes, beside the database (see the module, "Retention").
+pub const RETENTION_KEY_FILE: &str = "retention.key";
+
 /// The [`StoreIdentity::backend`] of this store.
 pub const BACKEND: &str = "sqlite";
 
@@ -125,6 +147,29 @@ struct Index {
     /// Where each event id is stored.
     events: HashMap<Uuid, Position>,
     head: Position,
+    /// Retention's record: the key, and the hashes of erased event ids and stream names with
+    /// the date they were erased.
+    retention: Option<Retention>,
+}
+
+struct Retention {
+    key: [u8; 32],
+    erased: HashMap<[u8; 16], String>,
+}
+
+impl Retention {
+    fn erased_on(&self, event_id: Option<Uuid>, stream: &str) -> Option<&str> {
+        event_id
+            .and_then(|id| {
+                self.erased
+                    .get(&keyed_hash(&self.key, b"event", id.as_bytes()))
+            })
+            .or_else(|| {
+                self.erased
+                    .get(&keyed_hash(&self.key, b"stream", stream.as_bytes()))
+            })
+            .map(String::as_str)
+    }
 }
 
 /// One `append_batch` call waiting for the writer.
@@ -154,7 +199,9 @@ impl SqliteStore {
         // do not stay in the writer's cache.
         let index = {
             let scan = ReaderPool::open(&path)?;
-            load_index(&scan, &path)?
+            let mut index = load_index(&scan, &path)?;
+            index.retention = load_retention(&scan, dir)?;
+            index
         };
         let (head_tx, head_rx) = watch::channel(index.head);
         let shared = Arc::new(Shared {
@@ -204,7 +251,8 @@ impl SqliteStore {
             let scan = ReaderPool::open(&path)?;
             // One read transaction: the index and its head come from one snapshot.
             scan.execute_batch("BEGIN").map_err(sql("begin a read"))?;
-            let index = load_index(&scan, &path)?;
+            let mut index = load_index(&scan, &path)?;
+            index.retention = load_retention(&scan, dir)?;
             let identity = identity(&scan, false)?;
             scan.execute_batch("COMMIT").map_err(sql("end a read"))?;
             (index, identity)
@@ -316,6 +364,14 @@ impl EventStore for SqliteStore {
             events
         })
         .await
+    }
+
+    fn erased_on(&self, event_id: Uuid, stream: &str) -> Option<String> {
+        let index = self.index();
+        let retention = index.retention.as_ref()?;
+        retention
+            .erased_on(Some(event_id), stream)
+            .map(str::to_owned)
     }
 
     async fn stream_version(&self, stream: &str) -> Result<Version, Error> {
@@ -572,6 +628,21 @@ fn append_one(
     if let Some(answer) = verdict.finish(current) {
         return Ok(answer);
     }
+    if let Some(retention) = &index.retention {
+        for event in &request.events {
+            if let Some(day) = retention.erased_on(Some(event.event_id), stream) {
+                let what = if retention.erased_on(Some(event.event_id), "").is_some() {
+                    format!("event_id {}", event.event_id)
+                } else {
+                    format!("stream {stream}")
+                };
+                return Ok(Err(Error::Erased {
+                    what,
+                    erased_on: day.to_owned(),
+                }));
+            }
+        }
+    }
 
     let mut positions = Vec::with_capacity(request.events.len());
     let mut version = current;
@@ -682,6 +753,8 @@ fn open_writer(path: &Path) -> Result<Connection, Error> {
         .map_err(sql("create the events table"))?;
     conn.execute_batch(META_SCHEMA)
         .map_err(sql("create the meta table"))?;
+    conn.execute_batch(ERASED_SCHEMA)
+        .map_err(sql("create the erased table"))?;
     conn.set_prepared_statement_cache_capacity(16);
     Ok(conn)
 }
@@ -735,6 +808,9 @@ fn load_index(conn: &Connection, path: &Path) -> Result<Index, Error> {
         events: HashMap::with_capacity(expected_events),
         ..Index::default()
     };
+    // Retention leaves gaps: as many positions as it erased events.
+    let erased = erased_events(conn)?;
+    let mut gaps = 0u64;
     let mut statement = conn
         .prepare("SELECT position, stream, version, event_id FROM events ORDER BY position")
         .map_err(sql("prepare the index scan"))?;
@@ -760,12 +836,13 @@ fn load_index(conn: &Connection, path: &Path) -> Result<Index, Error> {
             .map_err(sql("scan the log"))?;
         let event_id = uuid_from(id, position)?;
 
-        if position != index.head + 1 {
+        if position <= index.head || (position != index.head + 1 && erased == 0) {
             return Err(corrupt(format!(
                 "position {position} follows position {}",
                 index.head
             )));
         }
+        gaps += position - index.head - 1;
         let positions = match index.streams.get_mut(stream) {
             Some(positions) => positions,
             None => index.streams.entry(stream.to_owned()).or_default(),
@@ -784,7 +861,36 @@ fn load_index(conn: &Connection, path: &Path) -> Result<Index, Error> {
         }
         index.head = position;
     }
+    if gaps != erased {
+        return Err(corrupt(format!(
+            "the positions skip {gaps} events, but retention erased {erased}"
+        )));
+    }
     Ok(index)
+}
+
+/// How many events retention erased (0 for a store that never ran it, or one whose database
+/// predates the meta table).
+fn erased_events(conn: &Connection) -> Result<u64, Error> {
+    let has_meta: bool = conn
+        .query_row(
+            "SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'meta'",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(sql("look for the meta table"))?;
+    if !has_meta {
+        return Ok(0);
+    }
+    let n: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'erased_events'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(sql("read the erased count"))?;
+    Ok(n.and_then(|n| n.parse().ok()).unwrap_or(0))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -904,4 +1010,286 @@ fn uuid_from(bytes: &[u8], position: Position) -> Result<Uuid, Error> {
 /// Wraps a SQLite failure as `Unavailable`, saying what the store was doing.
 fn sql(doing: &'static str) -> impl Fn(rusqlite::Error) -> Error {
     move |e| Error::Unavailable(format!("sqlite failed to {doing}: {e}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Retention
+
+/// The directory's exclusive lock, held by an offline tool across reading and erasing so that
+/// no server starts in between (read through [`SqliteStore::open_read_only`] meanwhile).
+pub struct DirectoryLock(#[allow(dead_code)] File);
+
+/// Takes the lock of the store in `dir` ([`Error::Locked`] while a store has it open).
+pub fn lock(dir: &Path) -> Result<DirectoryLock, Error> {
+    lock_directory(dir).map(DirectoryLock)
+}
+
+/// What [`erase_streams`] is to do: delete `streams` whole, and append `record` (the
+/// aggregate of what they held) to `record_stream`, in one transaction.
+pub struct Erasure<'a> {
+    pub streams: &'a [String],
+    /// The head the caller read the log at: if the store moved since, nothing is erased.
+    pub expected_head: Position,
+    /// The date to note with the hashes (YYYY-MM-DD).
+    pub erased_on: &'a str,
+    pub record_stream: &'a str,
+    pub record: crate::NewEvent,
+}
+
+/// What [`erase_streams`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Erased {
+    pub streams: u64,
+    pub events: u64,
+    /// Where the record was stored.
+    pub position: Position,
+    /// The database file's size after the vacuum, in bytes.
+    pub file_bytes: u64,
+}
+
+/// HMAC-SHA-256 of `domain`/`message` under `key`, truncated to 16 bytes: a keyed hash that
+/// tells a known id again, and without the key tells nothing (RFC 2104).
+fn keyed_hash(key: &[u8; 32], domain: &[u8], message: &[u8]) -> [u8; 16] {
+    use sha2::{Digest, Sha256};
+    let mut inner_key = [0x36u8; 64];
+    let mut outer_key = [0x5cu8; 64];
+    for (i, b) in key.iter().enumerate() {
+        inner_key[i] ^= b;
+        outer_key[i] ^= b;
+    }
+    let inner = Sha256::new()
+        .chain_update(inner_key)
+        .chain_update(domain)
+        .chain_update([0u8])
+        .chain_update(message)
+        .finalize();
+    let outer = Sha256::new()
+        .chain_update(outer_key)
+        .chain_update(inner)
+        .finalize();
+    outer[..16].try_into().expect("16 of 32 bytes")
+}
+
+/// Reads the retention key of the store in `dir`, creating it (mode 0600) if `create`.
+fn retention_key(dir: &Path, create: bool) -> Result<Option<[u8; 32]>, Error> {
+    let path = dir.join(RETENTION_KEY_FILE);
+    let failed = |doing: &str, e: std::io::Error| {
+        Error::Unavailable(format!("cannot {doing} {}: {e}", path.display()))
+    };
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+                Error::Unavailable(format!(
+                    "{} holds {} bytes, not the 32 of a retention key",
+                    path.display(),
+                    bytes.len()
+                ))
+            })?;
+            Ok(Some(key))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if !create {
+                return Ok(None);
+            }
+            let mut key = [0u8; 32];
+            key[..16].copy_from_slice(Uuid::new_v4().as_bytes());
+            key[16..].copy_from_slice(Uuid::new_v4().as_bytes());
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            let mut file = options.open(&path).map_err(|e| failed("create", e))?;
+            file.write_all(&key)
+                .and_then(|()| file.sync_all())
+                .map_err(|e| failed("write", e))?;
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| failed("sync the directory of", e))?;
+            Ok(Some(key))
+        }
+        Err(e) => Err(failed("read", e)),
+    }
+}
+
+/// Retention's record of the store in `dir`, if retention ever ran there (and its key is
+/// still there: without it the hashes cannot be matched and erased ids read as unknown).
+fn load_retention(conn: &Connection, dir: &Path) -> Result<Option<Retention>, Error> {
+    let has_table: bool = conn
+        .query_row(
+            "SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'erased'",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(sql("look for the erased table"))?;
+    if !has_table {
+        return Ok(None);
+    }
+    let Some(key) = retention_key(dir, false)? else {
+        return Ok(None);
+    };
+    let mut erased = HashMap::new();
+    let mut statement = conn
+        .prepare("SELECT hash, erased_on FROM erased")
+        .map_err(sql("prepare the erased scan"))?;
+    let rows = statement
+        .query_map([], |row| {
+            Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, String>(1)?))
+        })
+        .map_err(sql("read the erased hashes"))?;
+    for row in rows {
+        let (hash, day) = row.map_err(sql("read the erased hashes"))?;
+        if let Ok(hash) = <[u8; 16]>::try_from(hash.as_slice()) {
+            erased.insert(hash, day);
+        }
+    }
+    Ok(Some(Retention { key, erased }))
+}
+
+/// Erases `erasure.streams` from the store in `dir` (which must not be open elsewhere: this
+/// takes the directory's lock) and appends `erasure.record`, in one transaction; then vacuums
+/// the database and truncates its write-ahead log so the erased bytes are in neither file.
+pub fn erase_streams(
+    dir: &Path,
+    _lock: &DirectoryLock,
+    erasure: &Erasure<'_>,
+) -> Result<Erased, Error> {
+    let path = dir.join(DB_FILE);
+    let mut conn = open_writer(&path)?;
+    let key = retention_key(dir, true)?.expect("created");
+    conn.pragma_update(None, "secure_delete", "ON")
+        .map_err(sql("set secure_delete"))?;
+    // The list of streams to erase must not reach a temporary file.
+    conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(sql("set temp_store"))?;
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(sql("begin the erasure"))?;
+    tx.execute_batch("CREATE TEMP TABLE doomed (stream TEXT PRIMARY KEY) WITHOUT ROWID")
+        .map_err(sql("list the streams to erase"))?;
+    {
+        let mut add = tx
+            .prepare("INSERT OR IGNORE INTO doomed (stream) VALUES (?1)")
+            .map_err(sql("list the streams to erase"))?;
+        let mut note = tx
+            .prepare("INSERT OR IGNORE INTO erased (hash, erased_on) VALUES (?1, ?2)")
+            .map_err(sql("note an erased id"))?;
+        for stream in erasure.streams {
+            if stream == erasure.record_stream {
+                return Err(Error::Unavailable(format!(
+                    "stream {stream} holds retention's records and is never erased"
+                )));
+            }
+            add.execute([stream])
+                .map_err(sql("list the streams to erase"))?;
+            note.execute((
+                keyed_hash(&key, b"stream", stream.as_bytes()).as_slice(),
+                erasure.erased_on,
+            ))
+            .map_err(sql("note an erased stream"))?;
+        }
+        let mut ids = tx
+            .prepare("SELECT event_id FROM events WHERE stream IN (SELECT stream FROM doomed)")
+            .map_err(sql("read the ids to erase"))?;
+        let found: Vec<Vec<u8>> = ids
+            .query_map([], |row| row.get(0))
+            .map_err(sql("read the ids to erase"))?
+            .collect::<Result<_, _>>()
+            .map_err(sql("read the ids to erase"))?;
+        for id in found {
+            note.execute((
+                keyed_hash(&key, b"event", &id).as_slice(),
+                erasure.erased_on,
+            ))
+            .map_err(sql("note an erased event"))?;
+        }
+    }
+    let taken: bool = tx
+        .query_row(
+            "SELECT count(*) > 0 FROM events WHERE event_id = ?1",
+            [erasure.record.event_id.as_bytes().as_slice()],
+            |row| row.get(0),
+        )
+        .map_err(sql("look up the record's id"))?;
+    if taken {
+        return Err(Error::EventIdReused {
+            event_id: erasure.record.event_id,
+            stream: erasure.record_stream.to_owned(),
+        });
+    }
+    // The record goes after the head as it stands before the erasure (the erased events may
+    // be the last ones): positions once handed out are never handed out again.
+    let head: i64 = tx
+        .query_row("SELECT coalesce(max(position), 0) FROM events", [], |r| {
+            r.get(0)
+        })
+        .map_err(sql("read the head"))?;
+    if head as u64 != erasure.expected_head {
+        return Err(Error::Unavailable(format!(
+            "the store's head moved from {} to {head} while retention read it; nothing was erased, run it again",
+            erasure.expected_head
+        )));
+    }
+    let events = tx
+        .execute(
+            "DELETE FROM events WHERE stream IN (SELECT stream FROM doomed)",
+            [],
+        )
+        .map_err(sql("erase the streams"))? as u64;
+    let streams: i64 = tx
+        .query_row("SELECT count(*) FROM doomed", [], |r| r.get(0))
+        .map_err(sql("count the erased streams"))?;
+    let version: i64 = tx
+        .query_row(
+            "SELECT count(*) FROM events WHERE stream = ?1",
+            [erasure.record_stream],
+            |r| r.get(0),
+        )
+        .map_err(sql("read the record stream's version"))?;
+    let position = head + 1;
+    tx.execute(
+        INSERT,
+        (
+            position,
+            erasure.record_stream,
+            version + 1,
+            erasure.record.event_id.as_bytes().as_slice(),
+            erasure.record.payload.as_slice(),
+            erasure.record.metadata.as_slice(),
+        ),
+    )
+    .map_err(sql("record the erasure"))?;
+    let total = erased_events(&tx)? + events;
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('erased_events', ?1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [total.to_string()],
+    )
+    .map_err(sql("count the erased events"))?;
+    tx.execute_batch("DROP TABLE temp.doomed")
+        .map_err(sql("drop the list of erased streams"))?;
+    tx.commit().map_err(sql("commit the erasure"))?;
+    // The freed pages are zeroed (secure_delete); VACUUM rewrites the file without them, and
+    // the truncating checkpoint copies the rewrite into the database and empties the log.
+    conn.execute_batch("VACUUM").map_err(sql("vacuum"))?;
+    let (busy, _, _): (i64, i64, i64) = conn
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .map_err(sql("checkpoint the write-ahead log"))?;
+    if busy != 0 {
+        return Err(Error::Unavailable(
+            "the write-ahead log could not be emptied after the erasure: a reader held it; run gryning retain again with no server on the data directory".into(),
+        ));
+    }
+    drop(conn);
+    let file_bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    Ok(Erased {
+        streams: streams as u64,
+        events,
+        position: position as u64,
+        file_bytes,
+    })
 }

@@ -110,8 +110,10 @@ fn count(events: &[Event]) -> Counts {
                 let i = running.remove(&id).unwrap();
                 c.programmes[i].1 = Some(e.occurred_on);
             }
-            Body::ChildWelfareNotified | Body::SupportGranted { .. } | Body::TablesPublished(_) => {
-            }
+            Body::ChildWelfareNotified
+            | Body::SupportGranted { .. }
+            | Body::TablesPublished(_)
+            | Body::StreamsErased(_) => {}
         }
     }
     c

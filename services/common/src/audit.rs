@@ -178,6 +178,7 @@ fn entry_of(event: &gryning_store::RecordedEvent) -> Result<pb::AuditEntry, Serv
             p.revision,
             if p.automatic { " (automatic)" } else { "" }
         ),
+        Body::StreamsErased(e) => gryning_proto::erasure_summary(e),
         _ => String::new(),
     };
     Ok(pb::AuditEntry {

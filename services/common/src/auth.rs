@@ -263,6 +263,9 @@ pub fn agency_of_type(event_type: EventType) -> Role {
         // Publications are recorded by `Insight.Publish`, `gryning publish` and `gryning up`'s
         // automatic publisher, or copied with an admin's `Append`: no agency records them.
         TablesPublished => Role::Admin,
+        // Recorded only by `gryning retain`, with the erasure; the field rules refuse it from
+        // every caller, an admin's included.
+        StreamsErased => Role::Admin,
     }
 }
 

@@ -463,7 +463,7 @@ fn metadata(principal: &Principal, now: Timestamp) -> pb::EventMetadata {
 /// `now` as RFC 3339 to the second, with Europe/Stockholm's offset at that instant
 /// (`2020-12-02T00:30:00+01:00`, `2020-06-15T00:30:00+02:00`): the date and time read as they
 /// did in Stockholm, the calendar "not after today" was judged by, and still one exact instant.
-pub(crate) fn recorded_at(now: Timestamp) -> String {
+pub fn recorded_at(now: Timestamp) -> String {
     let second = Timestamp::from_second(now.as_second()).expect("a whole second of an instant");
     second
         .display_with_offset(stockholm().to_offset(second))

@@ -257,6 +257,9 @@ impl ServiceError {
             ServiceError::Store(gryning_store::Error::Conflict { .. }) => {
                 (Code::Aborted, "conflict")
             }
+            ServiceError::Store(gryning_store::Error::Erased { .. }) => {
+                (Code::FailedPrecondition, "erased")
+            }
             ServiceError::Store(_)
             | ServiceError::Projections(gryning_projections::Error::Store(_)) => {
                 (Code::Unavailable, "store-unavailable")
@@ -315,6 +318,10 @@ fn rejection_code(rejection: &Rejection) -> (Code, &'static str) {
             (Code::FailedPrecondition, rejection.reason())
         }
         Rejection::EventIdReused { .. } => (Code::AlreadyExists, rejection.reason()),
+        // The event existed and was erased by retention: it cannot be taken again.
+        Rejection::Erased { .. } | Rejection::Store(gryning_store::Error::Erased { .. }) => {
+            (Code::FailedPrecondition, "erased")
+        }
         Rejection::Conflict { .. } => (Code::Aborted, rejection.reason()),
         Rejection::Store(_) => (Code::Unavailable, rejection.reason()),
     }

@@ -262,6 +262,12 @@ pub fn explain_reply(
                         days: x.days,
                     })
                     .collect(),
+                erased: set.erased,
+                erased_days: set
+                    .erased_days
+                    .iter()
+                    .map(|&(days, count)| pb::ErasedDays { days, count })
+                    .collect(),
             })
             .collect(),
         publication,
