@@ -83,8 +83,14 @@ async fn measure(url: &str, stream: &str, check_resend: bool) {
             })
             .await
             .expect("resend of the fill's first event");
-        assert!(r.duplicate && r.positions == vec![1], "a resend must be a duplicate at 1: {r:?}");
-        format!(", resend of event 1 a duplicate at {:.3} s", start.elapsed().as_secs_f64())
+        assert!(
+            r.duplicate && r.positions == vec![1],
+            "a resend must be a duplicate at 1: {r:?}"
+        );
+        format!(
+            ", resend of event 1 a duplicate at {:.3} s",
+            start.elapsed().as_secs_f64()
+        )
     } else {
         String::new()
     };
@@ -206,7 +212,12 @@ fn run_measurement(exe: &std::path::Path, url: &str, stream: &str, check_resend:
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--measure") {
-        measure(&args[1], &args[2], args.get(3).map(String::as_str) == Some("--resend")).await;
+        measure(
+            &args[1],
+            &args[2],
+            args.get(3).map(String::as_str) == Some("--resend"),
+        )
+        .await;
         return;
     }
     let n: usize = args

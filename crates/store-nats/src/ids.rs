@@ -34,8 +34,8 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use tokio::time::Instant;
 use gryning_store::{Position, RecordedEvent, Version};
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::publish::InFlightAck;
@@ -72,7 +72,10 @@ impl NatsStore {
     }
 
     fn complete_subject(&self) -> String {
-        format!("{}.{COMPLETE}", ids_prefix(&self.inner.options.subject_prefix))
+        format!(
+            "{}.{COMPLETE}",
+            ids_prefix(&self.inner.options.subject_prefix)
+        )
     }
 
     fn ids_stream(&self) -> String {
@@ -155,8 +158,7 @@ impl NatsStore {
             let mut streams: HashSet<String> = HashSet::new();
             let mut from = 1;
             loop {
-                let request =
-                    serde_json::json!({ "seq": from, "batch": READ_CHUNK, "next_by_subj": subject });
+                let request = serde_json::json!({ "seq": from, "batch": READ_CHUNK, "next_by_subj": subject });
                 let page = self.direct_get(&self.ids_stream(), request, None).await?;
                 let Some(last) = page.last() else { break };
                 from = sequence_of(last).unwrap_or(Position::MAX - 1) + 1;
@@ -234,7 +236,10 @@ impl NatsStore {
 
     /// Publishes `messages` (subject, headers, body) as atomic batches of the batch limit, a
     /// few in flight, and waits for every commit.
-    async fn publish_batches(&self, messages: Vec<(String, HeaderMap, Bytes)>) -> Result<(), String> {
+    async fn publish_batches(
+        &self,
+        messages: Vec<(String, HeaderMap, Bytes)>,
+    ) -> Result<(), String> {
         let limit = self.batch_limit();
         let mut in_flight: std::collections::VecDeque<InFlightAck> = Default::default();
         let mut messages = messages.into_iter().peekable();
@@ -260,7 +265,11 @@ impl NatsStore {
             reason,
         };
         let request = serde_json::json!({ "last_by_subj": self.complete_subject() });
-        if !self.direct_get(&self.ids_stream(), request, Some(1)).await?.is_empty() {
+        if !self
+            .direct_get(&self.ids_stream(), request, Some(1))
+            .await?
+            .is_empty()
+        {
             return Ok(0);
         }
         let mut from = 1;
@@ -284,11 +293,17 @@ impl NatsStore {
                 .into_iter()
                 .map(|e| (e.event_id, self.subject(&e.stream)))
                 .collect();
-            self.claim(claims)
-                .await
-                .map_err(|e| error(format!("cannot write claims for the events already stored: {e}")))?;
+            self.claim(claims).await.map_err(|e| {
+                error(format!(
+                    "cannot write claims for the events already stored: {e}"
+                ))
+            })?;
         }
-        let marker = vec![(self.complete_subject(), HeaderMap::new(), Bytes::from(head.to_string()))];
+        let marker = vec![(
+            self.complete_subject(),
+            HeaderMap::new(),
+            Bytes::from(head.to_string()),
+        )];
         self.publish_batches(marker)
             .await
             .map_err(|e| error(format!("cannot write the complete marker: {e}")))?;

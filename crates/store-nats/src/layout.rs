@@ -141,7 +141,6 @@ impl NatsStore {
         }
         Ok(round.planned)
     }
-
 }
 
 /// The refusal or duplicate answer for a request, or `None` if it is to be written; `found`

@@ -261,7 +261,10 @@ impl NatsStore {
             .max_ack_inflight(options.max_in_flight.max(1) * 2)
             .backpressure_on_inflight(true)
             .build(client.clone());
-        let setup::Opened { events: stream, info } = setup::open_streams(&js, &options).await?;
+        let setup::Opened {
+            events: stream,
+            info,
+        } = setup::open_streams(&js, &options).await?;
         // The server stamps a stream with its creation time, once: with the stream's name it
         // tells this stream from any other, including one deleted and created again.
         let identity = StoreIdentity {
@@ -346,7 +349,6 @@ impl NatsStore {
     fn subject(&self, stream: &str) -> String {
         subject::subject_for(&self.inner.options.subject_prefix, stream)
     }
-
 }
 
 fn raise(head: &mut Position, to: Position) -> bool {

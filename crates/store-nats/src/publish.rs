@@ -105,11 +105,7 @@ impl NatsStore {
     /// stored and, if the round stopped early, why. After the first refusal no further batch is
     /// sent (the predictions after it are void), but every commit already in flight is
     /// collected.
-    async fn publish(
-        &self,
-        work: &mut [Work],
-        plan: Vec<Planned>,
-    ) -> (bool, Option<String>) {
+    async fn publish(&self, work: &mut [Work], plan: Vec<Planned>) -> (bool, Option<String>) {
         let max_messages = self.inner.options.max_in_flight.max(1);
         let limit = self.batch_limit();
         let mut batches = cut(plan, limit).into_iter();

@@ -241,7 +241,11 @@ async fn a_stream_without_claims_gets_them_at_connect() {
         .expect("resend");
     assert_eq!((again.duplicate, again.positions.clone()), (true, vec![4]));
     let next = store
-        .append(request("old", ExpectedVersion::Exact(5), vec![event("new")]))
+        .append(request(
+            "old",
+            ExpectedVersion::Exact(5),
+            vec![event("new")],
+        ))
         .await
         .expect("append on top");
     assert_eq!((next.positions, next.version), (vec![6], 6));
