@@ -184,7 +184,7 @@ impl NatsStore {
         wanted: &HashMap<Uuid, String>,
     ) -> Result<HashMap<Uuid, RecordedEvent>, NatsError> {
         let positions = self.stream_positions(streams.iter().cloned()).await?;
-        let mut reads = futures_util::stream::iter(positions.into_iter())
+        let mut reads = futures_util::stream::iter(positions)
             .map(|(stream, pos)| async move { self.stream_events(&stream, pos).await })
             .buffer_unordered(PARALLEL_READS);
         let mut found = HashMap::new();
