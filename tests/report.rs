@@ -87,7 +87,16 @@ fn ok(out: Output) -> String {
 /// A data directory of its own for test `name`, holding the Stockholm 2019–2020 case flow
 /// (recorded once, then copied while no process has it open).
 fn data_copy(name: &str) -> PathBuf {
-    let master = master();
+    copy_of(master(), name)
+}
+
+/// A data directory of its own for test `name`, holding the seven police regions' 2019–2020
+/// case flow.
+fn regions_copy(name: &str) -> PathBuf {
+    copy_of(regions_master(), name)
+}
+
+fn copy_of(master: &Path, name: &str) -> PathBuf {
     let dir = master.parent().unwrap().join(name);
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
@@ -103,14 +112,24 @@ fn data_copy(name: &str) -> PathBuf {
 /// The Stockholm 2019–2020 case flow, recorded once into a data directory for every test.
 fn master() -> &'static Path {
     static DATA: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    DATA.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("gryning-report-test-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let data = dir.join("data");
-        ok(gryning(&data, &["demo"], &[]));
-        data
-    })
+    DATA.get_or_init(|| demo_data("gryning-report-test", &["demo"]))
+}
+
+/// The seven police regions' 2019–2020 case flow (Stockholm's as published), recorded once.
+fn regions_master() -> &'static Path {
+    static DATA: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DATA.get_or_init(|| demo_data("gryning-report-regions", &["demo", "--regions", "all"]))
+}
+
+/// A fresh temporary directory `PREFIX-PID` whose `data` holds what `demo` (with `args`)
+/// records.
+fn demo_data(prefix: &str, args: &[&str]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = dir.join("data");
+    ok(gryning(&data, args, &[]));
+    data
 }
 
 /// Chromium headless on `page` with a fresh profile and no way out to the network: every host
@@ -312,9 +331,12 @@ fn workbook_equals_tables(
                             "FEMALE" => "Kvinnor",
                             "MALE" => "Män",
                             "UNKNOWN" => "Okänt kön",
+                            "above" => "över medianen",
+                            "in line" => "i linje med medianen",
+                            "below" => "under medianen",
                             other => other,
                         };
-                        let key = ["period", "code", "group", "victim_gender"]
+                        let key = ["period", "code", "group", "victim_gender", "region"]
                             .contains(&expected[0][j].as_str());
                         assert!(
                             key || w.parse::<f64>().is_err(),
@@ -329,16 +351,7 @@ fn workbook_equals_tables(
             }
         }
     }
-    let about = book.worksheet_range("Om siffrorna").unwrap();
-    let text: Vec<String> = about
-        .rows()
-        .map(|r| {
-            r.iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join("=")
-        })
-        .collect();
+    let text = about_sheet(path);
     assert!(
         text.iter().any(|l| l.starts_with("Position i lagret=")),
         "{text:?}"
@@ -348,6 +361,22 @@ fn workbook_equals_tables(
         "{text:?}"
     );
     checked
+}
+
+/// The workbook's sheet `Om siffrorna`, a line `what=value` per row.
+fn about_sheet(path: &Path) -> Vec<String> {
+    use calamine::{open_workbook, Reader, Xlsx};
+    let mut book: Xlsx<_> = open_workbook(path).unwrap();
+    let about = book.worksheet_range("Om siffrorna").unwrap();
+    about
+        .rows()
+        .map(|r| {
+            r.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("=")
+        })
+        .collect()
 }
 
 /// Every sheet's header row is frozen: the pane in each sheet's XML (calamine does not read
@@ -383,6 +412,116 @@ fn png_size(path: &Path) -> (u32, u32) {
     let w = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
     let h = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
     (w, h)
+}
+
+/// The region-comparison tables of a live report: (file key, `gryning table` arguments).
+const COMPARED: [(&str, &[&str]); 3] = [
+    (
+        "region-comparison-group-year",
+        &["region-comparison", "--by", "group", "--period", "year"],
+    ),
+    (
+        "region-comparison-code-year",
+        &["region-comparison", "--by", "code", "--period", "year"],
+    ),
+    (
+        "region-comparison-code-quarter",
+        &["region-comparison", "--by", "code", "--period", "quarter"],
+    ),
+];
+
+/// `options` without `flag` and its value.
+fn without<'a>(options: &[&'a str], flag: &str) -> Vec<&'a str> {
+    let mut out = Vec::new();
+    let mut skip = false;
+    for o in options {
+        if std::mem::take(&mut skip) {
+            continue;
+        }
+        if *o == flag {
+            skip = true;
+            continue;
+        }
+        out.push(*o);
+    }
+    out
+}
+
+/// The value of `flag` in `options`.
+fn value_of<'a>(options: &[&'a str], flag: &str) -> Option<&'a str> {
+    options
+        .iter()
+        .position(|o| *o == flag)
+        .map(|i| options[i + 1])
+}
+
+/// The comparison files of a live report made with `options`, checked against `gryning table
+/// region-comparison --region R` (R: the report's region, or Polisregion Stockholm) with the
+/// same options: byte for byte; under `--suppress-below N`, every count from 1 to N−1 marked
+/// `<N`, every other cell as the table has it or hidden (`..`, never a zero), a rate and a
+/// verdict hidden exactly where a count of its row is. Returns (file key, the file's CSV).
+fn comparison_files(
+    data: &Path,
+    out: &Path,
+    year: &str,
+    options: &[&str],
+) -> Vec<(String, String)> {
+    let region = value_of(options, "--region").unwrap_or("Polisregion Stockholm");
+    let below: Option<i64> = value_of(options, "--suppress-below").map(|n| n.parse().unwrap());
+    let mut found = Vec::new();
+    for (key, args) in COMPARED {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(without(&without(options, "--region"), "--suppress-below"));
+        all.extend_from_slice(&["--region", region]);
+        let table = table_csv(data, &all);
+        let file = out.join(format!("rapport-{year}-{key}.csv"));
+        let written =
+            std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let Some(below) = below else {
+            assert!(
+                written == table,
+                "{} is not `gryning table {}`'s CSV",
+                file.display(),
+                all.join(" ")
+            );
+            found.push((key.to_string(), written));
+            continue;
+        };
+        let (want, have) = (rows(&table), rows(&written));
+        assert_eq!(want.len(), have.len(), "{key}: rows");
+        assert_eq!(want[0], have[0], "{key}: header");
+        let header = &want[0];
+        let at = |name: &str| header.iter().position(|c| c == name).unwrap();
+        for (w, h) in want[1..].iter().zip(&have[1..]) {
+            let mut hidden = false;
+            for c in [at("handled"), at("cleared")] {
+                let n: i64 = w[c].parse().unwrap();
+                if n > 0 && n < below {
+                    assert_eq!(
+                        h[c],
+                        format!("<{below}"),
+                        "{key} {w:?}: a small count is marked"
+                    );
+                    hidden = true;
+                } else if h[c] == ".." {
+                    assert!(n > 0, "{key} {w:?}: a zero is never hidden");
+                    hidden = true;
+                } else {
+                    assert_eq!(h[c], w[c], "{key} {w:?}");
+                }
+            }
+            for (j, (wv, hv)) in w.iter().zip(h).enumerate() {
+                if j == at("percent") || j == at("verdict") {
+                    let expected = if hidden { ".." } else { wv.as_str() };
+                    assert_eq!(hv, expected, "{key} {w:?} column {}", header[j]);
+                } else if j != at("handled") && j != at("cleared") {
+                    assert_eq!(hv, wv, "{key} {w:?} column {}", header[j]);
+                }
+            }
+        }
+        found.push((key.to_string(), written));
+    }
+    found
 }
 
 /// Reads the report in `out` against `gryning table` with `options`, in the browser, the
@@ -423,6 +562,12 @@ fn check_report(data: &Path, out: &Path, year: &str, options: &[&str], previous:
                 let line = written.lines().zip(csv.lines()).find(|(a, b)| a != b);
                 panic!("{} is not `gryning table {}`'s CSV: first different line (file, table) {line:?}", file.display(), all.join(" "));
             }
+            tables.insert(key.clone(), csv);
+            keys.push(key);
+        }
+    }
+    if !options.contains(&"--published") {
+        for (key, csv) in comparison_files(data, out, year, options) {
             tables.insert(key.clone(), csv);
             keys.push(key);
         }
@@ -682,7 +827,7 @@ fn suppressed_tables_through_a_server_are_the_offline_ones() {
         ],
         &[],
     ));
-    for (key, _) in TABLES {
+    for (key, _) in TABLES.iter().chain(&COMPARED) {
         let name = format!("rapport-2020-{key}.csv");
         assert!(
             std::fs::read_to_string(out.join(&name)).unwrap()
@@ -783,16 +928,43 @@ fn small(row: &BTreeMap<String, String>, below: Option<i64>) -> bool {
     })
 }
 
-/// Checks the charts and the verdict table of a report of 2020 made from data of every region
-/// against `gryning table region-comparison`; returns how many points and cells it checked.
-fn drawn_equals_comparison(data: &Path, out: &Path, below: Option<i64>) -> (usize, usize) {
+/// Whether the report in `out` hides `region`'s rate in the `region-comparison` row of
+/// (`period`, code or group `key`, `gender`), as its comparison file `KEY` shows it.
+fn rate_hidden(
+    out: &Path,
+    file: &str,
+    (period, key, gender): (&str, &str, &str),
+    region: &str,
+) -> bool {
+    let rows =
+        rows(&std::fs::read_to_string(out.join(format!("rapport-2020-{file}.csv"))).unwrap());
+    let at = |name: &str| rows[0].iter().position(|c| c == name).unwrap();
+    rows[1..].iter().any(|r| {
+        r[0] == period
+            && r[1] == key
+            && r[at("victim_gender")] == gender
+            && r[at("region")] == region
+            && r[at("percent")] == ".."
+    })
+}
+
+/// Checks the charts and the verdict table of a report of 2020 made from data of every region,
+/// setting `region` against the median, against `gryning table region-comparison` (a rate
+/// hidden where the report's comparison file hides it, which it must where a count is small);
+/// returns how many points and cells it checked.
+fn drawn_equals_comparison(
+    data: &Path,
+    out: &Path,
+    below: Option<i64>,
+    region: &str,
+) -> (usize, usize) {
     let page = out.join("rapport-2020.html");
     let html = std::fs::read_to_string(&page).unwrap();
     self_contained(&html);
     let dom = String::from_utf8(browse(&page, &["--dump-dom"]).stdout).unwrap();
     assert!(
         dom.contains("Uppgifterna gäller 7 polisregioner")
-            && dom.contains("Polisregion Stockholm (heldragna linjer) mot medianen"),
+            && dom.contains(&format!("{region} (heldragna linjer) mot medianen")),
         "the page says what the charts compare"
     );
     let groups = comparison_rows(data, "group");
@@ -820,7 +992,19 @@ fn drawn_equals_comparison(data: &Path, out: &Path, below: Option<i64>) -> (usiz
                 cell.first().and_then(|r| rate(&r["median_percent"]))
             } else {
                 let row = cell.iter().find(|r| text(&r["region"]) == who);
+                let file_hides = rate_hidden(
+                    out,
+                    "region-comparison-group-year",
+                    (year.as_str(), group, gender),
+                    who,
+                );
                 if row.is_some_and(|r| small(r, below)) {
+                    assert!(
+                        file_hides,
+                        "{key} {year}: a rate over a small count is hidden"
+                    );
+                }
+                if file_hides {
                     hidden += 1;
                     None
                 } else {
@@ -838,8 +1022,8 @@ fn drawn_equals_comparison(data: &Path, out: &Path, below: Option<i64>) -> (usiz
         series.iter().any(|(k, _)| k.contains("|median|"))
             && series
                 .iter()
-                .any(|(k, _)| k.contains("|Polisregion Stockholm|")),
-        "the charts draw Stockholm and the median: {series:?}"
+                .any(|(k, _)| k.contains(&format!("|{region}|"))),
+        "the charts draw {region} and the median: {series:?}"
     );
     // The verdicts of 2020, all victims, per code.
     let cells = verdict_cells(&dom);
@@ -848,7 +1032,7 @@ fn drawn_equals_comparison(data: &Path, out: &Path, below: Option<i64>) -> (usiz
         .iter()
         .filter(|r| text(&r["period"]) == "2020" && text(&r["victim_gender"]) == "ALL")
     {
-        let place = format!("2020|{}|ALL|Polisregion Stockholm", text(&row["code"]));
+        let place = format!("2020|{}|ALL|{region}", text(&row["code"]));
         let median = cells
             .get(&(place.clone(), "median_percent".into()))
             .unwrap_or_else(|| panic!("the verdict table has no row {place}"));
@@ -860,10 +1044,20 @@ fn drawn_equals_comparison(data: &Path, out: &Path, below: Option<i64>) -> (usiz
             "{place}: regions in the median"
         );
         checked += 2;
-        if text(&row["region"]) != "Polisregion Stockholm" {
+        if text(&row["region"]) != region {
             continue;
         }
-        let (rate, verdict) = if small(row, below) {
+        let hides = rate_hidden(
+            out,
+            "region-comparison-code-year",
+            ("2020", row["code"].as_str(), "ALL"),
+            region,
+        );
+        assert!(
+            !small(row, below) || hides,
+            "{place}: a rate over a small count is hidden"
+        );
+        let (rate, verdict) = if hides {
             ("..".to_string(), "..")
         } else {
             (
@@ -893,11 +1087,8 @@ fn drawn_equals_comparison(data: &Path, out: &Path, below: Option<i64>) -> (usiz
 
 #[test]
 fn with_every_region_the_charts_set_stockholm_against_the_median_of_region_comparison() {
-    let dir = std::env::temp_dir().join(format!("gryning-report-regions-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let data = dir.join("data");
-    // The seven police regions' 2019–2020 case flow (Stockholm's as published).
-    ok(gryning(&data, &["demo", "--regions", "all"], &[]));
+    let data = regions_copy("stockholm");
+    let dir = data.parent().unwrap().to_path_buf();
     for (name, below) in [("all", None), ("suppressed", Some(20))] {
         let out = dir.join(name);
         let mut args = vec![
@@ -912,7 +1103,10 @@ fn with_every_region_the_charts_set_stockholm_against_the_median_of_region_compa
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         ok(gryning(&data, &args, &[]));
-        let (points, cells) = drawn_equals_comparison(&data, &out, below);
+        let options: Vec<&str> = args[5..].to_vec();
+        let files = comparison_files(&data, &out, "2020", &options);
+        assert_eq!(files.len(), 3);
+        let (points, cells) = drawn_equals_comparison(&data, &out, below, "Polisregion Stockholm");
         assert!(points > 20, "{points} points drawn");
         assert!(cells > 40, "{cells} verdict cells");
         eprintln!(
@@ -920,4 +1114,215 @@ fn with_every_region_the_charts_set_stockholm_against_the_median_of_region_compa
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The files a report wrote into `dir`: file name → content, CSV files only.
+fn csv_files(dir: &Path) -> BTreeMap<String, String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "csv"))
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            (name, std::fs::read_to_string(&p).unwrap())
+        })
+        .collect()
+}
+
+/// `gryning report` with `args` refused: exit status 2, nothing written to `out`, and the
+/// message holding each of `expected`.
+fn refused(data: &Path, args: &[&str], out: &Path, expected: &[&str]) {
+    let mut all = vec!["report", "--year", "2020", "--out", out.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let result = gryning(data, &all, &[]);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(2), "{}: {stderr}", all.join(" "));
+    for e in expected {
+        assert!(stderr.contains(e), "{}: {stderr}", all.join(" "));
+    }
+    assert!(
+        !out.exists(),
+        "{}: a refused report writes nothing",
+        all.join(" ")
+    );
+}
+
+#[test]
+fn a_report_of_one_region_is_that_regions_tables_offline_and_through_a_server() {
+    let data = &regions_copy("region");
+    let dir = data.parent().unwrap().to_path_buf();
+    let out = dir.join("vast");
+    let options = ["--region", "väst"];
+    let mut args = vec!["report", "--year", "2020", "--out", out.to_str().unwrap()];
+    args.extend_from_slice(&options);
+    ok(gryning(data, &args, &[]));
+    // Every table, CSV file and sheet is `gryning table --region väst`'s; the comparison files
+    // are `gryning table region-comparison --region väst`'s.
+    check_report(data, &out, "2020", &options, None);
+    let (points, cells) = drawn_equals_comparison(data, &out, None, "Polisregion Väst");
+    assert!(
+        points > 20 && cells > 40,
+        "{points} points, {cells} verdict cells"
+    );
+    let html = std::fs::read_to_string(out.join("rapport-2020.html")).unwrap();
+    assert!(
+        html.contains("Polisregion Väst: de ärenden som hör till regionen")
+            && html.contains("Tabellerna gäller Polisregion Väst."),
+        "the page says whose figures they are"
+    );
+    assert!(
+        html.contains("<dt>Polisregion</dt><dd>Polisregion Väst: tabellerna gäller"),
+        "the provenance names the region"
+    );
+    let about = about_sheet(&out.join("rapport-2020.xlsx"));
+    for line in [
+        "Polisregion=Polisregion Väst",
+        "Jämförd med medianen=Polisregion Väst",
+    ] {
+        assert!(about.iter().any(|l| l == line), "{line}: {about:?}");
+    }
+    // Not Stockholm's or the country's figures: the region's own differ from both.
+    let county = table_csv(data, &["case-flow", "--by", "group"]);
+    let stockholm = table_csv(
+        data,
+        &["case-flow", "--by", "group", "--region", "Stockholm"],
+    );
+    let written =
+        std::fs::read_to_string(out.join("rapport-2020-case-flow-group-year.csv")).unwrap();
+    assert!(written != county && written != stockholm);
+
+    refused(
+        data,
+        &["--region", "Atlantis"],
+        &dir.join("atlantis"),
+        &[
+            "--region \"Atlantis\": not a police region",
+            "Polisregion Bergslagen",
+            "Polisregion Syd",
+        ],
+    );
+
+    // Through a server: the same files, and the same refusal.
+    let served = regions_copy("region-served");
+    let server = up::up(served.parent().unwrap());
+    let (url, token) = (server.url(), server.tokens["analyst"].clone());
+    let remote = dir.join("vast-remote");
+    let mut args = vec![
+        "report",
+        "--year",
+        "2020",
+        "--out",
+        remote.to_str().unwrap(),
+    ];
+    args.extend_from_slice(&options);
+    args.extend_from_slice(&["--server", &url, "--token", &token]);
+    ok(gryning(&served, &args, &[]));
+    let (here, there) = (csv_files(&out), csv_files(&remote));
+    assert_eq!(here.len(), TABLES.len() + COMPARED.len());
+    assert!(
+        here == there,
+        "the region's files through the server differ from the offline ones"
+    );
+    let html = std::fs::read_to_string(remote.join("rapport-2020.html")).unwrap();
+    assert!(html.contains("Polisregion Väst (heldragna linjer) mot medianen"));
+    refused(
+        &served,
+        &["--region", "Atlantis", "--server", &url, "--token", &token],
+        &dir.join("atlantis-remote"),
+        &[
+            "--region \"Atlantis\"",
+            "field region",
+            "Polisregion Bergslagen",
+        ],
+    );
+    server.stop();
+}
+
+#[test]
+fn a_classified_report_is_the_tables_under_that_version_offline_and_through_a_server() {
+    let data = &data_copy("classified");
+    let dir = data.parent().unwrap().to_path_buf();
+    let out = dir.join("2019.1");
+    let options = ["--classification", "2019.1", "--suppress-below", "5"];
+    let mut args = vec!["report", "--year", "2020", "--out", out.to_str().unwrap()];
+    args.extend_from_slice(&options);
+    ok(gryning(data, &args, &[]));
+    // Every file is `gryning table --classification 2019.1 --suppress-below 5`'s: suppression
+    // works on the version's tables and groups, the rows the report shows.
+    check_report(data, &out, "2020", &options, None);
+    let recorded = table_csv(
+        data,
+        &["case-flow", "--by", "code", "--suppress-below", "5"],
+    );
+    let classified =
+        std::fs::read_to_string(out.join("rapport-2020-case-flow-code-year.csv")).unwrap();
+    assert!(
+        recorded != classified && classified.contains("<5"),
+        "the version counts 2020's codes under 2019's, suppressed"
+    );
+    let html = std::fs::read_to_string(out.join("rapport-2020.html")).unwrap();
+    assert!(
+        html.contains("<dt>Klassificering</dt><dd>Version 2019.1:"),
+        "the provenance names the classification"
+    );
+    let about = about_sheet(&out.join("rapport-2020.xlsx"));
+    assert!(
+        about
+            .iter()
+            .any(|l| l.starts_with("Klassificering=version 2019.1")),
+        "{about:?}"
+    );
+
+    // Through a server: the same files.
+    let served = data_copy("classified-served");
+    let server = up::up(served.parent().unwrap());
+    let (url, token) = (server.url(), server.tokens["analyst"].clone());
+    let remote = dir.join("2019.1-remote");
+    let mut args = vec![
+        "report",
+        "--year",
+        "2020",
+        "--out",
+        remote.to_str().unwrap(),
+    ];
+    args.extend_from_slice(&options);
+    args.extend_from_slice(&["--server", &url, "--token", &token]);
+    ok(gryning(&served, &args, &[]));
+    assert!(
+        csv_files(&out) == csv_files(&remote),
+        "the classified files through the server differ from the offline ones"
+    );
+    server.stop();
+}
+
+#[test]
+fn report_options_that_do_not_go_together_are_refused_naming_the_option() {
+    let data = &data_copy("refused");
+    let dir = data.parent().unwrap().to_path_buf();
+    ok(gryning(data, &["publish", "--quarter", "2020-Q4"], &[]));
+    let out = dir.join("nothing");
+    refused(
+        data,
+        &["--classification", "2018.1"],
+        &out,
+        &["--classification: unknown classification \"2018.1\": the classifications are recorded, 2019.1, 2020.1"],
+    );
+    refused(
+        data,
+        &["--classification", "2019.1", "--published", "2020-Q4"],
+        &out,
+        &["--classification 2019.1: a publication holds its tables as recorded"],
+    );
+    refused(
+        data,
+        &["--region", "Väst", "--suppress-below", "5"],
+        &out,
+        &["--suppress-below works on the tables of every region together: leave out --region"],
+    );
+    refused(
+        data,
+        &["--region", "Väst", "--published", "2020-Q4"],
+        &out,
+        &["--region", "--published", "cannot be used with"],
+    );
 }

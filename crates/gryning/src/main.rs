@@ -115,7 +115,16 @@ enum Command {
         /// YYYY-QN@REVISION): its year to date, or with --quarter its quarter.
         #[arg(long, value_name = "QUARTER")]
         published: Option<String>,
-        /// Small-cell suppression, as for `gryning table --suppress-below`.
+        /// The report of one police region's cases (e.g. Stockholm or "Polisregion
+        /// Stockholm"), set against the median of the regions; default: every region together,
+        /// with Polisregion Stockholm set against the median. Publications are county-wide.
+        #[arg(long, value_name = "NAME", conflicts_with = "published")]
+        region: Option<String>,
+        /// Every table and chart in a catalogue version's codes and groups, as for `gryning
+        /// table --classification` (default: recorded). Not with --published.
+        #[arg(long, value_name = "recorded|VERSION", default_value = "recorded")]
+        classification: String,
+        /// Small-cell suppression, as for `gryning table --suppress-below` (not with --region).
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(2..))]
         suppress_below: Option<u32>,
         /// Directory to write into (created when missing).
@@ -675,7 +684,7 @@ fn import_summary(
 #[allow(clippy::too_many_arguments)]
 async fn suppressed_table(
     settings: &Settings,
-    catalogue: &Catalogue,
+    (catalogue, classification): (&Catalogue, &str),
     remote: &remote::ServerArgs,
     (name, by, period, format): (&str, ByArg, PeriodArg, Format),
     as_of: Option<u64>,
@@ -706,6 +715,7 @@ async fn suppressed_table(
         report::suppressed_table(
             report::Reader::Remote(&server),
             catalogue,
+            classification,
             table_name,
             by,
             period,
@@ -724,7 +734,16 @@ async fn suppressed_table(
         access,
     };
     report::suppressed_table(
-        reader, catalogue, table_name, by, period, as_of, published, format, below,
+        reader,
+        catalogue,
+        classification,
+        table_name,
+        by,
+        period,
+        as_of,
+        published,
+        format,
+        below,
     )
     .await?;
     Ok(std::process::ExitCode::SUCCESS)
@@ -773,14 +792,11 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<std::process::ExitC
         } => {
             let classified = classification != gryning_domain::catalogue::RECORDED;
             if classified && published.is_some() {
-                bail!("--classification {classification}: a publication holds its tables as recorded (the catalogue version it names), not reclassified; leave out --classification with --published, or ask the live table (or --as-of) under a version");
-            }
-            if classified && suppress_below.is_some() {
-                bail!("--classification {classification}: --suppress-below works on the recorded classification only; leave out one of them");
+                return Err(report::classified_publication(&classification));
             }
             if let Some(below) = suppress_below {
                 if region.is_some() {
-                    bail!("--suppress-below works on the tables of every region together: leave out --region");
+                    return Err(report::suppressed_region());
                 }
                 if matches!(
                     TableName::parse(&name),
@@ -798,9 +814,13 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<std::process::ExitC
                         ),
                     },
                 };
+                let catalogue = match catalogue.under(&classification) {
+                    Ok(under) => under,
+                    Err(e) => bail!("--classification: {e}"),
+                };
                 return suppressed_table(
                     &settings,
-                    &catalogue,
+                    (&catalogue, &classification),
                     &remote,
                     (&name, by, period, format),
                     as_of,
@@ -950,6 +970,8 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<std::process::ExitC
             year,
             quarter,
             published,
+            region,
+            classification,
             suppress_below,
             out,
             remote,
@@ -958,6 +980,8 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<std::process::ExitC
                 year,
                 quarter,
                 published,
+                region,
+                classification,
                 suppress_below,
                 out,
             };

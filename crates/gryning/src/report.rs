@@ -13,6 +13,7 @@ use gryning_projections::{
     read_publication, stored_table, By, PeriodKind, PublishedPeriod, TableName,
 };
 use gryning_projections::{Cell, RegionComparisonRow, Table, Verdict};
+use gryning_proto::pb;
 use gryning_report::{Comparison, Figures, Provenance, Report, Source, SourcedTable};
 use gryning_service_common::context::Access;
 use gryning_service_common::publish::PublishError;
@@ -126,11 +127,42 @@ pub(crate) struct Gathered {
     pub published_at: Option<String>,
     /// The regions against their median, at the same position (live figures only).
     pub comparison: Option<Comparison>,
+    /// The compared region's own family of tables, when asked for (to suppress its rows).
+    pub compared_family: Option<Vec<SourcedTable>>,
+    /// The region of the tables, by its full name; `None`: every region together.
+    pub region: Option<String>,
+}
+
+/// What the live tables are asked for.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Scope<'a> {
+    /// One police region's cases (as `--region` names it), or every region together.
+    pub region: Option<&'a str>,
+    /// `recorded` or a catalogue version (the catalogue handed to [`Reader::live`] is already
+    /// under it; a server is asked for it by name).
+    pub classification: &'a str,
+    /// The region whose `region-comparison` rows the report shows (none: no comparison is
+    /// read), and whether that region's own family of tables is wanted too, to suppress them.
+    pub compared: Option<(&'a str, bool)>,
+}
+
+/// `--region`'s refusal of a name that is no region, naming the option and the regions.
+fn unknown_region(e: gryning_domain::UnknownRegion) -> anyhow::Error {
+    anyhow::anyhow!(
+        "--region {:?}: not a police region; the regions are {} (the full name, or without \"Polisregion \", in any case); leave out --region for every region together",
+        e.given,
+        e.known.join(", ")
+    )
 }
 
 impl Reader<'_> {
-    /// Every live table, all at one position (`as_of`, or the store's head).
-    async fn live(&self, catalogue: &Catalogue, as_of: Option<u64>) -> anyhow::Result<Gathered> {
+    /// Every live table of `scope`, all at one position (`as_of`, or the store's head).
+    async fn live(
+        &self,
+        catalogue: &Catalogue,
+        as_of: Option<u64>,
+        scope: Scope<'_>,
+    ) -> anyhow::Result<Gathered> {
         match self {
             Reader::Offline {
                 settings,
@@ -156,22 +188,55 @@ impl Reader<'_> {
                         .await?
                     }
                 };
-                let tables = kinds()
-                    .into_iter()
-                    .map(|(name, by, period)| SourcedTable {
-                        name,
-                        by,
-                        period,
-                        table: projections.table(name, by, period, catalogue),
-                    })
-                    .collect();
-                let mut comparison = Comparison::default();
-                for (by, period) in COMPARED {
-                    let rows = projections.region_comparison(by, period, catalogue, None)?;
-                    comparison.tables.push((by, period, rows));
+                let resolve =
+                    |given: &str| projections.resolve_region(given).map_err(unknown_region);
+                let region = scope.region.map(resolve).transpose()?;
+                let family = |region: Option<&str>| -> anyhow::Result<Vec<SourcedTable>> {
+                    kinds()
+                        .into_iter()
+                        .map(|(name, by, period)| {
+                            Ok(SourcedTable {
+                                name,
+                                by,
+                                period,
+                                table: projections
+                                    .region_table(name, by, period, catalogue, region)
+                                    .map_err(unknown_region)?,
+                            })
+                        })
+                        .collect()
+                };
+                let tables = family(region.as_deref())?;
+                let mut comparison = None;
+                let mut compared_family = None;
+                if let Some((compared, with_family)) = scope.compared {
+                    let compared = resolve(compared)?;
+                    let mut c = Comparison::default();
+                    for (by, period) in COMPARED {
+                        let rows = projections.region_comparison(by, period, catalogue, None)?;
+                        c.tables.push((by, period, rows));
+                        c.shown.push(SourcedTable {
+                            name: TableName::RegionComparison,
+                            by,
+                            period,
+                            table: projections.region_table(
+                                TableName::RegionComparison,
+                                by,
+                                period,
+                                catalogue,
+                                Some(&compared),
+                            )?,
+                        });
+                    }
+                    if with_family {
+                        compared_family = Some(family(Some(&compared))?);
+                    }
+                    comparison = Some(c);
                 }
                 Ok(Gathered {
-                    comparison: Some(comparison),
+                    comparison,
+                    compared_family,
+                    region,
                     figures: Figures {
                         source: Source::Live,
                         position: projections.position(),
@@ -186,21 +251,40 @@ impl Reader<'_> {
                 })
             }
             Reader::Remote(server) => {
+                let ask =
+                    |name: TableName, by: By, period: PeriodKind, region: Option<&str>, at| {
+                        pb::GetTableRequest {
+                            name: name.name().to_string(),
+                            by: by.name().to_string(),
+                            period: period.name().to_string(),
+                            as_of: at,
+                            region: region.unwrap_or_default().to_string(),
+                            classification: scope.classification.to_string(),
+                            ..Default::default()
+                        }
+                    };
+                let refused =
+                    |region: Option<&str>, (status, e): (tonic::Status, anyhow::Error)| match region
+                    {
+                        Some(given)
+                            if status.code() == tonic::Code::InvalidArgument
+                                && status.message().starts_with("field region") =>
+                        {
+                            e.context(format!("--region {given:?}"))
+                        }
+                        _ => e,
+                    };
                 // The first table fixes the position; the others are asked as of it, so that
                 // every table of the family reflects the same events.
                 let mut position = as_of;
                 let mut tables = Vec::new();
                 for (name, by, period) in kinds() {
-                    let f = remote::fetch(
+                    let f = remote::fetch_request(
                         server,
-                        name.name(),
-                        by.name(),
-                        period.name(),
-                        position,
-                        None,
+                        ask(name, by, period, scope.region, position),
                     )
                     .await
-                    .map_err(|(_, e)| e)?;
+                    .map_err(|r| refused(scope.region, r))?;
                     position.get_or_insert(f.position);
                     tables.push(SourcedTable {
                         name,
@@ -209,24 +293,63 @@ impl Reader<'_> {
                         table: f.table,
                     });
                 }
-                let mut comparison = Comparison::default();
-                for (by, period) in COMPARED {
-                    let f = remote::fetch(
-                        server,
-                        TableName::RegionComparison.name(),
-                        by.name(),
-                        period.name(),
-                        position,
-                        None,
-                    )
-                    .await
-                    .map_err(|(_, e)| e)?;
-                    comparison
-                        .tables
-                        .push((by, period, comparison_rows(&f.table)?));
+                // A police region by its full name, as the server's rows name it.
+                let full = |given: &str| {
+                    gryning_domain::resolve_region(given, [])
+                        .unwrap_or_else(|_| given.trim().to_string())
+                };
+                let mut comparison = None;
+                let mut compared_family = None;
+                if let Some((compared, with_family)) = scope.compared {
+                    let compared = full(compared);
+                    let mut c = Comparison::default();
+                    for (by, period) in COMPARED {
+                        let all = ask(TableName::RegionComparison, by, period, None, position);
+                        let f = remote::fetch_request(server, all)
+                            .await
+                            .map_err(|(_, e)| e)?;
+                        c.tables.push((by, period, comparison_rows(&f.table)?));
+                        let one = ask(
+                            TableName::RegionComparison,
+                            by,
+                            period,
+                            Some(&compared),
+                            position,
+                        );
+                        let f = remote::fetch_request(server, one)
+                            .await
+                            .map_err(|r| refused(Some(&compared), r))?;
+                        c.shown.push(SourcedTable {
+                            name: TableName::RegionComparison,
+                            by,
+                            period,
+                            table: f.table,
+                        });
+                    }
+                    if with_family {
+                        let mut tables = Vec::new();
+                        for (name, by, period) in kinds() {
+                            let f = remote::fetch_request(
+                                server,
+                                ask(name, by, period, Some(&compared), position),
+                            )
+                            .await
+                            .map_err(|r| refused(Some(&compared), r))?;
+                            tables.push(SourcedTable {
+                                name,
+                                by,
+                                period,
+                                table: f.table,
+                            });
+                        }
+                        compared_family = Some(tables);
+                    }
+                    comparison = Some(c);
                 }
                 Ok(Gathered {
-                    comparison: Some(comparison),
+                    comparison,
+                    compared_family,
+                    region: scope.region.map(full),
                     figures: Figures {
                         source: Source::Live,
                         position: position.unwrap_or(0),
@@ -283,6 +406,8 @@ impl Reader<'_> {
                     catalogue: Some((p.catalogue_version, p.catalogue_sha256)),
                     published_at: Some(p.published_at),
                     comparison: None,
+                    compared_family: None,
+                    region: None,
                 }
             }
             Reader::Remote(server) => {
@@ -339,6 +464,8 @@ impl Reader<'_> {
                     catalogue: Some((p.catalogue_version, p.catalogue_sha256)),
                     published_at: Some(p.published_at),
                     comparison: None,
+                    compared_family: None,
+                    region: None,
                 }
             }
         };
@@ -384,11 +511,14 @@ fn suppress(
 }
 
 /// `gryning table NAME … --suppress-below N`: the table as the whole family's suppression
-/// leaves it, so that no two tables asked one after the other give a hidden count away.
+/// leaves it, so that no two tables asked one after the other give a hidden count away. Under
+/// a classification (`catalogue` is then under it) the family is that classification's tables
+/// and groups.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn suppressed_table(
     reader: Reader<'_>,
     catalogue: &Catalogue,
+    classification: &str,
     name: TableName,
     by: By,
     period: PeriodKind,
@@ -402,7 +532,13 @@ pub(crate) async fn suppressed_table(
             .published(quarter, revision, false)
             .await?
             .context("no publication")?,
-        None => reader.live(catalogue, as_of).await?,
+        None => {
+            let scope = Scope {
+                classification,
+                ..Scope::default()
+            };
+            reader.live(catalogue, as_of, scope).await?
+        }
     };
     suppress(&mut gathered, catalogue, Some(below))?;
     let table = gathered
@@ -412,16 +548,32 @@ pub(crate) async fn suppressed_table(
     publication::print(&table.table, format)
 }
 
+/// `--classification VERSION` with `--published`: refused, for `gryning table` and `gryning
+/// report` alike.
+pub(crate) fn classified_publication(classification: &str) -> anyhow::Error {
+    anyhow::anyhow!("--classification {classification}: a publication holds its tables as recorded (the catalogue version it names), not reclassified; leave out --classification with --published, or ask the live table (or --as-of) under a version")
+}
+
+/// `--suppress-below` with `--region`: refused, for `gryning table` and `gryning report` alike.
+pub(crate) fn suppressed_region() -> anyhow::Error {
+    anyhow::anyhow!(
+        "--suppress-below works on the tables of every region together: leave out --region"
+    )
+}
+
 /// The options of `gryning report`.
 pub(crate) struct Options {
     pub year: i32,
     pub quarter: Option<String>,
     pub published: Option<String>,
+    pub region: Option<String>,
+    pub classification: String,
     pub suppress_below: Option<u32>,
     pub out: PathBuf,
 }
 
-/// `gryning report --year Y [--quarter Q] [--published Q] [--suppress-below N] --out DIR`.
+/// `gryning report --year Y [--quarter Q] [--published Q] [--region R] [--classification V]
+/// [--suppress-below N] --out DIR`.
 pub(crate) async fn report(
     reader: Reader<'_>,
     settings: &Settings,
@@ -429,6 +581,18 @@ pub(crate) async fn report(
     options: Options,
 ) -> anyhow::Result<()> {
     let year = options.year;
+    let classification = options.classification.as_str();
+    let classified = classification != gryning_domain::catalogue::RECORDED;
+    if classified && options.published.is_some() {
+        return Err(classified_publication(classification));
+    }
+    if options.region.is_some() && options.suppress_below.is_some() {
+        return Err(suppressed_region());
+    }
+    // Every table, its groups and its codes' texts in the classification's codes.
+    let under = catalogue
+        .under(classification)
+        .map_err(|e| anyhow::anyhow!("--classification: {e}"))?;
     let quarter = match &options.quarter {
         None => None,
         Some(text) => {
@@ -464,11 +628,39 @@ pub(crate) async fn report(
             let previous = reader.published(before, None, true).await?;
             (current, previous)
         }
-        None => (reader.live(catalogue, None).await?, None),
+        None => {
+            let compared = options
+                .region
+                .as_deref()
+                .unwrap_or(gryning_report::COMPARED_REGION);
+            let scope = Scope {
+                region: options.region.as_deref(),
+                classification,
+                compared: Some((compared, options.suppress_below.is_some())),
+            };
+            let mut live = reader.live(&under, None, scope).await?;
+            // The catalogue in force (under a classification the tables name its version too).
+            if live.catalogue.is_some() {
+                live.catalogue = Some((
+                    catalogue.version().to_string(),
+                    catalogue.content_sha256().to_string(),
+                ));
+            }
+            (live, None)
+        }
     };
-    suppress(&mut current, catalogue, options.suppress_below)?;
+    suppress(&mut current, &under, options.suppress_below)?;
     if let Some(p) = previous.as_mut() {
-        suppress(p, catalogue, options.suppress_below)?;
+        suppress(p, &under, options.suppress_below)?;
+    }
+    // The compared region's comparison rows, as the suppression of its own tables leaves them.
+    if let (Some(below), Some(mut family), Some(comparison)) = (
+        options.suppress_below,
+        current.compared_family.take(),
+        current.comparison.as_mut(),
+    ) {
+        gryning_report::suppress(&mut family, &groups(&under), Source::Live, below);
+        gryning_report::suppress_comparison(&mut comparison.shown, &family);
     }
     let (catalogue_version, catalogue_sha256) = current.catalogue.clone().unwrap_or_else(|| {
         (
@@ -486,11 +678,17 @@ pub(crate) async fn report(
     if let Some(p) = &options.published {
         command.push_str(&format!(" --published {p}"));
     }
+    if let Some(r) = &options.region {
+        command.push_str(&format!(" --region {r:?}"));
+    }
+    if classified {
+        command.push_str(&format!(" --classification {classification}"));
+    }
     if let Some(n) = options.suppress_below {
         command.push_str(&format!(" --suppress-below {n}"));
     }
     command.push_str(&format!(" --out {}", options.out.display()));
-    let code_texts: BTreeMap<String, String> = catalogue
+    let code_texts: BTreeMap<String, String> = under
         .codes()
         .map(|(c, text)| (c.to_string(), text.to_string()))
         .collect();
@@ -504,13 +702,15 @@ pub(crate) async fn report(
             made_at: settings.clock()?.now().to_string(),
             command,
             published_at: current.published_at.clone(),
+            classification: classified.then(|| classification.to_string()),
         },
         current: current.figures,
         previous: previous.map(|p| p.figures),
         code_texts,
-        groups: groups(catalogue),
+        groups: groups(&under),
         suppress_below: options.suppress_below,
         comparison: current.comparison.take(),
+        region: current.region.take(),
     };
     let written = gryning_report::write(&report, &options.out)?;
     println!("wrote {}", written.html.display());

@@ -22,7 +22,7 @@ enum Against {
     /// Nothing: the clearance tables' rates, labelled with this name.
     Nothing(String),
     /// The median of the regions, against this region's rates.
-    Median(&'static str),
+    Median(String),
 }
 
 const STYLE: &str = r#"
@@ -504,7 +504,7 @@ impl<'r> Page<'r> {
             );
         }
         if let Against::Median(region) = against {
-            self.verdicts(region);
+            self.verdicts(&region);
         }
     }
 
@@ -562,7 +562,7 @@ impl<'r> Page<'r> {
             let own: Vec<Option<f64>> = found
                 .iter()
                 .map(|(row, _)| {
-                    row.filter(|r| crate::rate_shown(r, report.suppress_below))
+                    row.filter(|r| comparison.rate_shown(By::Group, PeriodKind::Year, r))
                         .map(|r| r.percent)
                 })
                 .collect();
@@ -596,12 +596,26 @@ impl<'r> Page<'r> {
     /// Says what the charts set the rates against, and returns it.
     fn comparison_note(&mut self) -> Against {
         let report = self.report;
+        let compared = report.compared_region();
         let Some(comparison) = &report.comparison else {
             self.out.push_str("<p class=\"note\">Publiceringarna gäller alla regioner tillsammans och håller ingen jämförelse av regionerna: ingen median av regionerna kan ritas, diagrammen visar de publicerade siffrorna.</p>");
             return Against::Nothing(crate::COMPARED_REGION.to_string());
         };
         let regions = comparison.regions();
+        let tables = match &report.region {
+            Some(r) => format!("Tabellerna gäller {}.", escape(r)),
+            None => "Tabellerna under diagrammen gäller alla regioner tillsammans.".into(),
+        };
         match regions.as_slice() {
+            [] | [_] if report.region.is_some() => {
+                let _ = write!(
+                    self.out,
+                    "<p class=\"note\">Uppgifterna gäller {} polisregion: ingen median av regionerna kan ritas, diagrammen visar {}s personuppklaringsprocent.</p>",
+                    if regions.is_empty() { "ingen" } else { "en enda" },
+                    escape(compared)
+                );
+                Against::Nothing(compared.to_string())
+            }
             [] | [_] => {
                 let name = regions.first().copied().unwrap_or(crate::COMPARED_REGION);
                 let _ = write!(
@@ -611,27 +625,33 @@ impl<'r> Page<'r> {
                 );
                 Against::Nothing(name.to_string())
             }
-            many if !many.contains(&crate::COMPARED_REGION) => {
+            many if !many.contains(&compared) => {
                 let _ = write!(
                     self.out,
-                    "<p class=\"note\">Uppgifterna gäller {} polisregioner men inte {}: diagrammen visar alla regioner tillsammans, utan jämförelse med medianen.</p>",
+                    "<p class=\"note\">Uppgifterna gäller {} polisregioner men inte {}: diagrammen visar {}, utan jämförelse med medianen.</p>",
                     many.len(),
-                    crate::COMPARED_REGION
+                    escape(compared),
+                    if report.region.is_some() { "regionens tabeller" } else { "alla regioner tillsammans" }
                 );
-                Against::Nothing("Alla regioner".to_string())
+                Against::Nothing(
+                    report
+                        .region
+                        .clone()
+                        .unwrap_or_else(|| "Alla regioner".to_string()),
+                )
             }
             many => {
                 let hidden = match report.suppress_below {
-                    Some(n) => format!(" Regionens procent och bedömning döljs där dess handlagda eller personuppklarade brott är från 1 till {}; medianen visas, eftersom den är en procent som inte pekar ut någon region eller något antal.", n - 1),
+                    Some(n) => format!(" Regionens procent och bedömning döljs där dess handlagda eller personuppklarade brott är från 1 till {} eller döljs för att de annars skulle avslöja ett sådant antal; medianen visas, eftersom den är en procent som inte pekar ut någon region eller något antal.", n - 1),
                     None => String::new(),
                 };
                 let _ = write!(
                     self.out,
-                    "<p class=\"note\">Uppgifterna gäller {} polisregioner. Diagrammen ställer {} (heldragna linjer) mot medianen av polisregionernas personuppklaringsprocent (streckade linjer), som tabellen region-comparison räknar den: medianen tas över de regioner som handlagt minst 10 brott, när minst 3 regioner gör det, och en region bedöms ligga över eller under medianen när den skiljer sig med mer än 2 procentenheter. Tabellerna under diagrammen gäller alla regioner tillsammans.{hidden}</p>",
+                    "<p class=\"note\">Uppgifterna gäller {} polisregioner. Diagrammen ställer {} (heldragna linjer) mot medianen av polisregionernas personuppklaringsprocent (streckade linjer), som tabellen region-comparison räknar den: medianen tas över de regioner som handlagt minst 10 brott, när minst 3 regioner gör det, och en region bedöms ligga över eller under medianen när den skiljer sig med mer än 2 procentenheter. {tables}{hidden}</p>",
                     many.len(),
-                    crate::COMPARED_REGION
+                    escape(compared)
                 );
-                Against::Median(crate::COMPARED_REGION)
+                Against::Median(compared.to_string())
             }
         }
     }
@@ -660,7 +680,7 @@ impl<'r> Page<'r> {
                 .find(|r| r.period == label && r.key == *code && r.victim_gender == "ALL");
             let Some(any) = cell else { continue };
             let (own, median) = comparison.find(By::Code, period, (&label, code, "ALL"), region);
-            let shown = own.filter(|r| crate::rate_shown(r, report.suppress_below));
+            let shown = own.filter(|r| comparison.rate_shown(By::Code, period, r));
             let hidden = own.is_some() && shown.is_none();
             let place = escape(&format!("{label}|{code}|ALL|{region}"));
             let rate = match (shown, hidden) {
@@ -848,11 +868,34 @@ impl<'r> Page<'r> {
             )),
         }
         items.push((
+            "Polisregion".into(),
+            match &report.region {
+                Some(r) => format!("{r}: tabellerna gäller de ärenden som hör till regionen"),
+                None => "Alla regioner tillsammans".into(),
+            },
+        ));
+        if report.comparison.is_some() {
+            items.push((
+                "Jämförelse med medianen".into(),
+                format!(
+                    "{} mot medianen av polisregionerna (tabellen region-comparison)",
+                    report.compared_region()
+                ),
+            ));
+        }
+        items.push((
             "Brottskodskatalog".into(),
             format!(
                 "version {} (SHA-256 {})",
                 p.catalogue_version, p.catalogue_sha256
             ),
+        ));
+        items.push((
+            "Klassificering".into(),
+            match &p.classification {
+                Some(v) => format!("Version {v}: varje brott räknat under versionens koder och grupper, så att alla år räknas i samma klassificering"),
+                None => "Som registrerad: koderna som de registrerats och omklassificerats".into(),
+            },
         ));
         items.push((
             "Brottskodsgrupper".into(),
@@ -878,8 +921,13 @@ impl<'r> Page<'r> {
         items.push((
             "Filer".into(),
             format!(
-                "rapport-{:04}.xlsx (ett blad per tabell) och en CSV-fil per tabell, som gryning table --format csv skriver den",
-                report.year
+                "rapport-{:04}.xlsx (ett blad per tabell) och en CSV-fil per tabell, som gryning table --format csv skriver den{}",
+                report.year,
+                if report.comparison.is_some() {
+                    format!("; jämförelsen med medianen som blad och CSV-filer region-comparison, som gryning table region-comparison --region \"{}\" skriver dem", report.compared_region())
+                } else {
+                    String::new()
+                }
             ),
         ));
         self.out.push_str("<dl class=\"source\">");
@@ -913,8 +961,16 @@ pub fn render(report: &Report) -> String {
     );
     let _ = write!(
         page.out,
-        "<header><h1>Uppföljning {}: våld i nära relation, hedersrelaterat våld, sexuellt våld och människohandel</h1><p class=\"lead\">Polisregion Stockholm, åklagarna och Kriminalvården i Stockholms län. Siffror från gryning, beräknade ur de händelser myndigheterna har registrerat. {}</p></header>",
+        "<header><h1>Uppföljning {}: våld i nära relation, hedersrelaterat våld, sexuellt våld och människohandel</h1><p class=\"lead\">{} Siffror från gryning, beräknade ur de händelser myndigheterna har registrerat. {}{}</p></header>",
         escape(&words),
+        match &report.region {
+            Some(r) => format!("{}: de ärenden som hör till regionen.", escape(r)),
+            None => "Polisregion Stockholm, åklagarna och Kriminalvården i Stockholms län.".into(),
+        },
+        match &report.provenance.classification {
+            Some(v) => format!("Alla brott räknade under brottskodskatalogens version {}. ", escape(v)),
+            None => String::new(),
+        },
         match &report.current.publication {
             Some((q, r)) => format!("Publicerade siffror: {q}, revision {r}."),
             None => "Levande siffror, inte en publicering.".into(),

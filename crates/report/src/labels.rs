@@ -17,7 +17,11 @@ pub fn column(table: TableName, column: &str) -> &'static str {
         (TableName::CaseFlow, "referred") => "Ärenden redovisade till åklagare",
         (_, "victim_gender") => "Brottsoffrets kön",
         (_, "handled") => "Handlagda brott",
-        (TableName::Clearance, "cleared") => "Personuppklarade brott",
+        (TableName::Clearance | TableName::RegionComparison, "cleared") => "Personuppklarade brott",
+        (_, "region") => "Polisregion",
+        (_, "median_percent") => "Medianen av regionernas personuppklaringsprocent",
+        (_, "regions_in_median") => "Regioner i medianen",
+        (_, "verdict") => "Bedömning",
         (_, "percent") => "Personuppklaringsprocent",
         (_, "contract_care_proposed") => "Föreslagen kontraktsvård",
         (_, "programmes_started") => "Påbörjade behandlingsprogram",
@@ -44,6 +48,17 @@ pub fn gender(name: &str) -> &'static str {
         "MALE" => "Män",
         "UNKNOWN" => "Okänt kön",
         _ => "Okänt",
+    }
+}
+
+/// The Swedish words for a verdict of `region-comparison` (`above`, `in line`, `below`); a
+/// suppression mark or anything else as it is.
+pub fn verdict(name: &str) -> &str {
+    match name {
+        "above" => "över medianen",
+        "in line" => "i linje med medianen",
+        "below" => "under medianen",
+        other => other,
     }
 }
 

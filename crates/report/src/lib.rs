@@ -34,7 +34,12 @@ pub const COMPARED_REGION: &str = "Polisregion Stockholm";
 /// verdicts.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Comparison {
+    /// Every region's rows (the median is taken over them).
     pub tables: Vec<(By, PeriodKind, Vec<RegionComparisonRow>)>,
+    /// The compared region's rows of the same tables as `gryning table region-comparison
+    /// --region REGION` gives them, suppressed as [`suppress_comparison`] leaves them: the
+    /// report's sheets and CSV files of the comparison, and what the page may show of it.
+    pub shown: Vec<SourcedTable>,
 }
 
 impl Comparison {
@@ -76,14 +81,103 @@ impl Comparison {
         let median = cell.peek().and_then(|r| r.median_percent);
         (cell.find(|r| r.region == region), median)
     }
+
+    /// Whether `row`'s rate (and verdict) may be shown: not when [`Comparison::shown`] hides
+    /// it (a rate over a hidden count of the compared region).
+    pub fn rate_shown(&self, by: By, period: PeriodKind, row: &RegionComparisonRow) -> bool {
+        let Some(t) = self.shown.iter().find(|t| t.by == by && t.period == period) else {
+            return true;
+        };
+        let column = |name: &str| t.table.columns.iter().position(|c| *c == name);
+        let (Some(p), Some(k), Some(g), Some(r), Some(pct)) = (
+            column("period"),
+            column(by.name()),
+            column("victim_gender"),
+            column("region"),
+            column("percent"),
+        ) else {
+            return true;
+        };
+        let text = |c: &Cell| match c {
+            Cell::Text(t) => t.clone(),
+            _ => String::new(),
+        };
+        !t.table.rows.iter().any(|cells| {
+            text(&cells[p]) == row.period
+                && text(&cells[k]) == row.key
+                && text(&cells[g]) == row.victim_gender
+                && text(&cells[r]) == row.region
+                && suppress::is_suppressed(&cells[pct])
+        })
+    }
 }
 
-/// Whether a region's rate (and verdict) may be shown under suppression below `below`: not
-/// when its handled or cleared count is from 1 to `below` − 1 (a rate over a hidden count is
-/// hidden, as in the tables).
-pub fn rate_shown(row: &RegionComparisonRow, below: Option<u32>) -> bool {
-    let small = |n: i64| below.is_some_and(|b| n > 0 && n < i64::from(b));
-    !small(row.handled) && !small(row.cleared)
+/// Hides in the compared region's `region-comparison` tables (`shown`) what the suppression of
+/// that region's own family of tables (`family`, already suppressed) hides: its `handled` and
+/// `cleared` are the region's `clearance` counts, so each takes the mark of the same cell of
+/// the region's `clearance` table (by the same code or group and period), and a rate and a
+/// verdict over a hidden count are `..`. The median and the number of regions in it stay: a
+/// rate of at least 3 regions, no region's count.
+pub fn suppress_comparison(shown: &mut [SourcedTable], family: &[SourcedTable]) {
+    let text = |c: &Cell| match c {
+        Cell::Text(t) => t.clone(),
+        _ => String::new(),
+    };
+    for t in shown.iter_mut() {
+        let Some(clearance) = family
+            .iter()
+            .find(|f| f.name == TableName::Clearance && f.by == t.by && f.period == t.period)
+        else {
+            continue;
+        };
+        let col = |table: &gryning_projections::Table, name: &str| {
+            table.columns.iter().position(|c| *c == name)
+        };
+        let (Some(ch), Some(cc)) = (
+            col(&clearance.table, "handled"),
+            col(&clearance.table, "cleared"),
+        ) else {
+            continue;
+        };
+        let marks: BTreeMap<(String, String, String), (Cell, Cell)> = clearance
+            .table
+            .rows
+            .iter()
+            .map(|r| {
+                (
+                    (text(&r[0]), text(&r[1]), text(&r[2])),
+                    (r[ch].clone(), r[cc].clone()),
+                )
+            })
+            .collect();
+        let columns = |name: &str| col(&t.table, name);
+        let (Some(h), Some(c), Some(pct), Some(v), Some(g)) = (
+            columns("handled"),
+            columns("cleared"),
+            columns("percent"),
+            columns("verdict"),
+            columns("victim_gender"),
+        ) else {
+            continue;
+        };
+        for row in &mut t.table.rows {
+            let key = (text(&row[0]), text(&row[1]), text(&row[g]));
+            let Some((handled, cleared)) = marks.get(&key) else {
+                continue;
+            };
+            let mut hidden = false;
+            for (j, mark) in [(h, handled), (c, cleared)] {
+                if suppress::is_suppressed(mark) {
+                    row[j] = mark.clone();
+                    hidden = true;
+                }
+            }
+            if hidden {
+                row[pct] = Cell::Text(suppress::COMPLEMENTARY_MARK.to_string());
+                row[v] = Cell::Text(suppress::COMPLEMENTARY_MARK.to_string());
+            }
+        }
+    }
 }
 
 /// Every (table, by, period) of one source's family, as a publication holds them (care once per
@@ -165,6 +259,9 @@ pub struct Report {
     pub suppress_below: Option<u32>,
     /// The regions against their median; `None` with a publication's figures.
     pub comparison: Option<Comparison>,
+    /// With `--region`: the police region whose tables the report holds (its full name); it is
+    /// then the region set against the median. `None`: every region together.
+    pub region: Option<String>,
 }
 
 /// Where the figures come from, as the report states it.
@@ -180,6 +277,8 @@ pub struct Provenance {
     pub command: String,
     /// With a publication: when it was published and by whom.
     pub published_at: Option<String>,
+    /// With `--classification VERSION`: the version every crime is counted under.
+    pub classification: Option<String>,
 }
 
 /// A period's label in the tables of `figures`: `2020`, `2020-Q4`, or from a publication
@@ -196,6 +295,12 @@ pub fn period_label(figures: &Figures, year: i32, quarter: Option<u8>) -> String
 }
 
 impl Report {
+    /// The region set against the median of the regions: the report's region, or Polisregion
+    /// Stockholm for a report of every region together.
+    pub fn compared_region(&self) -> &str {
+        self.region.as_deref().unwrap_or(COMPARED_REGION)
+    }
+
     /// The period kind of the report's tables.
     pub fn period(&self) -> PeriodKind {
         if self.quarter.is_some() {
@@ -223,20 +328,25 @@ impl Report {
         (current, previous)
     }
 
-    /// Every table the report carries, in order: the current figures', then the previous
-    /// year's publication's, each with its file stem.
+    /// Every table the report carries, in order: the current figures', the compared region's
+    /// `region-comparison` tables, then the previous year's publication's, each with its file
+    /// stem.
     pub fn all_tables(&self) -> Vec<(String, &SourcedTable)> {
         let mut out = Vec::new();
-        for (figures, suffix) in
-            std::iter::once((&self.current, String::new())).chain(self.previous.iter().map(|p| {
-                let q = p
-                    .publication
-                    .as_ref()
-                    .map(|(q, _)| q.clone())
-                    .unwrap_or_default();
-                (p, format!("-{q}"))
-            }))
-        {
+        for t in &self.current.tables {
+            out.push((t.key(), t));
+        }
+        for t in self.comparison.iter().flat_map(|c| &c.shown) {
+            out.push((t.key(), t));
+        }
+        for (figures, suffix) in self.previous.iter().map(|p| {
+            let q = p
+                .publication
+                .as_ref()
+                .map(|(q, _)| q.clone())
+                .unwrap_or_default();
+            (p, format!("-{q}"))
+        }) {
             for t in &figures.tables {
                 out.push((format!("{}{suffix}", t.key()), t));
             }
@@ -296,3 +406,101 @@ impl std::fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gryning_projections::Table;
+
+    fn text(t: &str) -> Cell {
+        Cell::Text(t.to_string())
+    }
+
+    #[test]
+    fn the_comparison_hides_what_the_regions_own_clearance_table_hides() {
+        let clearance = SourcedTable {
+            name: TableName::Clearance,
+            by: By::Code,
+            period: PeriodKind::Year,
+            table: Table {
+                name: "clearance".into(),
+                columns: vec![
+                    "period",
+                    "code",
+                    "victim_gender",
+                    "handled",
+                    "cleared",
+                    "percent",
+                ],
+                rows: vec![
+                    vec![
+                        text("2020"),
+                        text("9365"),
+                        text("ALL"),
+                        Cell::Int(40),
+                        text(".."),
+                        text(".."),
+                    ],
+                    vec![
+                        text("2020"),
+                        text("9366"),
+                        text("ALL"),
+                        Cell::Int(40),
+                        Cell::Int(20),
+                        Cell::Float(50.0),
+                    ],
+                ],
+            },
+        };
+        let row = |code: &str, cleared: i64, percent: f64| {
+            vec![
+                text("2020"),
+                text(code),
+                text("ALL"),
+                text(COMPARED_REGION),
+                Cell::Int(40),
+                Cell::Int(cleared),
+                Cell::Float(percent),
+                Cell::Float(40.0),
+                Cell::Int(5),
+                text("above"),
+            ]
+        };
+        let mut shown = vec![SourcedTable {
+            name: TableName::RegionComparison,
+            by: By::Code,
+            period: PeriodKind::Year,
+            table: Table {
+                name: "region-comparison".into(),
+                columns: vec![
+                    "period",
+                    "code",
+                    "victim_gender",
+                    "region",
+                    "handled",
+                    "cleared",
+                    "percent",
+                    "median_percent",
+                    "regions_in_median",
+                    "verdict",
+                ],
+                rows: vec![row("9365", 7, 17.5), row("9366", 20, 50.0)],
+            },
+        }];
+        suppress_comparison(&mut shown, &[clearance]);
+        let rows = &shown[0].table.rows;
+        assert_eq!(
+            rows[0][5],
+            text(".."),
+            "the count hidden in the region's family"
+        );
+        assert_eq!((&rows[0][6], &rows[0][9]), (&text(".."), &text("..")));
+        assert_eq!(rows[0][4], Cell::Int(40), "a shown count stays");
+        assert_eq!(rows[0][7], Cell::Float(40.0), "the median stays");
+        assert_eq!(
+            rows[1],
+            row("9366", 20, 50.0),
+            "nothing hidden, nothing changed"
+        );
+    }
+}

@@ -42,7 +42,29 @@ pub fn provenance_rows(report: &Report) -> Vec<(String, String)> {
         }
         None => rows.push(("Publicering".into(), "ingen (levande tabeller)".into())),
     }
+    rows.push((
+        "Polisregion".into(),
+        report
+            .region
+            .clone()
+            .unwrap_or_else(|| "alla regioner tillsammans".into()),
+    ));
+    if report.comparison.is_some() {
+        rows.push((
+            "Jämförd med medianen".into(),
+            report.compared_region().to_string(),
+        ));
+    }
     rows.push(("Katalogversion".into(), p.catalogue_version.clone()));
+    rows.push((
+        "Klassificering".into(),
+        match &p.classification {
+            Some(v) => {
+                format!("version {v}: varje brott räknat under versionens koder och grupper")
+            }
+            None => "som registrerad (koderna som de registrerats och omklassificerats)".into(),
+        },
+    ));
     rows.push(("Katalogens SHA-256".into(), p.catalogue_sha256.clone()));
     rows.push((
         "Röjandeskydd".into(),
@@ -96,10 +118,10 @@ pub fn write(report: &Report, path: &Path) -> Result<(), Error> {
                             .map_err(&e)?;
                     }
                     Cell::Text(text) => {
-                        let shown = if t.table.columns[j] == "victim_gender" {
-                            labels::gender(text).to_string()
-                        } else {
-                            text.clone()
+                        let shown = match t.table.columns[j] {
+                            "victim_gender" => labels::gender(text).to_string(),
+                            "verdict" => labels::verdict(text).to_string(),
+                            _ => text.clone(),
                         };
                         sheet.write_string(r, col, shown).map_err(&e)?;
                     }

@@ -646,6 +646,7 @@ fn report(tables: Vec<SourcedTable>, below: u32) -> Report {
         provenance: Provenance::default(),
         suppress_below: Some(below),
         comparison: None,
+        region: None,
     }
 }
 
