@@ -1204,19 +1204,8 @@ fn a_report_of_one_region_is_that_regions_tables_offline_and_through_a_server() 
 
     // Through a server: the same files, and the same refusal.
     let served = regions_copy("region-served");
-    let server = up::up(served.parent().unwrap());
-    let (url, token) = (server.url(), server.tokens["analyst"].clone());
     let remote = dir.join("vast-remote");
-    let mut args = vec![
-        "report",
-        "--year",
-        "2020",
-        "--out",
-        remote.to_str().unwrap(),
-    ];
-    args.extend_from_slice(&options);
-    args.extend_from_slice(&["--server", &url, "--token", &token]);
-    ok(gryning(&served, &args, &[]));
+    let (server, url, token) = report_through_a_server(&served, &remote, &options);
     let (here, there) = (csv_files(&out), csv_files(&remote));
     assert_eq!(here.len(), TABLES.len() + COMPARED.len());
     assert!(
@@ -1275,24 +1264,29 @@ fn a_classified_report_is_the_tables_under_that_version_offline_and_through_a_se
 
     // Through a server: the same files.
     let served = data_copy("classified-served");
-    let server = up::up(served.parent().unwrap());
-    let (url, token) = (server.url(), server.tokens["analyst"].clone());
     let remote = dir.join("2019.1-remote");
-    let mut args = vec![
-        "report",
-        "--year",
-        "2020",
-        "--out",
-        remote.to_str().unwrap(),
-    ];
-    args.extend_from_slice(&options);
-    args.extend_from_slice(&["--server", &url, "--token", &token]);
-    ok(gryning(&served, &args, &[]));
+    let (server, _, _) = report_through_a_server(&served, &remote, &options);
     assert!(
         csv_files(&out) == csv_files(&remote),
         "the classified files through the server differ from the offline ones"
     );
     server.stop();
+}
+
+/// Starts `gryning up` on the data directory `served` and writes the 2020 report with
+/// `options` through it into `out`; returns the server, its URL and the analyst's token.
+fn report_through_a_server(
+    served: &Path,
+    out: &Path,
+    options: &[&str],
+) -> (harness::Server, String, String) {
+    let server = up::up(served.parent().unwrap());
+    let (url, token) = (server.url(), server.tokens["analyst"].clone());
+    let mut args = vec!["report", "--year", "2020", "--out", out.to_str().unwrap()];
+    args.extend_from_slice(options);
+    args.extend_from_slice(&["--server", &url, "--token", &token]);
+    ok(gryning(served, &args, &[]));
+    (server, url, token)
 }
 
 #[test]

@@ -22,7 +22,17 @@ pub fn check_fields(event: &Event, catalogue: &Catalogue, today: Date) -> Result
         ));
     }
     match (event.subject, &event.body) {
-        (_, Body::StreamsErased(_)) | (Subject::Retention, _) => {
+        (_, Body::StreamsErased(e)) => {
+            // Its text fields first, as free text: a personal identity number in one is
+            // refused naming that field, and never echoed.
+            check_erasure_texts(e)?;
+            return Err(Error::invalid(
+                "streams_erased",
+                event.body.type_name(),
+                "StreamsErased (stream retention) is recorded only by gryning retain, in the transaction that erases the streams; it is never accepted from a client",
+            ));
+        }
+        (Subject::Retention, _) => {
             return Err(Error::invalid(
                 "streams_erased",
                 event.body.type_name(),
@@ -231,6 +241,33 @@ fn check_publication(quarter: Quarter, p: &Publication, occurred_on: Date) -> Re
 /// reorder text) and must not hold a personal identity or coordination number. `field` names
 /// it in the error. Public for the request fields outside an event that are kept as free text
 /// (a publication's note).
+/// The text fields of an aggregate of erased streams, each as free text.
+fn check_erasure_texts(e: &crate::event::Erasure) -> Result<(), Error> {
+    free_text("streams_erased.erased_at", &e.erased_at)?;
+    free_text("streams_erased.principal", &e.principal)?;
+    free_text("streams_erased.older_than", &e.older_than)?;
+    let opened = e
+        .cases_opened
+        .iter()
+        .map(|c| ("cases_opened", &c.police_region));
+    let referred = e.referrals.iter().map(|c| ("referrals", &c.police_region));
+    let crimes = e.crimes.iter().map(|c| ("crimes", &c.police_region));
+    let contract = e
+        .contract_care
+        .iter()
+        .map(|c| ("contract_care", &c.police_region));
+    for (list, region) in opened.chain(referred).chain(crimes).chain(contract) {
+        free_text(&format!("streams_erased.{list}.police_region"), region)?;
+    }
+    for n in &e.notifications {
+        free_text(
+            "streams_erased.notifications.local_police_area",
+            &n.local_police_area,
+        )?;
+    }
+    Ok(())
+}
+
 pub fn free_text(field: &str, text: &str) -> Result<(), Error> {
     if text.len() > MAX_TEXT_LEN {
         return Err(Error::invalid(

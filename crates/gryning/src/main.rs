@@ -710,28 +710,21 @@ async fn suppressed_table(
             Some((quarter, revision.or(at)))
         }
     };
-    if let Some(url) = &remote.server {
-        let server = remote.connect(url, "an analyst or admin token").await?;
-        report::suppressed_table(
-            report::Reader::Remote(&server),
-            catalogue,
-            classification,
-            table_name,
-            by,
-            period,
-            as_of,
-            published,
-            format,
-            below,
-        )
-        .await?;
-        return Ok(std::process::ExitCode::SUCCESS);
-    }
-    let (store, access) = open_existing_to_read(settings).await?;
-    let reader = report::Reader::Offline {
-        settings,
-        store: store.as_ref(),
-        access,
+    // Through a server, or offline on the data directory: the same table either way.
+    let (server, store, access);
+    let reader = match &remote.server {
+        Some(url) => {
+            server = remote.connect(url, "an analyst or admin token").await?;
+            report::Reader::Remote(&server)
+        }
+        None => {
+            (store, access) = open_existing_to_read(settings).await?;
+            report::Reader::Offline {
+                settings,
+                store: store.as_ref(),
+                access,
+            }
+        }
     };
     report::suppressed_table(
         reader,

@@ -1014,18 +1014,13 @@ impl Log {
                         .map(|c| c.completed + c.discontinued));
                     started.saturating_sub(ended)
                 }
-                (TableName::Care, measure) if cell.region.is_some() => {
-                    if measure == "proposed" {
-                        sum(&mut self
-                            .erasures
-                            .iter()
-                            .flat_map(|e| &e.contract_care)
-                            .filter(|c| holds(c.quarter) && region(&c.police_region))
-                            .map(|c| c.count))
-                    } else {
-                        0
-                    }
-                }
+                (TableName::Care, "proposed") if cell.region.is_some() => sum(&mut self
+                    .erasures
+                    .iter()
+                    .flat_map(|e| &e.contract_care)
+                    .filter(|c| holds(c.quarter) && region(&c.police_region))
+                    .map(|c| c.count)),
+                (TableName::Care, _) if cell.region.is_some() => 0,
                 (TableName::Care, measure) => sum(&mut care().filter(|c| holds(c.quarter)).map(
                     |c| match measure {
                         "proposed" => c.proposed,

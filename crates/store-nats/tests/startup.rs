@@ -71,7 +71,9 @@ async fn the_store_makes_both_streams_deny_deletes_and_purges() {
 /// store connects.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_allowing_deletes_or_purges_is_refused_naming_the_fix() {
-    let cases: [(&str, fn(&mut Config), &str); 2] = [
+    /// A case's name, the change that allows it, and what the refusal says is allowed.
+    type Allowing = (&'static str, fn(&mut Config), &'static str);
+    let cases: [Allowing; 2] = [
         ("delete", |c| c.deny_delete = false, "message deletes"),
         ("purge", |c| c.deny_purge = false, "purges"),
     ];

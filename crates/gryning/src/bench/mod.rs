@@ -501,7 +501,8 @@ fn now_unix() -> u64 {
 
 /// Runs every benchmark; prints the summary and writes the JSON to `--out`.
 pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    if !(args.watch_secs > 0.0) {
+    // NaN too is refused.
+    if args.watch_secs.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
         bail!("--watch-secs must be more than 0");
     }
     if args.scale == 0 {
@@ -838,7 +839,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     rows.push(Row {
         id: "memory",
         title: format!("Memory per live crime: gryning up's whole-process VmRSS growth over an empty server, / crimes ({} crimes in {} cases, {:.2} per case)", data.crimes, data.cases, data.crimes as f64 / data.cases.max(1) as f64),
-        command: format!("{bench_cmd}"),
+        command: bench_cmd.to_string(),
         figures: vec![per_crime, growth],
         baseline: Ok(vec![]),
         baseline_what: "none (the empty server's VmRSS is subtracted)".into(),
