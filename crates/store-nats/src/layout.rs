@@ -1,9 +1,7 @@
-//! Laying out appends: each request of a batch is decided against what the server holds now
-//! (its streams' last messages and its event ids' claims, looked up together for the round;
-//! see `ids`): refused, a duplicate, or to be written on top of the stream's version. The
-//! messages to write are laid out with their versions and the sequence of the stream's message
-//! each follows (the sequence a message is predicted to get: the head + 1, + 2, …, exact while
-//! this process is the only writer). `publish` cuts them into atomic batches.
+//! Laying out appends: each request of a batch is decided against the synced index (refused,
+//! a duplicate, or to be written on top of the stream's version), and the messages to write are
+//! laid out with their versions, the sequence of the stream's message each follows and the
+//! sequence each is predicted to get. `publish` cuts them into atomic batches.
 
 use std::collections::{HashMap, HashSet};
 
@@ -11,10 +9,10 @@ use async_nats::HeaderMap;
 use base64::Engine as _;
 use bytes::Bytes;
 use gryning_store::verdict::{Chain, Verdict};
-use gryning_store::{AppendRequest, Appended, Error, NewEvent, Position, RecordedEvent, Version};
+use gryning_store::{AppendRequest, Appended, Error, NewEvent, Position, Version};
 use uuid::Uuid;
 
-use crate::ids::StreamPos;
+use crate::index::StreamPos;
 use crate::{NatsError, NatsStore, METADATA_HEADER, VERSION_HEADER};
 
 impl NatsStore {
@@ -35,9 +33,8 @@ impl NatsStore {
         headers
     }
 
-    /// Decides every request not yet done against the streams and ids as the server has them
-    /// now, and lays out the messages of this round with predicted sequences from `synced + 1`
-    /// on (`synced`: the stream's last sequence, asked just before).
+    /// Decides every request not yet done against the synced index, and lays out the messages
+    /// of this round with predicted sequences from `synced + 1` on.
     pub(crate) async fn plan(
         &self,
         work: &mut [Work],
@@ -48,18 +45,7 @@ impl NatsStore {
             next: synced + 1,
             ids: HashSet::new(),
         };
-        // Everything the round's decisions need, looked up at once: the streams' versions and
-        // last positions, and the stored events among the ids.
-        let pending = || work.iter().filter(|w| !matches!(w.state, State::Done(_)));
-        let ids: Vec<Uuid> = pending()
-            .flat_map(|w| w.request.events.iter().map(|e| e.event_id))
-            .collect();
-        let (positions, found) = tokio::join!(
-            self.stream_positions(pending().map(|w| w.request.stream.clone())),
-            self.find_ids(&ids)
-        );
-        let (positions, found) = (positions?, found?);
-        // Streams as this round leaves them, over what the server has.
+        // Streams as this round leaves them, over the index.
         let mut overlay: HashMap<String, StreamPos> = HashMap::new();
         // Streams with a refused request earlier in the call (`verdict::Chain`).
         let mut chain = Chain::default();
@@ -71,16 +57,21 @@ impl NatsStore {
             let stream = w.request.stream.clone();
             let current = match overlay.get(&stream) {
                 Some(p) => *p,
-                None => positions.get(&stream).copied().unwrap_or_default(),
+                None => self
+                    .index()
+                    .streams
+                    .get(&stream)
+                    .copied()
+                    .unwrap_or_default(),
             };
             // A request published in an earlier round: find what of it is stored.
             if let State::Publishing { base, stored } = &mut w.state {
-                for (k, e) in w.request.events.iter().enumerate() {
-                    if stored[k].is_none() {
-                        stored[k] = found
-                            .get(&e.event_id)
-                            .filter(|f| f.stream == stream)
-                            .map(|f| f.position);
+                {
+                    let index = self.index();
+                    for (k, e) in w.request.events.iter().enumerate() {
+                        if stored[k].is_none() {
+                            stored[k] = index.ids.get(&e.event_id).copied();
+                        }
                     }
                 }
                 let done = stored.iter().take_while(|s| s.is_some()).count();
@@ -126,7 +117,7 @@ impl NatsStore {
                 w.state = State::Done(Err(refused));
                 continue;
             }
-            match decide(request, current, &found) {
+            match self.decide(request, current).await? {
                 Some(result) => w.state = State::Done(result),
                 None => {
                     let left =
@@ -141,31 +132,36 @@ impl NatsStore {
         }
         Ok(round.planned)
     }
-}
 
-/// The refusal or duplicate answer for a request, or `None` if it is to be written; `found`
-/// holds the stored events among the request's ids.
-fn decide(
-    request: &AppendRequest,
-    current: StreamPos,
-    found: &HashMap<Uuid, RecordedEvent>,
-) -> Option<Result<Appended, Error>> {
-    let mut verdict = match Verdict::new(request) {
-        Ok(verdict) => verdict,
-        Err(refused) => return Some(Err(refused)),
-    };
-    for event in &request.events {
-        let stored = found.get(&event.event_id).map(|original| {
-            (
-                original.position,
-                original.stream == request.stream && original.payload == event.payload,
-            )
-        });
-        if let Err(refused) = verdict.see(event.event_id, stored) {
-            return Some(Err(refused));
+    /// The refusal or duplicate answer for a request, or `None` if it is to be written.
+    async fn decide(
+        &self,
+        request: &AppendRequest,
+        current: StreamPos,
+    ) -> Result<Option<Result<Appended, Error>>, NatsError> {
+        let stream = request.stream.as_str();
+        let mut verdict = match Verdict::new(request) {
+            Ok(verdict) => verdict,
+            Err(refused) => return Ok(Some(Err(refused))),
+        };
+        for event in &request.events {
+            let found = self.index().ids.get(&event.event_id).copied();
+            let stored = match found {
+                Some(position) => {
+                    let original = self.read_one(position).await?;
+                    Some((
+                        position,
+                        original.stream == stream && original.payload == event.payload,
+                    ))
+                }
+                None => None,
+            };
+            if let Err(refused) = verdict.see(event.event_id, stored) {
+                return Ok(Some(Err(refused)));
+            }
         }
+        Ok(verdict.finish(current.version))
     }
-    verdict.finish(current.version)
 }
 
 /// One request of an `append_batch` call and how far it got.
@@ -217,7 +213,7 @@ impl Round {
                 headers: NatsStore::headers(event, base + k as Version + 1),
                 payload: Bytes::from(event.payload.clone()),
                 follows: last,
-                event_id: event.event_id,
+                predicted: self.next,
             });
             last = self.next;
             self.next += 1;
@@ -240,5 +236,5 @@ pub(crate) struct Planned {
     /// first message of a subject in an atomic batch carries it as
     /// `Nats-Expected-Last-Subject-Sequence`.
     pub(crate) follows: Position,
-    pub(crate) event_id: Uuid,
+    pub(crate) predicted: Position,
 }

@@ -2,29 +2,26 @@
 //! selected by a `nats://host:port` URL (several servers: comma-separated).
 //!
 //! **Layout.** One JetStream stream (`GRYNING_EVENTS`, subjects `gryning.events.>`) holds every
-//! event (a second, `GRYNING_EVENTS_IDS`, a claim per event id: see "Start-up"); each store
-//! stream is one subject, `gryning.events.<token>`, where the token is the stream name in the
-//! reversible escaping of [`subject`]. The global position is the JetStream stream sequence,
-//! gap-free because both streams are made with `deny_delete` and `deny_purge`, and the store
-//! refuses to run on a stream that allows either (see `setup`). An event is
+//! event; each store stream is one subject, `gryning.events.<token>`, where the token is the
+//! stream name in the reversible escaping of [`subject`]. The global position is the JetStream
+//! stream sequence, so positions are gap-free as long as nobody deletes messages. An event is
 //! one message: the body is the payload bytes, the headers carry `Nats-Msg-Id` (the event id),
 //! `Gryning-Version` (the stream version the event got) and, when not empty, `Gryning-Metadata`
 //! (base64). The version is exact because every publish also carries
 //! `Nats-Expected-Last-Subject-Sequence`: a message is only stored right after the message the
 //! writer took for the subject's last one, so "previous version + 1" cannot be wrong.
 //!
-//! **Start-up.** Nothing of the log is read at connect, and nothing grows with it in the
-//! process: connecting checks the server, opens (or creates) the two streams, asks the batch
-//! limit and the head, and starts following the tail from the head. A stream's version and the
-//! sequence its next message must follow are read from the stream's last message, and an event
-//! id is looked up in the id stream of claims, both by batched direct get (see `ids`), at the
-//! moment an append, a read or a lookup needs them. Idempotency holds beyond JetStream's
-//! duplicate window because every stored event has a claim written before it: a resent id is
-//! found through its claim and compared by stream and payload bytes, as the trait demands
-//! (same content → duplicate at the original positions, other content → `EventIdReused`);
-//! within the window the server also refuses a resent `Nats-Msg-Id` itself, which settles two
-//! writers racing with one new id. The index of earlier versions (event id → position for every
-//! event, rebuilt by reading the whole log at connect, about 60 bytes per event) is gone.
+//! **Index.** Like the SQLite backend, the store keeps event id → position and stream →
+//! (version, last position) in memory, rebuilt at open by reading the log once and brought up
+//! to the stream's last sequence before every append and every read that uses it ([`NatsStore`]
+//! calls this "sync"). Because the index is derived from the log itself, it survives restarts
+//! by construction and cannot disagree with the log (there is no second write to lose); the
+//! price is memory (about 60 bytes per event) and a scan at open. This is what makes
+//! idempotency hold beyond JetStream's duplicate window: within the window the server also
+//! drops a resent `Nats-Msg-Id` and answers with the original sequence, after it the index
+//! still knows the id, and a stored id is compared by stream and payload bytes, as the trait
+//! demands (same content → duplicate at the original positions, other content →
+//! `EventIdReused`).
 //!
 //! **Atomic batches.** Every append is published as JetStream atomic batches (ADR-50,
 //! nats-server 2.12+, with message ids in batches 2.14+; the stream has `allow_atomic`): a
@@ -40,7 +37,7 @@
 //! appending to its stream in between, which then makes the rest refuse), and is then
 //! answered `Unavailable` naming the events stored — resending it gives `PartialDuplicate`.
 //! A batch that the server refuses (a stale expectation, an event id another writer stored
-//! meanwhile, a leader change) stored nothing; its requests are decided again after a new look,
+//! meanwhile, a leader change) stored nothing; its requests are decided again after a sync,
 //! so a request that shared a batch with a refused one is still stored, a little later.
 //! An existing stream without `allow_atomic` (made by an older gryning) is updated to allow it
 //! at connect; if the server refuses the update, connecting fails saying so.
@@ -57,22 +54,23 @@
 //! a loser's request stored (run against the one-publish-per-event appends this replaced, it
 //! fails within a few rounds: a ten-event request interleaved with the other writer's
 //! events); (2) inside one process all appends are serialized by one lock and
-//! decided against what the server holds when the round starts, so two racing tasks of one
-//! store never both reach the server with the same expectation. With atomic batches the lock is no longer needed for the
+//! decided against the synced index, so two racing tasks of one store never both reach the
+//! server with the same expectation. With atomic batches the lock is no longer needed for the
 //! single-winner guarantee (the test above is the evidence); it stays because it keeps a
 //! round's predicted sequences exact (two unserialized rounds of one process would void each
-//! other's predictions, turning every overlap into a refused batch and a retry). (3) Every read that rebuilds or uses a stream's
+//! other's predictions, turning every overlap into a refused batch and a retry) and keeps the
+//! index's bookkeeping of its own acks simple. (3) Every read that rebuilds or uses a stream's
 //! versions checks that they run 1, 2, 3… in position order, and fails loudly naming the
 //! stream and both positions if two messages claim one version, so a double winner can never
 //! be served silently. The store refuses servers older than 2.14.
 //!
-//! **Pipelining.** `append_batch` decides every request of the call against the streams and
-//! ids it looks up for the round, writes the round's claims, predicts
+//! **Pipelining.** `append_batch` decides every request of the call against the index, predicts
 //! the sequence each message will get (the stream's last sequence + 1, + 2, …, exact while this
 //! process is the only writer), cuts the messages into atomic batches and keeps several
 //! batches in flight (up to [`Options::max_in_flight`] messages, at least two batches, at most
 //! eight). If a batch is refused or its commit times out, the batches already in flight are
-//! collected, nothing more is sent, and the requests not yet stored are decided again. With other writers active, requests on different streams of one call may
+//! collected, nothing more is sent, the index is synced, and the requests not yet stored are
+//! decided again. With other writers active, requests on different streams of one call may
 //! therefore get positions out of request order.
 //!
 //! **Connections.** [`Connection`] carries TLS (a CA file, optionally a client certificate and
@@ -80,9 +78,7 @@
 //! seed, `.creds` file); `connection` turns the client library's connect errors into messages
 //! that name the setting to change, and never shows a secret.
 //!
-//! **Modules.** `connection` the TLS and credentials of a connection, `ids` holds the look-ups
-//! of versions and event ids and the claims, `setup` the creation and checks of the streams at
-//! connect, `read` the direct-get reads and the
+//! **Modules.** `connection` the TLS and credentials of a connection, `index` holds the id index and its sync, `read` the direct-get reads and the
 //! decoding of stored messages, `layout` the decisions and the messages a round lays out,
 //! `publish` the append loop and the atomic batches of a round, `tail` the ordered
 //! consumer that follows the tail; this file keeps the public type, connecting and the
@@ -99,7 +95,7 @@
 //! server's setting; deploying with the default is a conscious trade of durability for speed.
 
 use std::sync::atomic::AtomicUsize;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream::Stream};
@@ -108,19 +104,20 @@ use gryning_store::{
     AppendRequest, Appended, Error, EventStore, Position, RecordedEvent, StoreIdentity, Version,
 };
 use tokio::sync::watch;
+use tokio::time::Instant;
 use uuid::Uuid;
 
 mod connection;
-mod ids;
+mod index;
 mod layout;
 mod publish;
 mod read;
-mod setup;
 pub mod subject;
 mod tail;
 pub mod testkit;
 
 pub use connection::{Auth, Connection, Secret, Tls};
+use index::Index;
 
 /// The header holding the version an event got in its stream.
 pub const VERSION_HEADER: &str = "Gryning-Version";
@@ -214,7 +211,7 @@ impl From<NatsError> for Error {
     }
 }
 
-/// The event store on JetStream. Cheap to clone: clones share the connection.
+/// The event store on JetStream. Cheap to clone: clones share the connection and the index.
 #[derive(Clone)]
 pub struct NatsStore {
     inner: Arc<Inner>,
@@ -224,6 +221,7 @@ struct Inner {
     client: async_nats::Client,
     js: jetstream::Context,
     options: Options,
+    index: Mutex<Index>,
     /// Serializes appends in this process, which keeps the sequence predictions of a round
     /// exact (see "One winner per version").
     append_lock: tokio::sync::Mutex<()>,
@@ -243,12 +241,11 @@ impl Drop for Inner {
 
 impl NatsStore {
     /// Connects to `url` (`nats://host:port`, several comma-separated) with the TLS and
-    /// credentials of [`Options::connection`], checks the server, creates the JetStream streams
-    /// if they do not exist and checks them if they do (see `setup`). Reads nothing of the log
-    /// (but once, for a stream made by a gryning without claims: see `ids`). A refused
-    /// connection (wrong credentials, a client certificate missing or refused, an untrusted
-    /// server certificate, TLS on one side only) is a [`NatsError::Connect`] saying what was
-    /// wrong and which setting to change.
+    /// credentials of [`Options::connection`], checks the server, creates the JetStream stream
+    /// if it does not exist, and builds the index from the log. A refused connection (wrong
+    /// credentials, a client certificate missing or refused, an untrusted server certificate,
+    /// TLS on one side only) is a [`NatsError::Connect`] saying what was wrong and which
+    /// setting to change.
     pub async fn connect(url: &str, options: Options) -> Result<NatsStore, NatsError> {
         let connect_error = |reason: String| NatsError::Connect {
             url: url.to_owned(),
@@ -280,10 +277,61 @@ impl NatsStore {
             .max_ack_inflight(options.max_in_flight.max(1) * 2)
             .backpressure_on_inflight(true)
             .build(client.clone());
-        let setup::Opened {
-            events: stream,
-            info,
-        } = setup::open_streams(&js, &options).await?;
+        let stream_error = |reason: String| NatsError::Stream {
+            stream: options.stream.clone(),
+            reason,
+        };
+        let config = jetstream::stream::Config {
+            name: options.stream.clone(),
+            subjects: vec![format!("{}.>", options.subject_prefix)],
+            num_replicas: options.replicas,
+            storage: jetstream::stream::StorageType::File,
+            allow_direct: true,
+            allow_atomic_publish: true,
+            ..Default::default()
+        };
+        // Creation races with other processes and, in a cluster, with the meta leader's
+        // election right after start; retry within the retry budget.
+        let deadline = Instant::now() + options.retry_for;
+        let stream = loop {
+            match js.get_or_create_stream(config.clone()).await {
+                Ok(stream) => break stream,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(stream_error(format!("cannot create or open: {e}"))),
+            }
+        };
+        let mut info = stream.cached_info().clone();
+        if !info.config.allow_direct {
+            return Err(stream_error(
+                "exists without allow_direct, which the store reads with".into(),
+            ));
+        }
+        if !info.config.allow_atomic_publish {
+            // A stream made by an older gryning: atomic batches only add to what it accepts,
+            // so the store turns them on rather than refusing the stream.
+            let mut config = info.config.clone();
+            config.allow_atomic_publish = true;
+            info = js.update_stream(&config).await.map_err(|e| {
+                stream_error(format!(
+                    "exists without allow_atomic, which the store appends with, and cannot be updated ({e}); set allow_atomic: true on the stream"
+                ))
+            })?;
+            if !info.config.allow_atomic_publish {
+                return Err(stream_error(
+                    "exists without allow_atomic, which the store appends with, and the server did not turn it on; set allow_atomic: true on the stream".into(),
+                ));
+            }
+        }
+        let wanted = format!("{}.>", options.subject_prefix);
+        if !info.config.subjects.contains(&wanted) {
+            return Err(stream_error(format!(
+                "exists with subjects {:?}, not {wanted}",
+                info.config.subjects
+            )));
+        }
         // The server stamps a stream with its creation time, once: with the stream's name it
         // tells this stream from any other, including one deleted and created again.
         let identity = StoreIdentity {
@@ -303,15 +351,14 @@ impl NatsStore {
             (None, None) => DEFAULT_BATCH_LIMIT,
         }
         .max(1);
-        // The head as the leader has it now; the tail follows from there (nothing before it is
-        // read at connect: see "Start-up").
-        let (head, _) = watch::channel(info.state.last_sequence);
+        let (head, _) = watch::channel(0);
         let tailer = tokio::spawn(tail::tail(stream.clone(), head.clone()));
         let store = NatsStore {
             inner: Arc::new(Inner {
                 client,
                 js,
                 options,
+                index: Mutex::new(Index::default()),
                 append_lock: tokio::sync::Mutex::new(()),
                 batch_limit: AtomicUsize::new(batch_limit),
                 head,
@@ -319,8 +366,7 @@ impl NatsStore {
                 identity,
             }),
         };
-        let head = store.last_sequence().await?;
-        store.complete_claims(head).await?;
+        store.sync().await?;
         Ok(store)
     }
 
@@ -368,6 +414,10 @@ impl NatsStore {
     fn subject(&self, stream: &str) -> String {
         subject::subject_for(&self.inner.options.subject_prefix, stream)
     }
+
+    fn index(&self) -> std::sync::MutexGuard<'_, Index> {
+        self.inner.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 fn raise(head: &mut Position, to: Position) -> bool {
@@ -402,18 +452,38 @@ impl EventStore for NatsStore {
     }
 
     async fn stream_version(&self, stream: &str) -> Result<Version, Error> {
-        Ok(self.stream_position(stream).await?.version)
+        self.sync().await?;
+        Ok(self.index().streams.get(stream).map_or(0, |p| p.version))
     }
 
     async fn find_event(&self, event_id: Uuid) -> Result<Option<RecordedEvent>, Error> {
-        Ok(self.find_ids(&[event_id]).await?.remove(&event_id))
+        self.sync().await?;
+        let found = self.index().ids.get(&event_id).copied();
+        match found {
+            Some(position) => Ok(Some(self.read_one(position).await?)),
+            None => Ok(None),
+        }
     }
 
-    /// Looked up together (the recorder looks up every id of a batch): one direct get per
-    /// 1024 ids for their claims, then a read of each claimed stream.
+    /// One sync for the lot (the recorder looks up every id of a batch): the ids not stored
+    /// cost an index lookup each, the stored ones a read.
     async fn find_events(&self, event_ids: &[Uuid]) -> Result<Vec<Option<RecordedEvent>>, Error> {
-        let found = self.find_ids(event_ids).await?;
-        Ok(event_ids.iter().map(|id| found.get(id).cloned()).collect())
+        self.sync().await?;
+        let positions: Vec<Option<Position>> = {
+            let index = self.index();
+            event_ids
+                .iter()
+                .map(|id| index.ids.get(id).copied())
+                .collect()
+        };
+        let mut found = Vec::with_capacity(positions.len());
+        for position in positions {
+            found.push(match position {
+                Some(position) => Some(self.read_one(position).await?),
+                None => None,
+            });
+        }
+        Ok(found)
     }
 
     async fn read_all(&self, after: Position, limit: usize) -> Result<Vec<RecordedEvent>, Error> {

@@ -1,7 +1,7 @@
-//! Publishing appends: the loop that looks up, lays out and publishes rounds until every
-//! request of a batch is answered or the retry budget runs out, and the publishing of one round
-//! as JetStream atomic batches (ADR-50), several in flight: first the claims of the round's
-//! event ids (see `ids`), then, once they are all acknowledged, the events.
+//! Publishing appends: the loop that syncs, lays out and publishes rounds until every request
+//! of a batch is answered or the retry budget runs out, and the publishing of one round as
+//! JetStream atomic batches (ADR-50), several in flight, recording each committed batch in the
+//! index.
 //!
 //! **The batch protocol.** Every message of a batch carries `Nats-Batch-Id` (a fresh id) and
 //! `Nats-Batch-Sequence` (1, 2, …); all but the last are plain core publishes without a reply
@@ -59,7 +59,7 @@ impl NatsStore {
                 }
                 break;
             }
-            let synced = match self.last_sequence().await {
+            let synced = match self.sync().await {
                 Ok(last) => last,
                 Err(e) => {
                     last_problem = e.to_string();
@@ -75,17 +75,7 @@ impl NatsStore {
                     continue;
                 }
             };
-            let claims = plan
-                .iter()
-                .map(|p| (p.event_id, p.subject.clone()))
-                .collect();
-            if let Err(e) = self.claim(claims).await {
-                // Nothing of the round's events is published: next round decides again.
-                last_problem = e;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-            let (progress, problem) = self.publish(&mut work, plan).await;
+            let (progress, problem) = self.publish(&mut work, plan, synced).await;
             if progress {
                 deadline = Instant::now() + self.inner.options.retry_for;
             }
@@ -105,7 +95,12 @@ impl NatsStore {
     /// stored and, if the round stopped early, why. After the first refusal no further batch is
     /// sent (the predictions after it are void), but every commit already in flight is
     /// collected.
-    async fn publish(&self, work: &mut [Work], plan: Vec<Planned>) -> (bool, Option<String>) {
+    async fn publish(
+        &self,
+        work: &mut [Work],
+        plan: Vec<Planned>,
+        synced: Position,
+    ) -> (bool, Option<String>) {
         let max_messages = self.inner.options.max_in_flight.max(1);
         let limit = self.batch_limit();
         let mut batches = cut(plan, limit).into_iter();
@@ -113,6 +108,7 @@ impl NatsStore {
         let mut messages_in_flight = 0;
         let mut problem: Option<String> = None;
         let mut progress = false;
+        let mut contiguous = true;
         loop {
             while problem.is_none()
                 && (in_flight.len() < 2
@@ -120,15 +116,16 @@ impl NatsStore {
             {
                 let Some(batch) = batches.next() else { break };
                 let items: Vec<(usize, usize)> = batch.iter().map(|p| (p.work, p.event)).collect();
+                let predicted = batch[0].predicted;
                 match self.send_batch(batch).await {
                     Ok(ack) => {
                         messages_in_flight += items.len();
-                        in_flight.push_back((items, ack));
+                        in_flight.push_back((items, predicted, ack));
                     }
                     Err(e) => problem = Some(format!("publish failed: {e}")),
                 }
             }
-            let Some((items, ack)) = in_flight.pop_front() else {
+            let Some((items, predicted, ack)) = in_flight.pop_front() else {
                 break;
             };
             messages_in_flight -= items.len();
@@ -139,20 +136,37 @@ impl NatsStore {
                     // An atomic batch is stored as one run: its last message is at the acked
                     // sequence, the others right before it.
                     let first = ack.sequence + 1 - items.len() as Position;
+                    contiguous &= first == predicted;
+                    let mut index = self.index();
                     for (n, &(w_index, k)) in items.iter().enumerate() {
-                        if let State::Publishing { stored, .. } = &mut work[w_index].state {
-                            stored[k] = Some(first + n as Position);
+                        let position = first + n as Position;
+                        let w = &mut work[w_index];
+                        if let State::Publishing { base, stored } = &mut w.state {
+                            stored[k] = Some(position);
+                            let version = *base + k as Version + 1;
+                            let recorded = index.record(
+                                &w.request.stream,
+                                version,
+                                w.request.events[k].event_id,
+                                position,
+                            );
+                            if let Err(e) = recorded {
+                                problem.get_or_insert(e.to_string());
+                            }
                         }
                     }
+                    drop(index);
                     self.inner.head.send_if_modified(|h| raise(h, ack.sequence));
                 }
                 Ok(ack) => {
+                    contiguous = false;
                     problem.get_or_insert(format!(
                         "an atomic batch of {} events (the first for stream {stream}) was acknowledged as {ack:?}",
                         items.len()
                     ));
                 }
                 Err(e) => {
+                    contiguous = false;
                     let refusal = Refusal::of(&e);
                     if let Refusal::TooLarge(server_limit) = refusal {
                         self.lower_batch_limit(server_limit);
@@ -167,6 +181,23 @@ impl NatsStore {
                                 .unwrap_or_default(),
                         }
                     ));
+                }
+            }
+        }
+        // When every ack came back at its predicted sequence and nothing failed, positions
+        // synced+1..=last are exactly this round's messages: the index covers them already.
+        if contiguous && problem.is_none() {
+            let mut index = self.index();
+            if index.applied == synced {
+                let last = work
+                    .iter()
+                    .filter_map(|w| match &w.state {
+                        State::Publishing { stored, .. } => stored.iter().flatten().max().copied(),
+                        _ => None,
+                    })
+                    .max();
+                if let Some(last) = last {
+                    index.applied = last.max(index.applied);
                 }
             }
         }
@@ -188,16 +219,13 @@ impl NatsStore {
     }
 }
 
-/// A batch sent and not yet answered: its messages as (work item, event) pairs and its
-/// commit's ack.
-type InFlight = (Vec<(usize, usize)>, PublishAckFuture);
-
-/// A commit's acknowledgement, not yet received.
-pub(crate) type InFlightAck = PublishAckFuture;
+/// A batch sent and not yet answered: its messages as (work item, event) pairs, the sequence
+/// its first message is predicted to get, and its commit's ack.
+type InFlight = (Vec<(usize, usize)>, Position, PublishAckFuture);
 
 /// Atomic batches a round keeps in flight at most (the server allows 50 per stream, across
 /// every client, by default).
-pub(crate) const BATCHES_IN_FLIGHT: usize = 8;
+const BATCHES_IN_FLIGHT: usize = 8;
 
 /// Cuts a round's messages into atomic batches of at most `limit` messages. A request's events
 /// go into one batch whenever the request fits in one (a batch is closed early rather than a
@@ -265,52 +293,36 @@ pub(crate) fn too_large_limit(description: &str) -> Option<usize> {
 }
 
 impl NatsStore {
-    /// Sends one atomic batch of a round: each subject's first message carries the
-    /// expectation of the subject's last sequence.
+    /// Sends one atomic batch: every message but the last as a plain publish, the last as the
+    /// commit, whose ack (or refusal) answers for the whole batch.
     async fn send_batch(&self, batch: Vec<Planned>) -> Result<PublishAckFuture, String> {
-        let mut expected: HashSet<String> = HashSet::new();
-        let messages = batch
-            .into_iter()
-            .map(|p| {
-                let mut headers: HeaderMap = p.headers;
-                if !expected.contains(&p.subject) {
-                    headers.insert(
-                        "Nats-Expected-Last-Subject-Sequence",
-                        p.follows.to_string().as_str(),
-                    );
-                    expected.insert(p.subject.clone());
-                }
-                (p.subject, headers, p.payload)
-            })
-            .collect();
-        self.send_raw_batch(messages).await
-    }
-
-    /// Sends one atomic batch of (subject, headers, body): every message but the last as a
-    /// plain publish, the last as the commit, whose ack (or refusal) answers for the whole
-    /// batch.
-    pub(crate) async fn send_raw_batch(
-        &self,
-        batch: Vec<(String, HeaderMap, Bytes)>,
-    ) -> Result<PublishAckFuture, String> {
         let id = Uuid::new_v4().simple().to_string();
         let count = batch.len();
-        for (n, (subject, mut headers, payload)) in batch.into_iter().enumerate() {
+        let mut expected: HashSet<String> = HashSet::new();
+        for (n, p) in batch.into_iter().enumerate() {
+            let mut headers: HeaderMap = p.headers;
             headers.insert("Nats-Batch-Id", id.as_str());
             headers.insert("Nats-Batch-Sequence", (n + 1).to_string().as_str());
+            if !expected.contains(&p.subject) {
+                headers.insert(
+                    "Nats-Expected-Last-Subject-Sequence",
+                    p.follows.to_string().as_str(),
+                );
+                expected.insert(p.subject.clone());
+            }
             if n + 1 < count {
                 self.inner
                     .client
-                    .publish_with_headers(subject, headers, payload)
+                    .publish_with_headers(p.subject, headers, p.payload)
                     .await
                     .map_err(|e| e.to_string())?;
             } else {
                 headers.insert("Nats-Batch-Commit", "1");
-                let message = PublishMessage::build().payload(payload).headers(headers);
+                let message = PublishMessage::build().payload(p.payload).headers(headers);
                 return self
                     .inner
                     .js
-                    .send_publish(subject, message)
+                    .send_publish(p.subject, message)
                     .await
                     .map_err(|e| e.to_string());
             }
@@ -374,7 +386,7 @@ mod tests {
                     headers: HeaderMap::new(),
                     payload: Bytes::new(),
                     follows: 0,
-                    event_id: Uuid::new_v4(),
+                    predicted: 0,
                 });
             }
         }

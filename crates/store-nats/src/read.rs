@@ -12,7 +12,6 @@ use gryning_store::{Error, Position, RecordedEvent, Version};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::ids::StreamPos;
 use crate::{subject, NatsError, NatsStore, METADATA_HEADER, READ_CHUNK, VERSION_HEADER};
 
 impl NatsStore {
@@ -28,23 +27,6 @@ impl NatsStore {
         if let Some(subject) = subject {
             request["next_by_subj"] = subject.into();
         }
-        let stream = self.inner.options.stream.clone();
-        self.direct_get(&stream, request, Some(count))
-            .await?
-            .iter()
-            .map(|m| self.decode(m))
-            .collect()
-    }
-
-    /// Sends one batched direct get (`request`, the JSON body) to the JetStream stream
-    /// `js_stream` and collects the messages of the answer, up to `stop_after` if given,
-    /// else until the end-of-batch or "no results" status.
-    pub(crate) async fn direct_get(
-        &self,
-        js_stream: &str,
-        request: serde_json::Value,
-        stop_after: Option<usize>,
-    ) -> Result<Vec<Message>, NatsError> {
         let inbox = self.inner.client.new_inbox();
         let client = &self.inner.client;
         let mut sub = client
@@ -53,36 +35,36 @@ impl NatsStore {
             .map_err(|e| self.stream_error(e))?;
         client
             .publish_with_reply(
-                format!("$JS.API.DIRECT.GET.{js_stream}"),
+                format!("$JS.API.DIRECT.GET.{}", self.inner.options.stream),
                 inbox,
                 Bytes::from(request.to_string()),
             )
             .await
             .map_err(|e| self.stream_error(e))?;
         let timeout = self.inner.options.request_timeout;
-        let mut messages = Vec::with_capacity(stop_after.unwrap_or(16).min(READ_CHUNK));
+        let mut events = Vec::with_capacity(count.min(READ_CHUNK));
         loop {
             let message = match tokio::time::timeout(timeout, sub.next()).await {
                 Ok(Some(m)) => m,
                 Ok(None) => return Err(self.stream_error("direct get subscription closed")),
                 Err(_) => {
                     return Err(self.stream_error(format!(
-                        "direct get {request} on {js_stream} unanswered within {timeout:?}"
+                        "direct get from position {from} unanswered within {timeout:?}"
                     )))
                 }
             };
             match message.status {
                 None | Some(StatusCode::OK) => {
-                    messages.push(message);
-                    if stop_after.is_some_and(|n| messages.len() >= n) {
-                        return Ok(messages);
+                    events.push(self.decode(&message)?);
+                    if events.len() >= count {
+                        return Ok(events);
                     }
                 }
-                // 204 EOB ends a batch; 404 means nothing matched.
-                Some(s) if s.as_u16() == 204 || s == StatusCode::NOT_FOUND => return Ok(messages),
+                // 204 EOB ends a batch; 404 means nothing at or after `from`.
+                Some(s) if s.as_u16() == 204 || s == StatusCode::NOT_FOUND => return Ok(events),
                 Some(s) => {
                     return Err(self.stream_error(format!(
-                        "direct get {request} on {js_stream}: status {s} {}",
+                        "direct get from position {from}: status {s} {}",
                         message.description.unwrap_or_default()
                     )))
                 }
@@ -91,7 +73,7 @@ impl NatsStore {
     }
 
     /// Reads a stored message back into an event.
-    pub(crate) fn decode(&self, message: &Message) -> Result<RecordedEvent, NatsError> {
+    fn decode(&self, message: &Message) -> Result<RecordedEvent, NatsError> {
         let headers = message.headers.as_ref();
         let header = |name: &str| headers.and_then(|h| h.get(name)).map(|v| v.as_str());
         let position = header("Nats-Sequence")
@@ -129,25 +111,34 @@ impl NatsStore {
         })
     }
 
+    /// The event at `position`, waiting (bounded) for a lagging replica to have it.
+    pub(crate) async fn read_one(&self, position: Position) -> Result<RecordedEvent, NatsError> {
+        let deadline = Instant::now() + self.inner.options.retry_for;
+        loop {
+            if let Some(e) = self.read_range(position, 1, None).await?.pop() {
+                if e.position == position {
+                    return Ok(e);
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(NatsError::NotReadable {
+                    position,
+                    waited: self.inner.options.retry_for,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Every event of `stream` in version order, checking that versions run 1, 2, 3….
     pub(crate) async fn read_stream_events(
         &self,
         stream: &str,
     ) -> Result<Vec<RecordedEvent>, Error> {
-        let pos = self.stream_position(stream).await?;
-        Ok(self.stream_events(stream, pos).await?)
-    }
-
-    /// Every event of `stream` up to its message at `pos.last`, in version order, checking
-    /// that versions run 1, 2, 3…; waits (bounded) for a lagging replica to have them.
-    pub(crate) async fn stream_events(
-        &self,
-        stream: &str,
-        pos: StreamPos,
-    ) -> Result<Vec<RecordedEvent>, NatsError> {
-        if pos.last == 0 {
+        self.sync().await?;
+        let Some(pos) = self.index().streams.get(stream).copied() else {
             return Ok(Vec::new());
-        }
+        };
         let subject = self.subject(stream);
         let mut events: Vec<RecordedEvent> = Vec::with_capacity(pos.version as usize);
         let deadline = Instant::now() + self.inner.options.retry_for;
@@ -159,7 +150,8 @@ impl NatsStore {
                     return Err(NatsError::NotReadable {
                         position: pos.last,
                         waited: self.inner.options.retry_for,
-                    });
+                    }
+                    .into());
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
@@ -175,7 +167,8 @@ impl NatsStore {
                         position: e.position,
                         found: e.version,
                         expected,
-                    });
+                    }
+                    .into());
                 }
                 events.push(e);
             }

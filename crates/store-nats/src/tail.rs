@@ -14,8 +14,7 @@ use crate::raise;
 /// Feeds the head watch from an ordered consumer over the whole stream (headers only), so that
 /// subscribers in this process see other processes' appends without polling. Own appends raise
 /// the watch directly on their acks. The ordered consumer recreates itself after a gap or a
-/// leader change; if it cannot be created at all, the task tries again. It starts after the head
-/// the watch holds (the head at connect), so nothing before it is delivered.
+/// leader change; if it cannot be created at all, the task tries again.
 pub(crate) async fn tail(stream: Stream, head: watch::Sender<Position>) {
     loop {
         let start = *head.borrow() + 1;

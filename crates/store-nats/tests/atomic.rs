@@ -197,8 +197,6 @@ async fn a_stream_without_atomic_batches_is_updated_at_connect() {
             name: options.stream.clone(),
             subjects: vec![format!("{}.>", options.subject_prefix)],
             allow_direct: true,
-            deny_delete: true,
-            deny_purge: true,
             ..Default::default()
         })
         .await
