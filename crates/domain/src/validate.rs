@@ -246,22 +246,32 @@ fn check_erasure_texts(e: &crate::event::Erasure) -> Result<(), Error> {
     free_text("streams_erased.erased_at", &e.erased_at)?;
     free_text("streams_erased.principal", &e.principal)?;
     free_text("streams_erased.older_than", &e.older_than)?;
-    let opened = e
-        .cases_opened
-        .iter()
-        .map(|c| ("cases_opened", &c.police_region));
-    let referred = e.referrals.iter().map(|c| ("referrals", &c.police_region));
-    let crimes = e.crimes.iter().map(|c| ("crimes", &c.police_region));
-    let contract = e
-        .contract_care
-        .iter()
-        .map(|c| ("contract_care", &c.police_region));
-    for (list, region) in opened.chain(referred).chain(crimes).chain(contract) {
-        free_text(&format!("streams_erased.{list}.police_region"), region)?;
+    let lists: [(&str, Vec<&String>); 4] = [
+        (
+            "cases_opened",
+            e.cases_opened.iter().map(|c| &c.police_region).collect(),
+        ),
+        (
+            "referrals",
+            e.referrals.iter().map(|c| &c.police_region).collect(),
+        ),
+        (
+            "crimes",
+            e.crimes.iter().map(|c| &c.police_region).collect(),
+        ),
+        (
+            "contract_care",
+            e.contract_care.iter().map(|c| &c.police_region).collect(),
+        ),
+    ];
+    for (list, regions) in lists {
+        for (i, region) in regions.into_iter().enumerate() {
+            free_text(&format!("streams_erased.{list}[{i}].police_region"), region)?;
+        }
     }
-    for n in &e.notifications {
+    for (i, n) in e.notifications.iter().enumerate() {
         free_text(
-            "streams_erased.notifications.local_police_area",
+            &format!("streams_erased.notifications[{i}].local_police_area"),
             &n.local_police_area,
         )?;
     }

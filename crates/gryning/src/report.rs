@@ -267,7 +267,7 @@ impl Reader<'_> {
                     |region: Option<&str>, (status, e): (tonic::Status, anyhow::Error)| match region
                     {
                         Some(given)
-                            if status.code() == tonic::Code::InvalidArgument
+                            if gryning_service_common::status::is_invalid_argument(&status)
                                 && status.message().starts_with("field region") =>
                         {
                             e.context(format!("--region {given:?}"))

@@ -58,32 +58,32 @@ pub(crate) fn from_pb(e: &pb::StreamsErased) -> Result<Erasure, Error> {
         span,
         ..Erasure::default()
     };
-    for c in &e.cases_opened {
+    for (i, c) in e.cases_opened.iter().enumerate() {
         out.cases_opened.push(ErasedCases {
-            quarter: quarter(&format!("{f}.cases_opened.quarter"), &c.quarter)?,
+            quarter: quarter(&format!("{f}.cases_opened[{i}].quarter"), &c.quarter)?,
             police_region: c.police_region.clone(),
             lead_crime_code: code(
-                &format!("{f}.cases_opened.lead_crime_code"),
+                &format!("{f}.cases_opened[{i}].lead_crime_code"),
                 &c.lead_crime_code,
             )?,
             count: c.count,
         });
     }
-    for r in &e.referrals {
+    for (i, r) in e.referrals.iter().enumerate() {
         out.referrals.push(ErasedReferrals {
-            quarter: quarter(&format!("{f}.referrals.quarter"), &r.quarter)?,
+            quarter: quarter(&format!("{f}.referrals[{i}].quarter"), &r.quarter)?,
             police_region: r.police_region.clone(),
             lead_crime_code: code(
-                &format!("{f}.referrals.lead_crime_code"),
+                &format!("{f}.referrals[{i}].lead_crime_code"),
                 &r.lead_crime_code,
             )?,
             first_in_year: r.first_in_year,
             count: r.count,
         });
     }
-    for c in &e.crimes {
+    for (i, c) in e.crimes.iter().enumerate() {
         let outcome = required_enum(
-            &format!("{f}.crimes.outcome"),
+            &format!("{f}.crimes[{i}].outcome"),
             c.outcome,
             |o: pb::CrimeOutcome| match o {
                 pb::CrimeOutcome::Unspecified => None,
@@ -97,25 +97,25 @@ pub(crate) fn from_pb(e: &pb::StreamsErased) -> Result<Erasure, Error> {
             None
         } else {
             Some(quarter(
-                &format!("{f}.crimes.decided_quarter"),
+                &format!("{f}.crimes[{i}].decided_quarter"),
                 &c.decided_quarter,
             )?)
         };
         if decided_quarter.is_none() != (outcome == CrimeOutcome::Undecided) {
             return Err(Error::invalid(
-                "streams_erased.crimes.decided_quarter",
+                format!("{f}.crimes[{i}].decided_quarter"),
                 &c.decided_quarter,
                 "is set exactly when the outcome is a decision",
             ));
         }
         out.crimes.push(ErasedCrimes {
             reported_quarter: quarter(
-                &format!("{f}.crimes.reported_quarter"),
+                &format!("{f}.crimes[{i}].reported_quarter"),
                 &c.reported_quarter,
             )?,
             police_region: c.police_region.clone(),
-            crime_code: code(&format!("{f}.crimes.crime_code"), &c.crime_code)?,
-            victim_gender: gender(&format!("{f}.crimes.victim_gender"), c.victim_gender)?,
+            crime_code: code(&format!("{f}.crimes[{i}].crime_code"), &c.crime_code)?,
+            victim_gender: gender(&format!("{f}.crimes[{i}].victim_gender"), c.victim_gender)?,
             outcome,
             decided_quarter,
             days_to_referral: c.days_to_referral,
@@ -123,36 +123,36 @@ pub(crate) fn from_pb(e: &pb::StreamsErased) -> Result<Erasure, Error> {
             count: c.count,
         });
     }
-    for c in &e.care {
+    for (i, c) in e.care.iter().enumerate() {
         out.care.push(ErasedCare {
-            quarter: quarter(&format!("{f}.care.quarter"), &c.quarter)?,
+            quarter: quarter(&format!("{f}.care[{i}].quarter"), &c.quarter)?,
             proposed: c.proposed,
             started: c.started,
             completed: c.completed,
             discontinued: c.discontinued,
         });
     }
-    for c in &e.contract_care {
+    for (i, c) in e.contract_care.iter().enumerate() {
         out.contract_care.push(ErasedContractCare {
-            quarter: quarter(&format!("{f}.contract_care.quarter"), &c.quarter)?,
+            quarter: quarter(&format!("{f}.contract_care[{i}].quarter"), &c.quarter)?,
             police_region: c.police_region.clone(),
             count: c.count,
         });
     }
-    for n in &e.notifications {
+    for (i, n) in e.notifications.iter().enumerate() {
         out.notifications.push(ErasedNotifications {
-            quarter: quarter(&format!("{f}.notifications.quarter"), &n.quarter)?,
+            quarter: quarter(&format!("{f}.notifications[{i}].quarter"), &n.quarter)?,
             local_police_area: n.local_police_area.clone(),
             days_from_opening: n.days_from_opening,
             count: n.count,
         });
     }
-    for s in &e.support {
+    for (i, s) in e.support.iter().enumerate() {
         out.support.push(ErasedSupport {
-            quarter: quarter(&format!("{f}.support.quarter"), &s.quarter)?,
-            kind: support_kind(&format!("{f}.support.kind"), s.kind)?,
-            gender: gender(&format!("{f}.support.gender"), s.gender)?,
-            age_group: age_group(&format!("{f}.support.age_group"), s.age_group)?,
+            quarter: quarter(&format!("{f}.support[{i}].quarter"), &s.quarter)?,
+            kind: support_kind(&format!("{f}.support[{i}].kind"), s.kind)?,
+            gender: gender(&format!("{f}.support[{i}].gender"), s.gender)?,
+            age_group: age_group(&format!("{f}.support[{i}].age_group"), s.age_group)?,
             count: s.count,
         });
     }

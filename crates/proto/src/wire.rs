@@ -444,12 +444,12 @@ mod tests {
         );
         let message = crate::decode_event(&after_known).unwrap_err().to_string();
         assert!(message.contains("field number 19"), "{message}");
-        // A field number outside the body oneof is refused the same way (field 6, a string).
+        // A field number outside the body oneof is refused the same way (field 7, a string).
         let mut plain = sample().encode_to_vec();
-        plain.extend_from_slice(&[0x32, 0x01, b'x']);
+        plain.extend_from_slice(&[0x3a, 0x01, b'x']);
         assert_eq!(
             read_event(&plain),
-            Err(WireError::UnknownField { field: 6 })
+            Err(WireError::UnknownField { field: 7 })
         );
     }
 

@@ -168,6 +168,11 @@ pub fn retry_after_ms(wait: &std::time::Duration) -> u128 {
     wait.as_nanos().div_ceil(1_000_000).max(1)
 }
 
+/// Whether a refusal names a bad request field (INVALID_ARGUMENT).
+pub fn is_invalid_argument(status: &Status) -> bool {
+    status.code() == Code::InvalidArgument
+}
+
 /// Whether a refusal says there is no such thing (NOT_FOUND: a quarter with no publication).
 pub fn is_not_found(status: &Status) -> bool {
     status.code() == Code::NotFound
