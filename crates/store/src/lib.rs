@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 pub mod baseline;
+mod compact;
 pub mod conformance;
 pub mod sqlite;
 mod subscription;

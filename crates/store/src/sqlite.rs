@@ -9,8 +9,11 @@
 //!
 //! **Layout.** One append-only table, `events`, keyed by position, with no secondary index: an
 //! index per lookup would multiply the pages written per event. The lookups the store needs
-//! (stream → positions, event id → position) live in memory instead and are rebuilt at open by
-//! one sequential scan, which also checks that each stream's versions run 1, 2, 3… without a gap.
+//! (stream → version and positions, event id → position) live in memory instead, in compact
+//! tables (`compact.rs`: about 20 bytes per event and 60 per stream, where hash maps of ids and
+//! of position lists took several times that), and are rebuilt at open by one sequential scan,
+//! which also checks that each stream's versions run 1, 2, 3… without a gap. The id table keeps
+//! 32 bits of each id's hash, not the id: a match is confirmed by reading the stored row.
 //!
 //! **Visibility.** The in-memory index is changed only by the writer thread and only after the
 //! commit has returned, so a reader never finds an index entry whose row is not committed, and
@@ -50,7 +53,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
-use crate::verdict::{Chain, Verdict};
+use crate::compact::{Chain, Ids, StreamEntry, Streams};
+use crate::verdict::{self, Verdict};
 use crate::{
     AppendRequest, Appended, Error, EventStore, Position, RecordedEvent, StoreIdentity, Version,
 };
@@ -139,13 +143,14 @@ struct Shared {
     readers: ReaderPool,
 }
 
-/// The in-memory lookups, holding committed events only.
-#[derive(Default)]
+/// The in-memory lookups, holding committed events only (in compact form: [`crate::compact`]).
 struct Index {
-    /// Each stream's event positions in version order: `positions[v - 1]` holds version `v`.
-    streams: HashMap<String, Vec<Position>>,
-    /// Where each event id is stored.
-    events: HashMap<Uuid, Position>,
+    /// Each stream's version and last position.
+    streams: Streams,
+    /// Each position's link back to the previous event of its stream.
+    chain: Chain,
+    /// Where each event id is stored (candidates, confirmed against the stored id).
+    events: Ids,
     head: Position,
     /// Retention's record: the key, and the hashes of erased event ids and stream names with
     /// the date they were erased.
@@ -352,9 +357,12 @@ impl EventStore for SqliteStore {
     }
 
     async fn read_stream(&self, stream: &str) -> Result<Vec<RecordedEvent>, Error> {
-        let positions = match self.index().streams.get(stream) {
-            Some(positions) => positions.clone(),
-            None => return Ok(Vec::new()),
+        let positions = {
+            let index = self.index();
+            match index.streams.get(stream) {
+                Some(entry) => index.chain.positions(entry),
+                None => return Ok(Vec::new()),
+            }
         };
         self.with_reader(move |_, conn| {
             // One read transaction: one snapshot and one lock for all the point lookups.
@@ -375,36 +383,37 @@ impl EventStore for SqliteStore {
     }
 
     async fn stream_version(&self, stream: &str) -> Result<Version, Error> {
-        Ok(self
-            .index()
-            .streams
-            .get(stream)
-            .map_or(0, |p| p.len() as Version))
+        Ok(self.index().streams.get(stream).map_or(0, |e| e.version))
     }
 
     async fn find_event(&self, event_id: Uuid) -> Result<Option<RecordedEvent>, Error> {
-        let Some(position) = self.index().events.get(&event_id).copied() else {
-            return Ok(None);
-        };
-        self.with_reader(move |_, conn| read_event(conn, position).map(Some))
-            .await
+        let mut found = self.find_events(&[event_id]).await?;
+        Ok(found.pop().flatten())
     }
 
     async fn find_events(&self, event_ids: &[Uuid]) -> Result<Vec<Option<RecordedEvent>>, Error> {
-        let positions: Vec<Option<Position>> = {
+        let candidates: Vec<(Uuid, Vec<Position>)> = {
             let index = self.index();
             event_ids
                 .iter()
-                .map(|id| index.events.get(id).copied())
+                .map(|id| (*id, index.events.candidates(id)))
                 .collect()
         };
-        if positions.iter().all(Option::is_none) {
-            return Ok(positions.iter().map(|_| None).collect());
+        if candidates.iter().all(|(_, c)| c.is_empty()) {
+            return Ok(candidates.iter().map(|_| None).collect());
         }
         self.with_reader(move |_, conn| {
-            positions
+            candidates
                 .into_iter()
-                .map(|p| p.map(|p| read_event(conn, p)).transpose())
+                .map(|(id, positions)| {
+                    for p in positions {
+                        let event = read_event(conn, p)?;
+                        if event.event_id == id {
+                            return Ok(Some(event));
+                        }
+                    }
+                    Ok(None)
+                })
                 .collect()
         })
         .await
@@ -569,7 +578,7 @@ impl Writer {
                 .prepare_cached(INSERT)
                 .map_err(sql("prepare the insert"))?;
             for job in jobs {
-                let mut chain = Chain::default();
+                let mut chain = verdict::Chain::default();
                 for request in &job.requests {
                     let result =
                         append_one(&tx, &mut insert, &index, &mut tentative, &chain, request)?;
@@ -590,7 +599,7 @@ fn append_one(
     insert: &mut rusqlite::CachedStatement<'_>,
     index: &Index,
     tentative: &mut Tentative,
-    chain: &Chain,
+    chain: &verdict::Chain,
     request: &AppendRequest,
 ) -> Result<Result<Appended, Error>, Error> {
     let stream = request.stream.as_str();
@@ -598,29 +607,28 @@ fn append_one(
         Ok(verdict) => verdict,
         Err(refused) => return Ok(Err(refused)),
     };
-    let committed = index.streams.get(stream).map_or(&[][..], Vec::as_slice);
-    let pending = tentative.streams.get(stream).map_or(&[][..], Vec::as_slice);
-    let current = (committed.len() + pending.len()) as Version;
+    let committed = index.streams.get(stream).map_or(0, |e| e.version);
+    let pending = tentative.streams.get(stream).map_or(0, Vec::len);
+    let current = committed + pending as Version;
     if let Some(refused) = chain.refusal(request, current) {
         return Ok(Err(refused));
     }
 
     // Idempotency: look every id up before deciding anything.
     for event in &request.events {
-        let found = tentative
-            .events
-            .get(&event.event_id)
-            .or_else(|| index.events.get(&event.event_id));
-        let stored = match found {
+        let found = match tentative.events.get(&event.event_id) {
             Some(&position) => {
-                let (stored_stream, stored_payload) = read_identity(conn, position)?;
-                Some((
-                    position,
-                    stored_stream == stream && stored_payload == event.payload,
-                ))
+                let (_, stored_stream, stored_payload) = read_identity(conn, position)?;
+                Some((position, stored_stream, stored_payload))
             }
-            None => None,
+            None => stored_event(conn, &index.events, event.event_id)?,
         };
+        let stored = found.map(|(position, stored_stream, stored_payload)| {
+            (
+                position,
+                stored_stream == stream && stored_payload == event.payload,
+            )
+        });
         if let Err(refused) = verdict.see(event.event_id, stored) {
             return Ok(Err(refused));
         }
@@ -644,6 +652,12 @@ fn append_one(
         }
     }
 
+    if current + request.events.len() as Version > MAX_VERSION {
+        return Ok(Err(Error::Unavailable(format!(
+            "stream {stream} holds {current} events and may hold at most {MAX_VERSION}; this request of {} is not stored",
+            request.events.len()
+        ))));
+    }
     let mut positions = Vec::with_capacity(request.events.len());
     let mut version = current;
     for event in &request.events {
@@ -678,17 +692,52 @@ fn append_one(
     }))
 }
 
+/// The most events one stream may hold (the compact index counts versions in 32 bits).
+const MAX_VERSION: Version = u32::MAX as Version;
+
+/// The stored event with `id`, if any: its position, stream and payload, read through `conn`
+/// for each of the index's candidates until the id matches.
+fn stored_event(
+    conn: &Connection,
+    ids: &Ids,
+    id: Uuid,
+) -> Result<Option<(Position, String, Vec<u8>)>, Error> {
+    for position in ids.candidates(&id) {
+        let (stored_id, stream, payload) = read_identity(conn, position)?;
+        if stored_id == *id.as_bytes() {
+            return Ok(Some((position, stream, payload)));
+        }
+    }
+    Ok(None)
+}
+
 impl Index {
+    fn empty(expected_events: usize) -> Index {
+        Index {
+            streams: Streams::new(),
+            chain: Chain::with_capacity(expected_events),
+            events: Ids::with_capacity(expected_events),
+            head: 0,
+            retention: None,
+        }
+    }
+
+    /// Adds the event at `position` to `stream`: the stream's entry before it.
+    fn note(&mut self, stream: &str, position: Position) -> Option<StreamEntry> {
+        let before = self.streams.push(stream, position);
+        self.chain.push(position, before.map(|e| e.last));
+        before
+    }
+
     fn apply(&mut self, tentative: Tentative) {
         for (stream, positions) in tentative.streams {
-            match self.streams.get_mut(&stream) {
-                Some(existing) => existing.extend(positions),
-                None => {
-                    self.streams.insert(stream, positions);
-                }
+            for position in positions {
+                self.note(&stream, position);
             }
         }
-        self.events.extend(tentative.events);
+        for (id, position) in tentative.events {
+            self.events.insert(&id, position);
+        }
         self.head = tentative.head;
     }
 }
@@ -804,10 +853,7 @@ fn load_index(conn: &Connection, path: &Path) -> Result<Index, Error> {
         .query_row("SELECT max(position) FROM events", [], |row| row.get(0))
         .map_err(sql("read the last position"))?;
     let expected_events = usize::try_from(last.unwrap_or(0)).unwrap_or(0);
-    let mut index = Index {
-        events: HashMap::with_capacity(expected_events),
-        ..Index::default()
-    };
+    let mut index = Index::empty(expected_events);
     // Retention leaves gaps: as many positions as it erased events.
     let erased = erased_events(conn)?;
     let mut gaps = 0u64;
@@ -843,22 +889,23 @@ fn load_index(conn: &Connection, path: &Path) -> Result<Index, Error> {
             )));
         }
         gaps += position - index.head - 1;
-        let positions = match index.streams.get_mut(stream) {
-            Some(positions) => positions,
-            None => index.streams.entry(stream.to_owned()).or_default(),
-        };
-        let expected = positions.len() as Version + 1;
+        if version > MAX_VERSION {
+            return Err(corrupt(format!(
+                "stream {stream} has version {version} at position {position}, above the most a stream may hold ({MAX_VERSION})"
+            )));
+        }
+        let expected = index.note(stream, position).map_or(1, |e| e.version + 1);
         if version != expected {
             return Err(corrupt(format!(
                 "stream {stream} has version {version} at position {position} where version {expected} was due"
             )));
         }
-        positions.push(position);
-        if let Some(first) = index.events.insert(event_id, position) {
+        if let Some((first, _, _)) = stored_event(conn, &index.events, event_id)? {
             return Err(corrupt(format!(
                 "event_id {event_id} is stored at positions {first} and {position}"
             )));
         }
+        index.events.insert(&event_id, position);
         index.head = position;
     }
     if gaps != erased {
@@ -946,15 +993,23 @@ fn read_event(conn: &Connection, position: Position) -> Result<RecordedEvent, Er
         .ok_or_else(|| Error::Unavailable(format!("the event at position {position} is missing")))?
 }
 
-/// The stream and payload stored at `position`, for the idempotency check (rare: only when an
-/// id is met again). Reads through the writer's own transaction, so it sees its own rows.
-fn read_identity(conn: &Connection, position: Position) -> Result<(String, Vec<u8>), Error> {
+/// The event id, stream and payload stored at `position`, for the idempotency check (rare:
+/// only when the index has a candidate for an id). Through the writer's connection it reads
+/// in the writer's own transaction, so it sees its own rows.
+fn read_identity(
+    conn: &Connection,
+    position: Position,
+) -> Result<([u8; 16], String, Vec<u8>), Error> {
     let mut statement = conn
-        .prepare_cached("SELECT stream, payload FROM events WHERE position = ?1")
+        .prepare_cached("SELECT event_id, stream, payload FROM events WHERE position = ?1")
         .map_err(sql("prepare an identity read"))?;
-    statement
-        .query_row([to_sql(position)], |row| Ok((row.get(0)?, row.get(1)?)))
-        .map_err(sql("read a stored event"))
+    let (id, stream, payload): (Vec<u8>, String, Vec<u8>) = statement
+        .query_row([to_sql(position)], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
+        .map_err(sql("read a stored event"))?;
+    let id = uuid_from(&id, position)?;
+    Ok((*id.as_bytes(), stream, payload))
 }
 
 /// Decodes a row of `SELECT position, stream, version, event_id, payload, metadata`. The outer
