@@ -79,7 +79,8 @@ pub struct RegionComparisonRow {
     pub verdict: Option<Verdict>,
 }
 
-pub(crate) fn columns(by: By) -> Vec<&'static str> {
+/// The table's columns, rows by `by` (code or group).
+pub fn columns(by: By) -> Vec<&'static str> {
     vec![
         "period",
         by.name(),

@@ -472,18 +472,7 @@ mod tests {
             period: PeriodKind::Year,
             table: Table {
                 name: "region-comparison".into(),
-                columns: vec![
-                    "period",
-                    "code",
-                    "victim_gender",
-                    "region",
-                    "handled",
-                    "cleared",
-                    "percent",
-                    "median_percent",
-                    "regions_in_median",
-                    "verdict",
-                ],
+                columns: gryning_projections::comparison::columns(By::Code),
                 rows: vec![row("9365", 7, 17.5), row("9366", 20, 50.0)],
             },
         }];
