@@ -8,7 +8,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-const ROWS: [&str; 8] = [
+const ROWS: [&str; 9] = [
     "table",
     "store_open",
     "rebuild",
@@ -16,6 +16,7 @@ const ROWS: [&str; 8] = [
     "watch_lag_1000",
     "watch_lag_5000",
     "watch_lag_20000",
+    "dashboard",
     "memory",
 ];
 
@@ -139,4 +140,54 @@ fn gryning_bench_writes_every_row_at_a_tiny_scale() {
         table["checks"]["get_table_rows_equal_offline"],
         Value::Bool(true)
     );
+}
+
+#[test]
+fn gryning_bench_runs_only_the_rows_asked_for_and_names_the_rows_when_one_is_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = Command::new(env!("CARGO_BIN_EXE_gryning"))
+        .args(["bench", "--rows", "table,nope"])
+        .env_remove("GRYNING_DATA_DIR")
+        .output()
+        .expect("run gryning bench");
+    assert!(!refused.status.success());
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        why.contains("--rows: no row \"nope\"") && why.contains("store_open, rebuild"),
+        "{why}"
+    );
+
+    let out = dir.path().join("results.json");
+    let run = Command::new(env!("CARGO_BIN_EXE_gryning"))
+        .args(["bench", "--scale", "1", "--events", "2000", "--repeat", "1"])
+        .args(["--calls", "5", "--rows", "dashboard,memory", "--out"])
+        .arg(&out)
+        .arg("--work-dir")
+        .arg(dir.path().join("work"))
+        .env_remove("GRYNING_DATA_DIR")
+        .output()
+        .expect("run gryning bench");
+    assert!(
+        run.status.success(),
+        "gryning bench --rows failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let result: Value = serde_json::from_slice(&std::fs::read(&out).expect("the result file"))
+        .expect("the result is JSON");
+    let ids: Vec<&str> = result["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["dashboard", "memory"]);
+    assert!(result["command"]
+        .as_str()
+        .unwrap()
+        .ends_with("--rows dashboard,memory"));
+    for row in result["rows"].as_array().unwrap() {
+        for f in row["figures"].as_array().unwrap() {
+            assert_figure(row["id"].as_str().unwrap(), f);
+        }
+    }
 }

@@ -117,17 +117,20 @@ pub struct Up {
     pub ready: Duration,
     /// VmRSS when it said "listening on", KiB.
     pub rss_kib: u64,
+    /// The port of the analysts' dashboard it serves beside the gRPC services.
+    pub dashboard_port: u16,
 }
 
 impl Up {
-    /// Starts `gryning up` on a free loopback port over the embedded store in `data_dir`;
-    /// its log goes to `log`.
+    /// Starts `gryning up` on a free loopback port over the embedded store in `data_dir`, with
+    /// the dashboard on another (as the operations centre runs it); its log goes to `log`.
     pub fn start(data_dir: &Path, log: &Path) -> anyhow::Result<Up> {
         let mut command = gryning()?;
         command
             .arg("--data-dir")
             .arg(data_dir)
             .args(["up", "--listen", "127.0.0.1:0"])
+            .args(["--dashboard-listen", "127.0.0.1:0"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(log).context("the server's log file")?);
@@ -144,6 +147,7 @@ impl Up {
             }
         });
         let mut tokens = std::collections::HashMap::new();
+        let mut dashboard_port = None;
         let mut up = |child: &mut Child| -> anyhow::Result<(String, Duration)> {
             loop {
                 let line = match rx.recv_timeout(Duration::from_secs(600)) {
@@ -157,6 +161,14 @@ impl Up {
                         );
                     }
                 };
+                if let Some(url) = line.strip_prefix("dashboard on ") {
+                    let port = url
+                        .trim_end_matches('/')
+                        .rsplit(':')
+                        .next()
+                        .unwrap_or_default();
+                    dashboard_port = port.parse().ok();
+                }
                 if let Some(addr) = line.strip_prefix("listening on ") {
                     let port = addr.rsplit(':').next().unwrap_or_default();
                     return Ok((format!("http://127.0.0.1:{port}"), started.elapsed()));
@@ -179,12 +191,14 @@ impl Up {
         };
         let (url, ready) = up(&mut child)?;
         let rss_kib = rss_kib(child.id())?;
+        let dashboard_port = dashboard_port.context("gryning up did not say \"dashboard on\"")?;
         Ok(Up {
             child,
             url,
             tokens,
             ready,
             rss_kib,
+            dashboard_port,
         })
     }
 

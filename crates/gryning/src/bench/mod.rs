@@ -8,6 +8,7 @@
 //! "listening on", its clients from this process measuring from each call's send.
 
 mod child;
+mod dashboard;
 mod duckdb;
 pub mod watch;
 
@@ -28,6 +29,8 @@ use child::{gryning, Up};
 const IMPORT_BATCH: usize = crate::import::BATCH;
 /// The Watch rates offered, referrals per second.
 const WATCH_RATES: [u64; 3] = [1_000, 5_000, 20_000];
+/// Referrals sent one at a time to the loaded server while its dashboard's event stream is open.
+const DASHBOARD_REFERRALS: usize = 100;
 /// The version of the JSON result's layout (BENCHMARKS.md, "The result file").
 const SCHEMA: &str = "gryning-bench/1";
 
@@ -59,7 +62,24 @@ pub(crate) struct BenchArgs {
     /// target directory of this binary).
     #[arg(long, value_name = "DIR")]
     venv: Option<PathBuf>,
+    /// Only these rows, by id, comma-separated (default: every row). The import that fills
+    /// each repetition's store always runs; its baselines only with the `import` row.
+    #[arg(long, value_name = "IDS", value_delimiter = ',')]
+    rows: Option<Vec<String>>,
 }
+
+/// Every row's id, in the result's order.
+const ROW_IDS: [&str; 9] = [
+    "table",
+    "store_open",
+    "rebuild",
+    "import",
+    "watch_lag_1000",
+    "watch_lag_5000",
+    "watch_lag_20000",
+    "dashboard",
+    "memory",
+];
 
 /// A measured quantity: one sample per repetition.
 struct Figure {
@@ -508,6 +528,18 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.scale == 0 {
         bail!("--scale must be at least 1");
     }
+    if let Some(rows) = &args.rows {
+        if let Some(unknown) = rows.iter().find(|r| !ROW_IDS.contains(&r.as_str())) {
+            bail!(
+                "--rows: no row {unknown:?}; the rows are {}",
+                ROW_IDS.join(", ")
+            );
+        }
+    }
+    let want = |id: &str| args.rows.as_ref().is_none_or(|r| r.iter().any(|x| x == id));
+    let want_watch = WATCH_RATES
+        .iter()
+        .any(|rate| want(&format!("watch_lag_{rate}")));
     let temp;
     let work = match &args.work_dir {
         Some(dir) => {
@@ -546,7 +578,12 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .venv
         .clone()
         .unwrap_or_else(|| duckdb::default_venv(&work));
-    let duck_ready = duckdb::install(&venv);
+    // DuckDB is installed only for the row that uses it.
+    let duck_ready = if want("table") {
+        duckdb::install(&venv)
+    } else {
+        Err(anyhow::anyhow!("the table row was not asked for"))
+    };
 
     let n = data.events as f64;
     let mut import = Figure::new("import_events_per_s", "ev/s");
@@ -571,6 +608,15 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut empty_rss = Figure::new("empty_up_rss_mib", "MiB");
     let mut per_crime = Figure::new("rss_bytes_per_crime", "B");
     let mut growth = Figure::new("rss_growth_mib", "MiB");
+    let mut dash_tables_p50 = Figure::new("dashboard_tables_p50_ms", "ms");
+    let mut dash_tables_p99 = Figure::new("dashboard_tables_p99_ms", "ms");
+    let mut dash_open = Figure::new("dashboard_open_ms", "ms");
+    let mut dash_change_p50 = Figure::new("dashboard_change_p50_ms", "ms");
+    let mut dash_change_p99 = Figure::new("dashboard_change_p99_ms", "ms");
+    let mut dash_change_max = Figure::new("dashboard_change_max_ms", "ms");
+    let mut dash_get_p50 = Figure::new("get_table_p50_ms", "ms");
+    let mut dash_ack_p50 = Figure::new("ack_p50_ms", "ms");
+    let mut dash_ack_p99 = Figure::new("ack_p99_ms", "ms");
     let mut lag: Vec<[Figure; 6]> = WATCH_RATES
         .iter()
         .map(|_| {
@@ -610,23 +656,28 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let took = child::run(c)?.wall;
         import.samples.push(n / secs(took));
         eprintln!("  import {:.2} s", secs(took));
-        let (c_rate, p_rate) = sqlite_baselines(&data_dir, &work).await?;
-        ceiling.samples.push(c_rate);
-        plain.samples.push(p_rate);
+        if want("import") {
+            let (c_rate, p_rate) = sqlite_baselines(&data_dir, &work).await?;
+            ceiling.samples.push(c_rate);
+            plain.samples.push(p_rate);
+        }
 
         // (c) Rebuild against the scan floor, each a whole process.
-        let mut c = with_dir(&data_dir)?;
-        c.arg("rebuild");
-        let took = child::run(c)?.wall;
-        rebuild_wall.samples.push(secs(took));
-        rebuild_rate.samples.push(n / secs(took));
-        let mut c = with_dir(&data_dir)?;
-        c.arg("bench-scan");
-        let took = child::run(c)?.wall;
-        scan_wall.samples.push(secs(took));
-        scan_rate.samples.push(n / secs(took));
+        if want("rebuild") {
+            let mut c = with_dir(&data_dir)?;
+            c.arg("rebuild");
+            let took = child::run(c)?.wall;
+            rebuild_wall.samples.push(secs(took));
+            rebuild_rate.samples.push(n / secs(took));
+            let mut c = with_dir(&data_dir)?;
+            c.arg("bench-scan");
+            let took = child::run(c)?.wall;
+            scan_wall.samples.push(secs(took));
+            scan_rate.samples.push(n / secs(took));
+        }
 
-        // (a) The table offline, as a whole process.
+        // (a) The table offline, as a whole process (its rows are what every answer is
+        // checked against).
         let mut c = with_dir(&data_dir)?;
         c.args(["table", "case-flow", "--format", "json"]);
         let offline = child::run(c)?;
@@ -649,6 +700,40 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let (care, _, _) = get_table(&up, "care", args.calls).await?;
         care_p50.samples.push(care);
         let loaded_rss = up.rss_kib;
+
+        // (g) The dashboard of the loaded server: the page's tables and a referral arriving.
+        if want("dashboard") {
+            let tokens = watch::Tokens {
+                admin: up.token("admin")?,
+                analyst: up.token("analyst")?,
+                police: up.token("police")?,
+            };
+            let d = dashboard::measure(
+                up.dashboard_port,
+                up.channel().await?,
+                &tokens,
+                args.calls,
+                DASHBOARD_REFERRALS,
+            )
+            .await
+            .context("the dashboard")?;
+            let q = watch::Lag::quantile;
+            dash_tables_p50.samples.push(q(&d.tables_ms, 0.5));
+            dash_tables_p99.samples.push(q(&d.tables_ms, 0.99));
+            dash_open.samples.push(d.open_ms);
+            dash_change_p50.samples.push(q(&d.change_ms, 0.5));
+            dash_change_p99.samples.push(q(&d.change_ms, 0.99));
+            dash_change_max.samples.push(q(&d.change_ms, 1.0));
+            dash_get_p50.samples.push(p50);
+            dash_ack_p50.samples.push(q(&d.ack_ms, 0.5));
+            dash_ack_p99.samples.push(q(&d.ack_ms, 0.99));
+            eprintln!(
+            "  dashboard: tables p50 {:.2} ms, opened in {:.1} ms, referral on the page p99 {:.1} ms",
+            q(&d.tables_ms, 0.5),
+            d.open_ms,
+            q(&d.change_ms, 0.99)
+        );
+        }
         up.stop()?;
 
         // (e) Watch lag on a server over an empty store, whose open is (b)'s baseline.
@@ -667,6 +752,12 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
             police: up.token("police")?,
         };
         for (i, &rate) in WATCH_RATES.iter().enumerate() {
+            if !want_watch {
+                break;
+            }
+            if !want(&format!("watch_lag_{rate}")) {
+                continue;
+            }
             let m = watch::measure(
                 up.channel().await?,
                 up.channel().await?,
@@ -696,7 +787,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         up.stop()?;
 
         // (a) DuckDB's recompute from the same NDJSON, checked equal to gryning's rows.
-        if duck_error.is_none() {
+        if duck_error.is_none() && want("table") {
             match duckdb::run(&venv, &work, &data.path, 1) {
                 Ok(run) => {
                     let mut theirs = run.rows;
@@ -738,12 +829,16 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
     );
     let bench_cmd = format!(
-        "gryning bench --scale {}{} --repeat {}",
+        "gryning bench --scale {}{} --repeat {}{}",
         args.scale,
         args.events
             .map(|k| format!(" --events {k}"))
             .unwrap_or_default(),
-        args.repeat
+        args.repeat,
+        args.rows
+            .as_ref()
+            .map(|r| format!(" --rows {}", r.join(",")))
+            .unwrap_or_default()
     );
     let mut rows = vec![
         Row {
@@ -837,6 +932,22 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         });
     }
     rows.push(Row {
+        id: "dashboard",
+        title: format!("The analysts' dashboard of gryning up over {scale_words}: the page's tables, its event stream, and a referral arriving on it"),
+        command: format!("{bench_cmd}; alone: gryning --data-dir DIR up --dashboard-listen ADDR, then sign in and GET /api/tables, /api/events"),
+        figures: vec![dash_tables_p50, dash_tables_p99, dash_open, dash_change_p50, dash_change_p99, dash_change_max],
+        baseline: Ok(vec![dash_get_p50, dash_ack_p50, dash_ack_p99]),
+        baseline_what: "in the same run on the same server: Insight.GetTable case-flow (one table; the page loads three, as JSON) and the referrals' own send -> acknowledgement".into(),
+        ratios: vec![Ratio { name: "dashboard_tables_over_get_table", of: ("dashboard_tables_p50_ms", "get_table_p50_ms"), meaning: "the page's three tables as JSON against one table over gRPC", figure: Figure::new("dashboard_tables_over_get_table", "x") }],
+        targets: vec![Target { text: "a referral on the page within a second (p99)", on: "dashboard_change_p99_ms", at_most: true, threshold: 1000.0, from_events: None }],
+        notes: vec![
+            format!("HTTP/1.1 (hyper) signed in with the analyst's token, as the page's script calls; dashboard_tables: GET /api/tables (case-flow, clearance and progress by code and year), {} timed after 5 untimed; dashboard_open: GET /api/events from the send to its first event (the snapshot)", args.calls),
+            format!("dashboard_change: {DASHBOARD_REFERRALS} referrals, one at a time, from the client's send of ReferToProsecutor to the first `change` event at or past its position on the open event stream; never clamped"),
+            "both servers of the run (loaded and empty) serve the dashboard beside gRPC, so store_open and memory include it alike".into(),
+        ],
+        checks: Value::Null,
+    });
+    rows.push(Row {
         id: "memory",
         title: format!("Memory per live crime: gryning up's whole-process VmRSS growth over an empty server, / crimes ({} crimes in {} cases, {:.2} per case)", data.crimes, data.cases, data.crimes as f64 / data.cases.max(1) as f64),
         command: bench_cmd.to_string(),
@@ -848,6 +959,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         notes: vec!["everything counted: projections, the store's in-memory indexes, SQLite's caches, the runtime".into()],
         checks: Value::Null,
     });
+    rows.retain(|r| want(r.id));
     for row in &mut rows {
         row.compute_ratios();
     }

@@ -54,13 +54,13 @@ impl Lag {
     }
 }
 
-fn bearer(token: &str) -> anyhow::Result<MetadataValue<Ascii>> {
+pub fn bearer(token: &str) -> anyhow::Result<MetadataValue<Ascii>> {
     format!("Bearer {token}")
         .parse()
         .context("token is not a header value")
 }
 
-fn with_bearer<T>(value: &MetadataValue<Ascii>, message: T) -> tonic::Request<T> {
+pub fn with_bearer<T>(value: &MetadataValue<Ascii>, message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request
         .metadata_mut()
@@ -68,23 +68,15 @@ fn with_bearer<T>(value: &MetadataValue<Ascii>, message: T) -> tonic::Request<T>
     request
 }
 
-fn id() -> String {
+pub fn id() -> String {
     gryning_domain::Uuid::new_v4().to_string()
 }
 
-/// Opens `rate × secs` cases (each with a crime) in bulk, then refers each of them at `rate`
-/// per second while a Watch on case-flow runs on `watch_channel`.
-pub async fn measure(
-    channel: Channel,
-    watch_channel: Channel,
-    tokens: &Tokens<'_>,
-    rate: u64,
-    secs: f64,
-) -> anyhow::Result<Lag> {
-    let tasks = (rate / PER_TASK).max(1) as usize;
-    let per_task = ((rate as f64 * secs) as usize / tasks).max(1);
-    let cases: Vec<String> = (0..per_task * tasks).map(|_| id()).collect();
-    let admin = bearer(tokens.admin)?;
+/// Opens `n` new cases, each with one crime reported (code 9365, 2020), in bulk `Append`
+/// calls with the admin's token; their ids, to be referred.
+pub async fn open_cases(channel: Channel, admin: &str, n: usize) -> anyhow::Result<Vec<String>> {
+    let cases: Vec<String> = (0..n).map(|_| id()).collect();
+    let admin = bearer(admin)?;
     let mut setup = Vec::with_capacity(cases.len() * 2);
     for case in &cases {
         let event = |day: &str, body| pb::Event {
@@ -110,7 +102,7 @@ pub async fn measure(
             }),
         ));
     }
-    let mut log = EventLogClient::new(channel.clone());
+    let mut log = EventLogClient::new(channel);
     for chunk in setup.chunks(SETUP_CHUNK) {
         let summary = log
             .append(with_bearer(&admin, tokio_stream::iter(chunk.to_vec())))
@@ -121,6 +113,21 @@ pub async fn measure(
             bail!("the set-up was refused: {:?}", summary.rejections.first());
         }
     }
+    Ok(cases)
+}
+
+/// Opens `rate × secs` cases (each with a crime) in bulk, then refers each of them at `rate`
+/// per second while a Watch on case-flow runs on `watch_channel`.
+pub async fn measure(
+    channel: Channel,
+    watch_channel: Channel,
+    tokens: &Tokens<'_>,
+    rate: u64,
+    secs: f64,
+) -> anyhow::Result<Lag> {
+    let tasks = (rate / PER_TASK).max(1) as usize;
+    let per_task = ((rate as f64 * secs) as usize / tasks).max(1);
+    let cases = open_cases(channel.clone(), tokens.admin, per_task * tasks).await?;
 
     let analyst = bearer(tokens.analyst)?;
     let mut watch = InsightClient::new(watch_channel)
