@@ -206,6 +206,16 @@ impl Rpc {
         }
     }
 
+    /// Whether a call records events (the commands, a bulk `Append`, `Publish`); the other
+    /// RPCs only read.
+    pub fn records(self) -> bool {
+        use Rpc::*;
+        !matches!(
+            self,
+            Read | Subscribe | GetTable | Watch | Status | ListPublications | Explain | Audit
+        )
+    }
+
     /// The RPC a `Service.Method` name (or a `/gryning.v1.Service/Method` path) names.
     pub fn from_name(name: &str) -> Option<Rpc> {
         let name = name

@@ -273,6 +273,7 @@ where
         // CANCELLED) starts: this deadline is never the later one, so its answer wins.
         let expires = deadline.map(|(d, _)| Instant::now() + d);
         let (name, setting, limit) = (route.name.clone(), route.setting, route.limit);
+        let records = route.rpc.records();
         let reply = inner.call(request);
         Box::pin(async move {
             let response = match expires {
@@ -285,6 +286,7 @@ where
                             rpc: name,
                             deadline,
                             from_client,
+                            records,
                         })
                         .into_http::<Body>());
                     }

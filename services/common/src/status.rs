@@ -106,16 +106,22 @@ pub enum ServiceError {
         retry_after: std::time::Duration,
     },
     #[error(
-        "{rpc}: the call's deadline of {} ms ({}) passed before its reply; what it was \
-         recording may or may not be stored: retry with the same event ids (events already \
-         stored then answer as duplicates)",
+        "{rpc}: the call's deadline of {} ms ({}) passed before its reply; {}",
         .deadline.as_millis(),
-        deadline_source(.from_client)
+        deadline_source(.from_client),
+        if *.records {
+            "what it was recording may or may not be stored: retry with the same event ids \
+             (events already stored then answer as duplicates)"
+        } else {
+            "it records nothing, so it may be sent again as it is, or with a longer deadline"
+        }
     )]
     DeadlineExceeded {
         rpc: String,
         deadline: std::time::Duration,
         from_client: bool,
+        /// Whether the RPC records events (see [`crate::Rpc::records`]).
+        records: bool,
     },
 }
 
@@ -533,9 +539,21 @@ mod tests {
                 rpc: "EventLog.Append".into(),
                 deadline: std::time::Duration::from_millis(300),
                 from_client: true,
+                records: true,
             },
             Code::DeadlineExceeded,
             "deadline-exceeded",
+        );
+        let read = ServiceError::DeadlineExceeded {
+            rpc: "Insight.Explain".into(),
+            deadline: std::time::Duration::from_millis(60_000),
+            from_client: false,
+            records: false,
+        }
+        .to_string();
+        assert!(
+            read.contains("records nothing") && !read.contains("event ids"),
+            "{read}"
         );
         assert_eq!(retry_after_ms(&std::time::Duration::ZERO), 1);
         assert_eq!(
