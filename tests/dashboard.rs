@@ -406,8 +406,17 @@ async fn an_analyst_signs_in_and_sees_a_referral_arrive_without_a_reload() {
     );
     let words = eval(&page, "document.querySelector('header').textContent").await;
     let words = words.as_str().unwrap_or_default();
-    for word in ["Rader per", "brottskodsgrupp", "kvartal", "Alla regioner", "Logga ut"] {
-        assert!(words.contains(word), "{word:?} not in the header: {words:?}");
+    for word in [
+        "Rader per",
+        "brottskodsgrupp",
+        "kvartal",
+        "Alla regioner",
+        "Logga ut",
+    ] {
+        assert!(
+            words.contains(word),
+            "{word:?} not in the header: {words:?}"
+        );
     }
 
     // The picture for the README: the top of the page after the change, taken on every run and

@@ -157,8 +157,8 @@ fn compare(
                 return None;
             }
             // The report's Swedish word for the measure, for the page.
-            let measure_label = TableName::parse(&c.table)
-                .map(|t| gryning_report::labels::column(t, &c.measure));
+            let measure_label =
+                TableName::parse(&c.table).map(|t| gryning_report::labels::column(t, &c.measure));
             Some(json!({
                 "table": c.table,
                 "by": c.by,
