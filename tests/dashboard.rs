@@ -265,7 +265,7 @@ async fn an_analyst_signs_in_and_sees_a_referral_arrive_without_a_reload() {
     .await;
     let refused = refused.as_str().unwrap_or_default();
     assert!(
-        refused.contains("police token may not use the dashboard"),
+        refused.contains("Nekad: en token för rollen police får inte använda översikten"),
         "{refused:?}"
     );
     assert!(
@@ -382,6 +382,42 @@ async fn an_analyst_signs_in_and_sees_a_referral_arrive_without_a_reload() {
         harness::DEADLINE,
     )
     .await;
+    // The page speaks Swedish, the report's words included: the changes against live are
+    // counted in Swedish (once the publications are read again after the change) and each
+    // measure is named by the report's label.
+    until(
+        &page,
+        "the publication's changes against live",
+        "document.querySelector('[data-publication=\"2020-Q4\"]').textContent.includes('skiljer sig från de levande siffrorna')",
+        CHANGE_TIMEOUT,
+    )
+    .await;
+    let publication = eval(
+        &page,
+        "document.querySelector('[data-publication=\"2020-Q4\"]').textContent",
+    )
+    .await;
+    let publication = publication.as_str().unwrap_or_default();
+    assert!(
+        publication.contains("2020-Q4, revision 1")
+            && publication.contains("skiljer sig från de levande siffrorna")
+            && publication.contains("Anmälda brott"),
+        "{publication:?}"
+    );
+    let words = eval(&page, "document.querySelector('header').textContent").await;
+    let words = words.as_str().unwrap_or_default();
+    for word in [
+        "Rader per",
+        "brottskodsgrupp",
+        "kvartal",
+        "Alla regioner",
+        "Logga ut",
+    ] {
+        assert!(
+            words.contains(word),
+            "{word:?} not in the header: {words:?}"
+        );
+    }
 
     // The picture for the README: the top of the page after the change, taken on every run and
     // checked to be a picture; `UPDATE_SCREENSHOTS=1 cargo test --workspace --locked --test
@@ -514,7 +550,7 @@ async fn without_a_session_only_the_sign_in_page_is_served() {
     )
     .await;
     assert!(
-        body.contains("a police token may not use the dashboard"),
+        body.contains("Nekad: en token för rollen police får inte använda översikten"),
         "{body}"
     );
 

@@ -9,6 +9,18 @@ const KEY_COLUMNS = ["period", "code", "group", "victim_gender", "region"];
 const FUNNEL = ["reported", "in_case", "referred", "decided", "cleared"];
 // The funnel's short stage names (the tables' headers carry the report's full terms).
 const STAGES = ["Anmälda", "I ärende", "Redovisade", "Beslutade", "Uppklarade"];
+// The Swedish words for the names a publication's changes carry (the names themselves are the
+// contract's, as `gryning diff` prints them).
+const TABLE_WORDS = {
+  "case-flow": "Ärendeflöde",
+  "clearance": "Personuppklaring",
+  "care": "Kriminalvården",
+  "progress": "Kedjan",
+  "region-comparison": "Regionerna",
+  "social-services": "Socialtjänsten",
+};
+const BY_WORDS = { code: "brottskod", group: "brottskodsgrupp" };
+const PERIOD_WORDS = { quarter: "kvartal", "year-to-date": "året till och med kvartalet" };
 const state = { tables: new Map(), source: null, about: null, publicationsAt: 0, publicationsTimer: null };
 
 function el(name, attrs, text) {
@@ -107,8 +119,8 @@ function renderFunnel() {
     const values = FUNNEL.map(c => row[column(progress, c)]);
     const top = typeof values[0] === "number" && values[0] > 0 ? values[0] : 1;
     const figure = svg("svg", { viewBox: "0 0 250 118", width: 250, height: 118, role: "img", "data-funnel": label });
-    figure.append(svg("title", {}, "Funnel " + label + ", " + period));
-    figure.append(svg("desc", {}, FUNNEL.map((c, i) => c + " " + shown(values[i])).join(", ")));
+    figure.append(svg("title", {}, "Kedjan för " + label + ", " + period));
+    figure.append(svg("desc", {}, FUNNEL.map((c, i) => STAGES[i] + " " + shown(values[i])).join(", ")));
     figure.append(svg("text", { x: 2, y: 13, class: "funnel-title" }, label));
     FUNNEL.forEach((c, i) => {
       const v = values[i];
@@ -141,7 +153,7 @@ function renderBacklog() {
   const head = el("tr");
   head.append(el("th", {}, progress.labels[1] || ""));
   periods.forEach(p => head.append(el("th", {}, p)));
-  head.append(el("th", {}, "all periods"));
+  head.append(el("th", {}, "Alla perioder"));
   t.append(el("thead"));
   t.firstChild.append(head);
   const body = el("tbody");
@@ -154,7 +166,7 @@ function renderBacklog() {
   rows.sort((a, b) => (typeof b.all === "number" ? b.all : -1) - (typeof a.all === "number" ? a.all : -1) || (a.k < b.k ? -1 : 1));
   const totals = periods.map((_, i) => sum(rows.map(r => r.vs[i])));
   const total = el("tr", { class: "total-row" });
-  total.append(el("th", {}, "all"));
+  total.append(el("th", {}, "Totalt"));
   totals.forEach((v, i) => total.append(el("td", { class: "n", "data-table": "backlog", "data-row": "all|" + periods[i], "data-column": "open" }, shown(v))));
   total.append(el("td", { class: "n", "data-table": "backlog", "data-row": "all", "data-column": "all" }, shown(sum(totals))));
   body.append(total);
@@ -172,7 +184,7 @@ function renderBacklog() {
 function renderStatus(status) {
   const t = el("table", { "data-table": "status" });
   const head = el("tr");
-  ["projection", "position", "store head", "lag (events)"].forEach(h => head.append(el("th", {}, h)));
+  ["Projektion", "Position", "Loggens senaste position", "Eftersläpning (händelser)"].forEach(h => head.append(el("th", {}, h)));
   t.append(el("thead"));
   t.firstChild.append(head);
   const body = el("tbody");
@@ -192,26 +204,28 @@ function renderPublications(body) {
   const box = document.getElementById("publications");
   box.replaceChildren();
   if (!body.publications.length) {
-    box.append(el("p", { class: "hint" }, "No quarter is published yet."));
+    box.append(el("p", { class: "hint" }, "Inget kvartal är publicerat ännu."));
     return;
   }
   for (const p of body.publications) {
     const section = el("section", { "data-publication": p.quarter });
-    section.append(el("h3", {}, p.quarter + " revision " + p.revision + (p.automatic ? " (automatic)" : "")));
-    section.append(el("p", { class: "hint" }, "published " + p.published_at + ", computed at position " + p.computed_at + ", catalogue " + p.catalogue_version));
+    section.append(el("h3", {}, p.quarter + ", revision " + p.revision + (p.automatic ? " (automatisk)" : "")));
+    section.append(el("p", { class: "hint" }, "Publicerad " + p.published_at + ", beräknad vid position " + shown(p.computed_at) + ", brottskodskatalogens version " + p.catalogue_version));
     if (!p.changes.length) {
-      section.append(el("p", {}, "Live gives the same figures."));
+      section.append(el("p", {}, "De levande siffrorna är desamma."));
     } else {
-      section.append(el("p", {}, p.changes.length + " cells differ from live."));
+      const n = p.changes.length;
+      section.append(el("p", {}, shown(n) + (n === 1 ? " cell skiljer sig" : " celler skiljer sig") + " från de levande siffrorna."));
       const t = el("table", { "data-table": "diff-" + p.quarter });
       const head = el("tr");
-      ["table", "by", "period", "row", "measure", "published", "live"].forEach(h => head.append(el("th", {}, h)));
+      ["Tabell", "Per", "Period", "Rad", "Mått", "Publicerat", "Levande"].forEach(h => head.append(el("th", {}, h)));
       t.append(el("thead"));
       t.firstChild.append(head);
       const tb = el("tbody");
       for (const c of p.changes.slice(0, 200)) {
         const tr = el("tr");
-        [c.table, c.by, c.period, c.row.join(" / "), c.measure].forEach(v => tr.append(el("td", {}, v)));
+        [TABLE_WORDS[c.table] || c.table, BY_WORDS[c.by] || c.by, PERIOD_WORDS[c.period] || c.period, c.row.join(" / "), c.measure_label || c.measure]
+          .forEach(v => tr.append(el("td", {}, v)));
         tr.append(el("td", { class: "n" }, shown(c.published)));
         tr.append(el("td", { class: "n" }, shown(c.now)));
         tb.append(tr);
@@ -227,10 +241,11 @@ async function loadPublications() {
   state.publicationsAt = Date.now();
   try {
     const answer = await fetch("/api/publications", { credentials: "same-origin" });
-    if (answer.status === 401) return problem("The session has ended: sign in again.");
+    if (answer.status === 401) return problem("Sessionen har upphört: logga in igen.");
     if (answer.ok) renderPublications(await answer.json());
+    else problem("Publiceringarna kunde inte läsas: servern svarade med status " + answer.status + ". Ladda om sidan om en stund.");
   } catch (e) {
-    problem("Cannot read the publications: " + e);
+    problem("Publiceringarna kunde inte läsas: " + e);
   }
 }
 
@@ -266,7 +281,7 @@ function onSnapshot(data) {
     if (about.suppress_below) {
       region.disabled = true;
       const note = document.getElementById("suppression");
-      note.textContent = "Small-cell suppression is on: counts from 1 to " + (about.suppress_below - 1) + " show as <" + about.suppress_below + ", and counts that would give them away as “..”. It covers every region together, so no single region is shown.";
+      note.textContent = "Små tal döljs: antal från 1 till " + (about.suppress_below - 1) + " visas som <" + about.suppress_below + ", och antal som skulle avslöja dem visas som ”..”. Det gäller alla regioner tillsammans, så ingen enskild region visas.";
       note.hidden = false;
     }
   }
@@ -310,14 +325,14 @@ function connect() {
   source.addEventListener("snapshot", e => onSnapshot(JSON.parse(e.data)));
   source.addEventListener("change", e => onChange(JSON.parse(e.data)));
   source.addEventListener("status", e => renderStatus(JSON.parse(e.data)));
-  source.addEventListener("ended", e => {
+  source.addEventListener("ended", () => {
     source.close();
-    problem(JSON.parse(e.data).reason);
+    problem("Sessionen har upphört: logga in igen.");
   });
   source.addEventListener("open", () => document.getElementById("live").classList.remove("off"));
   source.addEventListener("error", () => {
     document.getElementById("live").classList.add("off");
-    if (source.readyState === EventSource.CLOSED) problem("The live connection closed (the session may have ended): reload the page.");
+    if (source.readyState === EventSource.CLOSED) problem("Anslutningen för levande siffror stängdes (sessionen kan ha upphört): ladda om sidan.");
   });
 }
 

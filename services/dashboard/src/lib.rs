@@ -244,7 +244,7 @@ async fn sign_in(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
     if token.is_empty() {
         return html(
             StatusCode::UNAUTHORIZED,
-            assets::sign_in_page(Some("Paste a token to sign in.")),
+            assets::sign_in_page(Some("Klistra in en token för att logga in.")),
         );
     }
     let principal = match s
@@ -257,14 +257,16 @@ async fn sign_in(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
             tracing::info!("dashboard sign-in refused: unknown token");
             return html(
                 StatusCode::UNAUTHORIZED,
-                assets::sign_in_page(Some("Unknown token: this server issued no such token.")),
+                assets::sign_in_page(Some(
+                    "Okänd token: den här servern har inte utfärdat den. Använd den token som gryning up skrev ut för rollen analyst eller admin.",
+                )),
             );
         }
     };
     if !may_sign_in(principal.role) {
         tracing::info!(principal = %principal.name, role = principal.role.name(), "dashboard sign-in refused: role");
         let message = format!(
-            "Refused: a {} token may not use the dashboard. It shows the analysts' tables; sign in with an analyst's or an admin's token.",
+            "Nekad: en token för rollen {} får inte använda översikten. Den visar analytikernas tabeller; logga in med en token för rollen analyst eller admin.",
             principal.role.name()
         );
         return html(StatusCode::FORBIDDEN, assets::sign_in_page(Some(&message)));

@@ -156,12 +156,16 @@ fn compare(
             if hidden(&published) && hidden(&now) {
                 return None;
             }
+            // The report's Swedish word for the measure, for the page.
+            let measure_label =
+                TableName::parse(&c.table).map(|t| gryning_report::labels::column(t, &c.measure));
             Some(json!({
                 "table": c.table,
                 "by": c.by,
                 "period": c.period,
                 "row": c.row,
                 "measure": c.measure,
+                "measure_label": measure_label,
                 "published": published,
                 "now": now,
             }))
