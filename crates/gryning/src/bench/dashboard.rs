@@ -151,6 +151,11 @@ pub async fn measure(
     let mut send = connect(port).await?;
     let mut tables_ms = Vec::with_capacity(calls as usize);
     for i in 0..calls + 5 {
+        // The connection takes the next request only once it has finished with the last
+        // answer (hyper refuses a request sent before, "connection was not ready").
+        send.ready()
+            .await
+            .context("the dashboard's connection closed")?;
         let sent = Instant::now();
         let answer = send
             .send_request(request("GET", "/api/tables", Some(&cookie), Bytes::new()))
