@@ -131,13 +131,6 @@ async fn read_events(answer: Response<Incoming>, events: tokio::sync::mpsc::Unbo
     }
 }
 
-fn ms(from: Instant, to: Instant) -> f64 {
-    match to.checked_duration_since(from) {
-        Some(d) => d.as_secs_f64() * 1e3,
-        None => -(from.duration_since(to).as_secs_f64() * 1e3),
-    }
-}
-
 /// Measures the dashboard on `port` of a server whose gRPC `channel` takes the referrals:
 /// `calls` timed table loads (after 5 untimed), then `referrals` referrals, one at a time.
 pub async fn measure(
@@ -175,7 +168,7 @@ pub async fn measure(
             bail!("GET /api/tables holds no tables");
         }
         if i >= 5 {
-            tables_ms.push(ms(sent, done));
+            tables_ms.push(watch::signed_ms(sent, done));
         }
     }
     tables_ms.sort_by(f64::total_cmp);
@@ -206,7 +199,7 @@ pub async fn measure(
     if first.name != "snapshot" {
         bail!("the event stream began with {:?}, not snapshot", first.name);
     }
-    let open_ms = ms(sent, first.at);
+    let open_ms = watch::signed_ms(sent, first.at);
 
     let police = PoliceClient::new(channel);
     let token = watch::bearer(tokens.police)?;
@@ -230,7 +223,7 @@ pub async fn measure(
             .await
             .context("ReferToProsecutor")?
             .into_inner();
-        ack_ms.push(ms(sent, Instant::now()));
+        ack_ms.push(watch::signed_ms(sent, Instant::now()));
         let deadline = tokio::time::Instant::now() + CHANGE_TIMEOUT;
         loop {
             let event = tokio::time::timeout_at(deadline, rx.recv())
@@ -256,7 +249,7 @@ pub async fn measure(
                     event.data
                 );
             }
-            change_ms.push(ms(sent, event.at));
+            change_ms.push(watch::signed_ms(sent, event.at));
             break;
         }
     }

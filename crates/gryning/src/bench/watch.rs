@@ -68,6 +68,14 @@ pub fn with_bearer<T>(value: &MetadataValue<Ascii>, message: T) -> tonic::Reques
     request
 }
 
+/// Milliseconds from `from` to `to`, negative when `to` came first (never clamped).
+pub fn signed_ms(from: Instant, to: Instant) -> f64 {
+    match to.checked_duration_since(from) {
+        Some(d) => d.as_secs_f64() * 1e3,
+        None => -(from.duration_since(to).as_secs_f64() * 1e3),
+    }
+}
+
 pub fn id() -> String {
     gryning_domain::Uuid::new_v4().to_string()
 }
@@ -207,10 +215,6 @@ pub async fn measure(
     }
     watcher.abort();
 
-    let signed_ms = |from: Instant, to: Instant| match to.checked_duration_since(from) {
-        Some(d) => d.as_secs_f64() * 1e3,
-        None => -(from.duration_since(to).as_secs_f64() * 1e3),
-    };
     let mut lag_ms = Vec::with_capacity(referrals.len());
     let mut ack_ms = Vec::with_capacity(referrals.len());
     for &(position, sent, acked) in &referrals {
