@@ -48,27 +48,49 @@ fn assert_figure(row: &str, f: &Value) {
     }
 }
 
-#[test]
-fn gryning_bench_writes_every_row_at_a_tiny_scale() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("results.json");
+/// Runs `gryning bench ARGS --out … --work-dir …` in `dir`, asserts it succeeded, and returns
+/// the JSON result and the summary it printed.
+fn bench(dir: &std::path::Path, args: &[&str]) -> (Value, String) {
+    let out = dir.join("results.json");
     let run = Command::new(env!("CARGO_BIN_EXE_gryning"))
-        .args(["bench", "--scale", "1", "--events", "3000", "--repeat", "1"])
-        .args(["--watch-secs", "0.2", "--calls", "20", "--out"])
+        .arg("bench")
+        .args(args)
+        .arg("--out")
         .arg(&out)
         .arg("--work-dir")
-        .arg(dir.path().join("work"))
+        .arg(dir.join("work"))
         .env_remove("GRYNING_DATA_DIR")
         .output()
         .expect("run gryning bench");
-    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
     assert!(
         run.status.success(),
-        "gryning bench failed: {}\n{stdout}",
+        "gryning bench {args:?} failed: {}\n{stdout}",
         String::from_utf8_lossy(&run.stderr)
     );
-    let result: Value = serde_json::from_slice(&std::fs::read(&out).expect("the result file"))
+    let result = serde_json::from_slice(&std::fs::read(&out).expect("the result file"))
         .expect("the result is JSON");
+    (result, stdout)
+}
+
+#[test]
+fn gryning_bench_writes_every_row_at_a_tiny_scale() {
+    let dir = tempfile::tempdir().unwrap();
+    let (result, stdout) = bench(
+        dir.path(),
+        &[
+            "--scale",
+            "1",
+            "--events",
+            "3000",
+            "--repeat",
+            "1",
+            "--watch-secs",
+            "0.2",
+            "--calls",
+            "20",
+        ],
+    );
     assert_eq!(result["schema"], "gryning-bench/1");
     assert_eq!(result["repeat"], 1);
     assert_eq!(result["data"]["events"], 3000);
@@ -157,23 +179,21 @@ fn gryning_bench_runs_only_the_rows_asked_for_and_names_the_rows_when_one_is_unk
         "{why}"
     );
 
-    let out = dir.path().join("results.json");
-    let run = Command::new(env!("CARGO_BIN_EXE_gryning"))
-        .args(["bench", "--scale", "1", "--events", "2000", "--repeat", "1"])
-        .args(["--calls", "5", "--rows", "dashboard,memory", "--out"])
-        .arg(&out)
-        .arg("--work-dir")
-        .arg(dir.path().join("work"))
-        .env_remove("GRYNING_DATA_DIR")
-        .output()
-        .expect("run gryning bench");
-    assert!(
-        run.status.success(),
-        "gryning bench --rows failed: {}",
-        String::from_utf8_lossy(&run.stderr)
+    let (result, _) = bench(
+        dir.path(),
+        &[
+            "--scale",
+            "1",
+            "--events",
+            "2000",
+            "--repeat",
+            "1",
+            "--calls",
+            "5",
+            "--rows",
+            "dashboard,memory",
+        ],
     );
-    let result: Value = serde_json::from_slice(&std::fs::read(&out).expect("the result file"))
-        .expect("the result is JSON");
     let ids: Vec<&str> = result["rows"]
         .as_array()
         .expect("rows")
